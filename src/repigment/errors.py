@@ -1,0 +1,43 @@
+"""Exceptions raised by repigment.
+
+Every exception carries a one-line message that says what went wrong and what to
+do about it; the CLI prints it as is and exits with code 2.
+"""
+
+from __future__ import annotations
+
+
+class RepigmentError(Exception):
+    """Base class of every error repigment raises on purpose."""
+
+
+class ImageLoadError(RepigmentError):
+    """A photo could not be read."""
+
+
+class UnsupportedImageError(ImageLoadError):
+    """The file is not an image in a format repigment reads."""
+
+
+class CorruptImageError(ImageLoadError):
+    """The file claims to be an image but its data is damaged or truncated."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """The image has more pixels (or bytes) than the configured limit."""
+
+
+class ImageTooSmallError(ImageLoadError):
+    """The image is too small to analyse."""
+
+
+class SeriesError(RepigmentError):
+    """A series folder, its visits file or a manifest is unusable."""
+
+
+class MissingDateError(SeriesError):
+    """A visit's date could not be found in visits.csv, EXIF or the file name."""
+
+
+class InvalidParameterError(RepigmentError, ValueError):
+    """An argument (ROI, marker size, date...) is out of range or malformed."""
