@@ -1,0 +1,191 @@
+"""The ``repigment`` command line: a thin shell over the library.
+
+Exit codes: 0 success; 2 unusable input (one-line message, no traceback);
+1 an unexpected internal error (also one line; set ``REPIGMENT_DEBUG=1`` for the
+traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import RepigmentError
+
+app = typer.Typer(
+    name="repigment",
+    help="Measure vitiligo repigmentation from serial photos of the same patch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_UNUSABLE_INPUT = 2
+
+
+def _fail(message: str, code: int = EXIT_UNUSABLE_INPUT) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _parse_roi(text: Optional[str]):
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        _fail(f"--roi must be x,y,width,height in baseline-photo pixels, got {text!r}")
+    return values
+
+
+def _run(action):
+    """Run ``action`` turning expected failures into one-line errors."""
+    try:
+        return action()
+    except RepigmentError as exc:
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of a CLI
+        if os.environ.get("REPIGMENT_DEBUG"):
+            raise
+        _fail(f"unexpected internal error ({type(exc).__name__}: {exc}); rerun with REPIGMENT_DEBUG=1 and report it",
+              code=1)
+
+
+@app.command()
+def analyze(
+    series_dir: Path = typer.Argument(..., help="Folder with the visit photos (and optionally visits.csv)."),
+    out: Path = typer.Option(..., "--out", help="Folder for results.json, results.csv and masks/."),
+    treatment_start: Optional[str] = typer.Option(
+        None, "--treatment-start", help="Treatment start date, YYYY-MM-DD (default: the baseline date)."
+    ),
+    marker_mm: float = typer.Option(20.0, "--marker-mm", help="Printed side of the ArUco scale marker, mm."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="Region of interest x,y,w,h in baseline-photo pixels."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+) -> None:
+    """Score every visit of a series against its baseline photo."""
+    region = _parse_roi(roi)
+
+    def action():
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from .pipeline import analyze_series
+
+        console = Console(stderr=True)
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("Analysing visits", total=None)
+
+            def progress(done: int, total: int, name: str) -> None:
+                bar.update(task, completed=done, total=total, description=f"Analysed {name}")
+
+            result = analyze_series(
+                series_dir, out, treatment_start=treatment_start, marker_mm=marker_mm, roi=region, progress=progress
+            )
+        if not quiet:
+            _print_table(result)
+        typer.echo(f"wrote {out / 'results.json'}", err=True)
+
+    _run(action)
+
+
+def _print_table(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    unit = "cm²" if result.mm_per_px is not None else "px"
+    table = Table(title=f"Repigmentation since baseline ({result.baseline})")
+    for column in ("visit", "date", "week", f"area ({unit})", "repigmented %", "VASI residual %", "aligned", "note"):
+        table.add_column(column, justify="right" if column not in ("visit", "note") else "left")
+    for visit in result.visits:
+        s = visit.score if visit.ok else None
+        area = "" if s is None else (f"{s.area_cm2:.2f}" if s.area_cm2 is not None else str(s.area_px))
+        reg = visit.registration
+        table.add_row(
+            visit.image,
+            visit.date.isoformat(),
+            f"{visit.weeks_since_start:g}",
+            area,
+            "" if s is None else f"{s.repigmentation_pct:.1f}",
+            "" if s is None else str(s.vasi_residual_depigmentation),
+            "" if reg is None else (f"yes ({reg.score:.2f})" if reg.ok else "no"),
+            visit.error or "; ".join(visit.notes),
+        )
+    Console().print(table)
+    m = result.milestones
+    Console().print(
+        "Milestones (first week reached): "
+        + ", ".join(f"{k} {'week ' + format(v, 'g') if v is not None else 'not reached'}"
+                    for k, v in (("50%", m.vasi50_week), ("75%", m.vasi75_week), ("90%", m.vasi90_week)))
+    )
+
+
+@app.command()
+def segment(
+    image: Path = typer.Argument(..., help="The photo."),
+    out: Path = typer.Option(..., "--out", help="Mask PNG to write (0/255, the upright photo's size)."),
+    marker_mm: float = typer.Option(20.0, "--marker-mm", help="Printed side of the ArUco scale marker, mm."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="Region of interest x,y,w,h in photo pixels."),
+) -> None:
+    """Write one photo's depigmented-skin mask."""
+    region = _parse_roi(roi)
+
+    def action():
+        import cv2
+        import numpy as np
+
+        from .pipeline import segment_image
+        from .results import atomic_write_bytes
+
+        if out.suffix.lower() != ".png":
+            _fail(f"--out must be a .png file, got {out.name!r}")
+        result = segment_image(image, roi=region, marker_mm=marker_mm)
+        ok, encoded = cv2.imencode(".png", result.mask.astype(np.uint8) * 255)
+        if not ok:
+            _fail("could not encode the mask as PNG", code=1)
+        atomic_write_bytes(out, encoded.tobytes())
+        area = f"{result.area_cm2:.2f} cm²" if result.area_cm2 is not None else f"{result.area_px} px"
+        typer.echo(f"depigmented area {area}; wrote {out}", err=True)
+
+    _run(action)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        from ._version import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console-script entry point."""
+    try:
+        app(args=argv, prog_name="repigment", standalone_mode=True)
+    except SystemExit as exc:
+        sys.exit(exc.code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

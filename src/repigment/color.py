@@ -1,0 +1,211 @@
+"""Colour conversion and normalisation.
+
+Photos of the same patch taken at different visits differ in exposure and white
+balance. repigment removes a global white-balance cast before it looks at skin
+colour: against the white cells of the printed scale marker when one is in the
+frame, otherwise from the image itself (shades-of-grey colour constancy).
+
+The segmentation stage is additionally built to be invariant to any remaining
+per-channel gain, because it judges each pixel against the patient's own normal
+skin in the same photo (see :mod:`repigment.segmentation`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "ColorNormalization",
+    "srgb_to_linear",
+    "linear_to_srgb",
+    "normalize_color",
+    "rgb_to_lab",
+    "individual_typology_angle",
+    "ita_category",
+]
+
+#: Linear reflectance the white reference is mapped to. Printer paper reflects
+#: about 85-90 % of light; mapping it to 0.85 leaves headroom for bright skin.
+REFERENCE_WHITE_LINEAR = 0.85
+
+_SRGB_TO_LINEAR_LUT = np.where(
+    np.arange(256) / 255.0 <= 0.04045,
+    np.arange(256) / 255.0 / 12.92,
+    ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4,
+).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ColorNormalization:
+    """Result of :func:`normalize_color`.
+
+    Attributes
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+        The colour-normalised sRGB image.
+    gains : ndarray of float, shape (3,)
+        Per-channel gains applied in linear light (R, G, B).
+    method : {"marker", "shades-of-grey"}
+        Where the white reference came from.
+    """
+
+    rgb: np.ndarray
+    gains: np.ndarray
+    method: Literal["marker", "shades-of-grey"]
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """Convert 8-bit sRGB to linear light in [0, 1] (float32).
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8
+        sRGB values, any shape.
+
+    Returns
+    -------
+    linear : ndarray of float32
+        Same shape, linear light.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(srgb_to_linear(np.array([255], np.uint8))[0])
+    1.0
+    """
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8:
+        raise TypeError(f"rgb must be uint8, got {rgb.dtype}; convert with skimage.util.img_as_ubyte")
+    return _SRGB_TO_LINEAR_LUT[rgb]
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Convert linear light in [0, 1] to 8-bit sRGB (values outside are clipped)."""
+    linear = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
+    encoded = np.where(
+        linear <= 0.0031308, linear * 12.92, 1.055 * np.power(linear, 1 / 2.4) - 0.055
+    )
+    return np.round(encoded * 255.0).astype(np.uint8)
+
+
+def normalize_color(
+    rgb: np.ndarray,
+    *,
+    white_rgb: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    minkowski_p: float = 6.0,
+) -> ColorNormalization:
+    """Remove a global white-balance and exposure cast.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+        sRGB photo.
+    white_rgb : array-like of float, shape (3,), optional
+        Linear-light colour of a known white reference in this photo (for
+        example the white cells of the scale marker, see
+        :func:`repigment.calibration.detect_marker`). When given, the channels
+        are scaled so this colour becomes neutral grey of reflectance
+        ``REFERENCE_WHITE_LINEAR``.
+    mask : ndarray of bool, shape (H, W), optional
+        Pixels to estimate the illuminant from when no white reference is given.
+    minkowski_p : float, optional
+        Norm of the shades-of-grey estimate (Finlayson & Trezzi 2004); 1 is
+        grey-world, infinity is max-RGB.
+
+    Returns
+    -------
+    ColorNormalization
+        The normalised image, the gains and the method used.
+
+    Notes
+    -----
+    Without a white reference the image is balanced so that its shades-of-grey
+    illuminant estimate becomes neutral, keeping the overall brightness. This
+    removes colour casts but, unlike the marker, cannot recover absolute
+    exposure.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    linear = srgb_to_linear(rgb)
+    if white_rgb is not None:
+        white = np.asarray(white_rgb, dtype=np.float64).reshape(3)
+        if np.any(white <= 1e-4):
+            raise ValueError("white_rgb must be positive in every channel")
+        gains = REFERENCE_WHITE_LINEAR / white
+        method: Literal["marker", "shades-of-grey"] = "marker"
+    else:
+        pixels = linear.reshape(-1, 3) if mask is None else linear[np.asarray(mask, bool)]
+        if len(pixels) < 16:
+            pixels = linear.reshape(-1, 3)
+        # Exclude clipped pixels: they carry no colour information.
+        usable = pixels[np.all(pixels < 0.98, axis=1)]
+        if len(usable) >= 16:
+            pixels = usable
+        illuminant = np.mean(pixels.astype(np.float64) ** minkowski_p, axis=0) ** (1 / minkowski_p)
+        illuminant = np.maximum(illuminant, 1e-4)
+        gains = illuminant.mean() / illuminant
+        method = "shades-of-grey"
+    balanced = linear_to_srgb(linear * gains.astype(np.float32))
+    return ColorNormalization(rgb=balanced, gains=gains, method=method)
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of an 8-bit sRGB image, float32 with L* in [0, 100]."""
+    import cv2
+
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8:
+        raise TypeError(f"rgb must be uint8, got {rgb.dtype}")
+    # OpenCV's float path gives true L*a*b* (L in 0-100) without 8-bit rounding.
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def individual_typology_angle(lab: np.ndarray) -> np.ndarray:
+    """Individual typology angle, ITA° = arctan((L* - 50) / b*) x 180 / pi.
+
+    Parameters
+    ----------
+    lab : ndarray, shape (..., 3)
+        CIELAB values.
+
+    Returns
+    -------
+    ita : ndarray
+        Angle in degrees, in (-90, 90).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(float(individual_typology_angle(np.array([70.0, 10.0, 20.0]))), 1)
+    45.0
+    """
+    lab = np.asarray(lab, dtype=np.float64)
+    # arctan2 with b* clipped positive keeps the angle in (-90, 90) like the
+    # published formula, without dividing by a b* of zero.
+    return np.degrees(np.arctan2(lab[..., 0] - 50.0, np.maximum(lab[..., 2], 1e-6)))
+
+
+def ita_category(ita: float) -> str:
+    """Skin colour category of an ITA° value (Chardon et al. 1991).
+
+    Examples
+    --------
+    >>> ita_category(45.0)
+    'light'
+    """
+    if ita > 55:
+        return "very light"
+    if ita > 41:
+        return "light"
+    if ita > 28:
+        return "intermediate"
+    if ita > 10:
+        return "tan"
+    if ita > -30:
+        return "brown"
+    return "dark"

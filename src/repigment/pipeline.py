@@ -1,0 +1,570 @@
+"""Score a series of visit photos against its baseline.
+
+This is the layer above the core stages: it loads each photo at working
+resolution, calibrates it, segments it, registers it to the baseline, maps the
+mask into the baseline frame and scores it. Only the baseline's working image
+and footprint are kept between visits, so memory does not grow with the series.
+A visit that cannot be scored (unreadable, not aligned, patch out of frame) is
+reported with its reason and the series goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ._version import __version__
+from .calibration import DEFAULT_MARKER_MM, MarkerDetection, detect_marker, marker_exclusion_mask
+from .color import normalize_color
+from .errors import InvalidParameterError, RepigmentError, SeriesError
+from .registration import (
+    Registration,
+    compose_scaling,
+    register_to_baseline,
+    visible_in_baseline,
+    warp_to_baseline,
+)
+from .scoring import Milestones, VisitScore, find_milestones, score_visit, weeks_since
+from .segmentation import Segmentation, depigmented_mask, roi_mask
+from .series import VisitPhoto, discover_series
+
+__all__ = [
+    "DEFAULT_WORKING_SIZE",
+    "SEGMENTATION_METHOD",
+    "PreparedPhoto",
+    "VisitResult",
+    "SeriesResult",
+    "ImageSegmentation",
+    "prepare_photo",
+    "analyze_photos",
+    "analyze_series",
+    "segment_image",
+]
+
+#: Longest side, in pixels, at which photos are analysed.
+DEFAULT_WORKING_SIZE = 1024
+#: Identifies the method in every saved record; bump when results would change.
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-v1"
+REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v1"
+# The visit photo must show at least this share of the baseline footprint.
+_MIN_FOOTPRINT_COVERAGE = 0.98
+
+
+@dataclass
+class PreparedPhoto:
+    """A photo loaded, calibrated and segmented at working resolution.
+
+    Attributes
+    ----------
+    name : str
+        File name.
+    rgb : ndarray of uint8, shape (h, w, 3)
+        Colour-normalised working image.
+    original_size : tuple of int
+        ``(width, height)`` of the upright full-resolution photo.
+    scale : float
+        Working width / original width.
+    marker : MarkerDetection or None
+        The scale marker in working-image pixels.
+    segmentation : Segmentation
+        Depigmented skin at working resolution.
+    """
+
+    name: str
+    rgb: np.ndarray
+    original_size: tuple[int, int]
+    scale: float
+    marker: MarkerDetection | None
+    segmentation: Segmentation
+    color_method: str
+
+    def registration_mask(self) -> np.ndarray:
+        """Skin outside the patch (with a margin) and away from the marker."""
+        import cv2
+
+        seg = self.segmentation
+        height, width = seg.mask.shape
+        size = max(5, int(0.04 * max(height, width)) | 1)
+        # Partly depigmented skin is left out too: it may change by the next visit.
+        changing = seg.mask | (seg.skin & (seg.score > 0.5 * seg.threshold))
+        patch = cv2.dilate(
+            changing.astype(np.uint8),
+            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)),
+        ).astype(bool)
+        usable = seg.skin & ~patch
+        if self.marker is not None:
+            usable &= ~marker_exclusion_mask((height, width), self.marker, margin=1.0)
+        return usable
+
+
+def prepare_photo(
+    source,
+    *,
+    marker_mm: float = DEFAULT_MARKER_MM,
+    threshold: float | None = None,
+    working_size: int = DEFAULT_WORKING_SIZE,
+) -> PreparedPhoto:
+    """Load, calibrate, colour-normalise and segment one photo.
+
+    Parameters
+    ----------
+    source : path, bytes or file-like
+        The photo.
+    marker_mm : float, optional
+        Printed side of the scale marker, mm.
+    threshold : float, optional
+        Depigmentation threshold to apply (a series' baseline threshold).
+    working_size : int, optional
+        Longest side of the working image.
+
+    Returns
+    -------
+    PreparedPhoto
+
+    Raises
+    ------
+    ImageLoadError
+        If the photo cannot be read.
+    """
+    from .io import load_image
+
+    loaded = load_image(source, max_side=working_size)
+    marker = detect_marker(loaded.rgb, marker_mm=marker_mm)
+    exclude = None
+    if marker is not None:
+        normalized = normalize_color(loaded.rgb, white_rgb=marker.white_rgb)
+        exclude = marker_exclusion_mask(loaded.rgb.shape[:2], marker)
+    else:
+        normalized = normalize_color(loaded.rgb)
+    segmentation = depigmented_mask(normalized.rgb, exclude=exclude, threshold=threshold)
+    return PreparedPhoto(
+        name=loaded.name,
+        rgb=normalized.rgb,
+        original_size=loaded.info.original_size,
+        scale=loaded.scale,
+        marker=marker,
+        segmentation=segmentation,
+        color_method=normalized.method,
+    )
+
+
+@dataclass
+class VisitResult:
+    """The scores of one visit photo.
+
+    Attributes
+    ----------
+    image : str
+        Photo file name.
+    date : datetime.date
+    weeks_since_start : float
+    registration : Registration or None
+        ``None`` when the photo could not even be loaded.
+    score : VisitScore or None
+        ``None`` when the visit could not be scored (see ``error``).
+    error : str or None
+        Why the visit has no figures.
+    notes : list of str
+        Remarks that do not prevent scoring.
+    mask_baseline : ndarray of bool or None
+        The visit's depigmented mask in the baseline's *working* frame (for
+        display); the full-resolution mask is written to disk when an output
+        folder is given.
+    mask_path : str or None
+        Mask file, relative to the output folder.
+    """
+
+    image: str
+    date: _dt.date
+    weeks_since_start: float
+    registration: Registration | None = None
+    score: VisitScore | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    mask_baseline: np.ndarray | None = None
+    mask_path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.score is not None
+
+
+@dataclass
+class SeriesResult:
+    """Result of :func:`analyze_series`.
+
+    Attributes
+    ----------
+    treatment_start : datetime.date
+    baseline : str
+        File name of the baseline photo.
+    baseline_size : tuple of int
+        ``(width, height)`` of the baseline photo (the frame of every mask).
+    mm_per_px : float or None
+        Millimetres per baseline-frame pixel, from the marker.
+    marker_mm : float
+    marker_id : int or None
+    threshold : float
+        Depigmentation threshold applied at every visit.
+    contrast : float or None
+        Depigmentation contrast measured at baseline.
+    milestones : Milestones
+    visits : list of VisitResult
+        In date order; the first is the baseline.
+    roi : tuple or None
+        Region of interest in baseline pixels.
+    working_size : int
+    repigment_version : str
+    created_utc : str
+        ISO 8601 time of the run, UTC.
+    """
+
+    treatment_start: _dt.date
+    baseline: str
+    baseline_size: tuple[int, int]
+    mm_per_px: float | None
+    marker_mm: float
+    marker_id: int | None
+    threshold: float
+    contrast: float | None
+    milestones: Milestones
+    visits: list[VisitResult]
+    roi: tuple | None
+    working_size: int
+    repigment_version: str = __version__
+    created_utc: str = ""
+    baseline_working_rgb: np.ndarray | None = None
+
+    @property
+    def failed_visits(self) -> list[VisitResult]:
+        return [v for v in self.visits if not v.ok]
+
+
+def _validate_options(marker_mm: float, working_size: int) -> None:
+    if not (isinstance(working_size, (int, np.integer)) and 256 <= working_size <= 4096):
+        raise InvalidParameterError(f"working_size must be an integer from 256 to 4096, got {working_size!r}")
+    if not (np.isfinite(marker_mm) and 1.0 <= marker_mm <= 500.0):
+        raise InvalidParameterError(f"marker size must be between 1 and 500 mm, got {marker_mm}")
+
+
+def _full_resolution_mask(
+    working_mask: np.ndarray, homography_full: np.ndarray, baseline_size: tuple[int, int]
+) -> np.ndarray:
+    width, height = baseline_size
+    return warp_to_baseline(working_mask, homography_full, (height, width))
+
+
+def analyze_photos(
+    photos: Sequence[VisitPhoto],
+    *,
+    treatment_start: _dt.date | None = None,
+    marker_mm: float = DEFAULT_MARKER_MM,
+    roi=None,
+    working_size: int = DEFAULT_WORKING_SIZE,
+    mask_writer: Callable[[VisitResult, np.ndarray], str] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> SeriesResult:
+    """Score visit photos against the earliest one.
+
+    Parameters
+    ----------
+    photos : sequence of VisitPhoto
+        The photos with their dates; sorted here by date (stable).
+    treatment_start : datetime.date, optional
+        Start of treatment; defaults to the baseline date.
+    marker_mm : float, optional
+        Printed side of the scale marker, mm.
+    roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
+        Region of interest in baseline-photo pixels; only depigmentation inside
+        it is counted, at every visit.
+    working_size : int, optional
+        Longest side, in pixels, at which photos are analysed.
+    mask_writer : callable, optional
+        ``mask_writer(visit, full_resolution_mask) -> relative_path``, called
+        for every scored visit with its mask in the baseline photo's full
+        pixel frame; the mask is not kept in memory afterwards.
+    progress : callable, optional
+        ``progress(done, total, image_name)`` after each photo.
+
+    Returns
+    -------
+    SeriesResult
+
+    Raises
+    ------
+    SeriesError
+        If there are no photos, or the baseline photo is unusable or shows no
+        depigmented skin (nothing can be measured against it).
+    """
+    _validate_options(marker_mm, working_size)
+    ordered = sorted(photos, key=lambda p: p.date)
+    if not ordered:
+        raise SeriesError("the series has no photos")
+    baseline_photo = ordered[0]
+    start = treatment_start or baseline_photo.date
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    try:
+        base = prepare_photo(baseline_photo.path, marker_mm=marker_mm, working_size=working_size)
+    except RepigmentError as exc:
+        raise SeriesError(f"baseline photo {baseline_photo.name}: {exc}") from None
+    base_seg = base.segmentation
+    if base_seg.contrast is None or not base_seg.mask.any():
+        raise SeriesError(
+            f"baseline photo {baseline_photo.name}: no depigmented skin was found, so there is nothing to "
+            "measure repigmentation against; check the photo shows the patch"
+        )
+    width0, height0 = base.original_size
+    work_shape = base_seg.mask.shape
+    region_work = None
+    region_full = None
+    if roi is not None:
+        region_full = roi_mask((height0, width0), roi)
+        scaled_roi = np.asarray(roi, dtype=np.float64) * base.scale
+        region_work = roi_mask(work_shape, scaled_roi)
+    base_mask_work = base_seg.mask if region_work is None else base_seg.mask & region_work
+    if not base_mask_work.any():
+        raise SeriesError("the region of interest holds no depigmented skin in the baseline photo")
+    to_full = compose_scaling(np.eye(3), moving_scale=1.0, baseline_scale=base.scale)
+    base_mask_full = _full_resolution_mask(base_seg.mask, to_full, base.original_size)
+    if region_full is not None:
+        base_mask_full &= region_full
+    if not base_mask_full.any():
+        raise SeriesError("the baseline's depigmented area is empty at full resolution")
+    mm_per_px = None if base.marker is None else base.marker.scaled(1.0 / base.scale).mm_per_px
+    base_registration_mask = base.registration_mask()
+
+    visits: list[VisitResult] = []
+    weeks_list: list[float] = []
+    improvement: list[float | None] = []
+    total = len(ordered)
+    for index, photo in enumerate(ordered):
+        visit = VisitResult(image=photo.name, date=photo.date, weeks_since_start=weeks_since(start, photo.date))
+        try:
+            if index == 0:
+                visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None)
+                full_mask = base_mask_full
+                visit.mask_baseline = base_mask_work
+            else:
+                aligned = _register_visit(
+                    visit, photo, base, base_registration_mask, base_mask_work, region_work,
+                    marker_mm=marker_mm, working_size=working_size,
+                )
+                full_mask = None
+                if aligned is not None:
+                    working_mask, h_full = aligned
+                    full_mask = _full_resolution_mask(working_mask, h_full, base.original_size)
+                    if region_full is not None:
+                        full_mask &= region_full
+            if visit.error is None and full_mask is not None:
+                visit.score = score_visit(base_mask_full, full_mask, mm_per_px=mm_per_px)
+                if mask_writer is not None:
+                    visit.mask_path = mask_writer(visit, full_mask)
+                if visit.score.new_depigmentation_px > 0.05 * base_mask_full.sum() and index > 0:
+                    visit.notes.append(
+                        f"new depigmentation outside the baseline footprint: {visit.score.new_depigmentation_px} px"
+                    )
+                del full_mask
+        except RepigmentError as exc:
+            visit.error = str(exc)
+        except (MemoryError, OSError) as exc:
+            visit.error = f"could not process this photo ({type(exc).__name__}: {exc})"
+        visits.append(visit)
+        weeks_list.append(visit.weeks_since_start)
+        improvement.append(visit.score.repigmentation_pct if visit.ok and visit.score else None)
+        if progress is not None:
+            progress(index + 1, total, photo.name)
+
+    return SeriesResult(
+        treatment_start=start,
+        baseline=baseline_photo.name,
+        baseline_size=base.original_size,
+        mm_per_px=mm_per_px,
+        marker_mm=marker_mm,
+        marker_id=None if base.marker is None else base.marker.marker_id,
+        threshold=base_seg.threshold,
+        contrast=base_seg.contrast,
+        milestones=find_milestones(weeks_list, improvement),
+        visits=visits,
+        roi=None if roi is None else tuple(np.asarray(roi).ravel().tolist()),
+        working_size=working_size,
+        created_utc=created,
+        baseline_working_rgb=base.rgb,
+    )
+
+
+def _register_visit(
+    visit: VisitResult,
+    photo: VisitPhoto,
+    base: PreparedPhoto,
+    base_registration_mask: np.ndarray,
+    base_mask_work: np.ndarray,
+    region_work: np.ndarray | None,
+    *,
+    marker_mm: float,
+    working_size: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Segment and register one visit.
+
+    Fills ``visit`` (registration, notes, working-frame mask, or the error) and
+    returns the visit's working mask with the homography from it to the
+    baseline's full-resolution frame, or ``None`` when it cannot be scored.
+    """
+    prepared = prepare_photo(
+        photo.path, marker_mm=marker_mm, threshold=base.segmentation.threshold, working_size=working_size
+    )
+    visit.notes.extend(prepared.segmentation.notes)
+    registration = register_to_baseline(
+        base.rgb,
+        prepared.rgb,
+        baseline_mask=base_registration_mask,
+        moving_mask=prepared.registration_mask(),
+    )
+    visit.registration = registration
+    if not registration.ok:
+        visit.error = f"not aligned to the baseline: {registration.reason}"
+        return None
+    visible = visible_in_baseline(prepared.segmentation.mask.shape, registration.homography, base_mask_work.shape)
+    coverage = float((visible & base_mask_work).sum() / max(base_mask_work.sum(), 1))
+    if coverage < _MIN_FOOTPRINT_COVERAGE:
+        visit.error = (
+            f"the photo shows only {coverage:.0%} of the baseline patch; frame the whole patch as at baseline"
+        )
+        return None
+    visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
+    if region_work is not None:
+        visit.mask_baseline &= region_work
+    h_full = compose_scaling(registration.homography, moving_scale=prepared.scale, baseline_scale=base.scale)
+    return prepared.segmentation.mask, h_full
+
+
+def analyze_series(
+    series_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    treatment_start: _dt.date | str | None = None,
+    marker_mm: float = DEFAULT_MARKER_MM,
+    roi=None,
+    working_size: int = DEFAULT_WORKING_SIZE,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> SeriesResult:
+    """Score every visit of a series folder against its baseline photo.
+
+    Parameters
+    ----------
+    series_dir : str or Path
+        Folder with the photos and optionally ``visits.csv`` (columns
+        ``date,image``). Without it dates come from EXIF, then file names.
+    out_dir : str or Path, optional
+        When given, ``results.json``, ``results.csv`` and ``masks/<stem>.png``
+        are written there (see :mod:`repigment.results`).
+    treatment_start : datetime.date or str, optional
+        Start of treatment (ISO date string accepted); default the baseline date.
+    marker_mm : float, optional
+        Printed side of the ArUco scale marker, mm (default 20).
+    roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
+        Region of interest in baseline-photo pixels.
+    working_size : int, optional
+        Longest side at which photos are analysed (default 1024).
+    progress : callable, optional
+        ``progress(done, total, image_name)`` after each photo.
+
+    Returns
+    -------
+    SeriesResult
+
+    Raises
+    ------
+    SeriesError, MissingDateError
+        If the folder, its visits file or its baseline photo is unusable.
+    InvalidParameterError
+        If an option is out of range.
+    """
+    from .results import MaskWriter, write_results
+    from .series import parse_iso_date
+
+    if isinstance(treatment_start, str):
+        treatment_start = parse_iso_date(treatment_start, what="treatment start")
+    photos = discover_series(series_dir)
+    writer = MaskWriter(Path(out_dir)) if out_dir is not None else None
+    result = analyze_photos(
+        photos,
+        treatment_start=treatment_start,
+        marker_mm=marker_mm,
+        roi=roi,
+        working_size=working_size,
+        mask_writer=writer,
+        progress=progress,
+    )
+    if out_dir is not None:
+        write_results(result, Path(out_dir))
+    return result
+
+
+@dataclass(frozen=True)
+class ImageSegmentation:
+    """Result of :func:`segment_image`.
+
+    Attributes
+    ----------
+    mask : ndarray of bool, shape (H, W)
+        Depigmented skin at the upright photo's full size.
+    area_px : int
+    area_cm2 : float or None
+        With a scale marker in the photo.
+    mm_per_px : float or None
+    notes : tuple of str
+    """
+
+    mask: np.ndarray
+    area_px: int
+    area_cm2: float | None
+    mm_per_px: float | None
+    notes: tuple[str, ...]
+
+
+def segment_image(
+    source,
+    *,
+    roi=None,
+    marker_mm: float = DEFAULT_MARKER_MM,
+    working_size: int = DEFAULT_WORKING_SIZE,
+) -> ImageSegmentation:
+    """Segment the depigmented skin of one photo.
+
+    Parameters
+    ----------
+    source : path, bytes or file-like
+        The photo.
+    roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
+        Region of interest in the upright photo's pixels.
+    marker_mm : float, optional
+        Printed side of the scale marker, mm.
+    working_size : int, optional
+        Longest side at which the photo is analysed.
+
+    Returns
+    -------
+    ImageSegmentation
+        The mask at the photo's full upright size, and its area.
+    """
+    _validate_options(marker_mm, working_size)
+    prepared = prepare_photo(source, marker_mm=marker_mm, working_size=working_size)
+    width, height = prepared.original_size
+    to_full = compose_scaling(np.eye(3), moving_scale=1.0, baseline_scale=prepared.scale)
+    mask = _full_resolution_mask(prepared.segmentation.mask, to_full, prepared.original_size)
+    if roi is not None:
+        mask &= roi_mask((height, width), roi)
+    mm_per_px = None if prepared.marker is None else prepared.marker.scaled(1.0 / prepared.scale).mm_per_px
+    area = int(mask.sum())
+    return ImageSegmentation(
+        mask=mask,
+        area_px=area,
+        area_cm2=None if mm_per_px is None else area * mm_per_px**2 / 100.0,
+        mm_per_px=mm_per_px,
+        notes=prepared.segmentation.notes,
+    )
