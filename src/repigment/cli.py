@@ -111,31 +111,35 @@ def _print_table(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
     unit = "cm²" if result.mm_per_px is not None else "px"
     table = Table(title=f"Repigmentation since baseline ({result.baseline})")
-    for column in ("visit", "date", "week", f"area ({unit})", "repigmented %", "VASI residual %", "aligned", "note"):
-        table.add_column(column, justify="right" if column not in ("visit", "note") else "left")
+    for column in ("visit", "week", f"area {unit}", "repig. %", "VASI resid.", "aligned"):
+        table.add_column(column, justify="left" if column == "visit" else "right", no_wrap=True)
+    remarks = []
     for visit in result.visits:
         s = visit.score if visit.ok else None
-        area = "" if s is None else (f"{s.area_cm2:.2f}" if s.area_cm2 is not None else str(s.area_px))
+        area = "—" if s is None else (f"{s.area_cm2:.2f}" if s.area_cm2 is not None else str(s.area_px))
         reg = visit.registration
         table.add_row(
             visit.image,
-            visit.date.isoformat(),
-            f"{visit.weeks_since_start:g}",
+            f"{visit.weeks_since_start:.1f}",
             area,
-            "" if s is None else f"{s.repigmentation_pct:.1f}",
-            "" if s is None else str(s.vasi_residual_depigmentation),
-            "" if reg is None else (f"yes ({reg.score:.2f})" if reg.ok else "no"),
-            visit.error or "; ".join(visit.notes),
+            "—" if s is None else f"{s.repigmentation_pct:.1f}",
+            "—" if s is None else f"{s.vasi_residual_depigmentation}%",
+            "—" if reg is None else (f"{reg.score:.2f}" if reg.ok else "failed"),
         )
-    Console().print(table)
+        for text in ([visit.error] if visit.error else []) + list(visit.notes):
+            remarks.append(f"{visit.image}: {text}")
+    console.print(table)
     m = result.milestones
-    Console().print(
+    console.print(
         "Milestones (first week reached): "
-        + ", ".join(f"{k} {'week ' + format(v, 'g') if v is not None else 'not reached'}"
+        + ", ".join(f"{k} {'week ' + format(v, '.1f') if v is not None else 'not reached'}"
                     for k, v in (("50%", m.vasi50_week), ("75%", m.vasi75_week), ("90%", m.vasi90_week)))
     )
+    for line in remarks:
+        console.print(f"[yellow]•[/yellow] {line}", highlight=False)
 
 
 @app.command()

@@ -1,9 +1,9 @@
 """Colour conversion and normalisation.
 
 Photos of the same patch taken at different visits differ in exposure and white
-balance. repigment removes a global white-balance cast before it looks at skin
-colour: against the white cells of the printed scale marker when one is in the
-frame, otherwise from the image itself (shades-of-grey colour constancy).
+balance. repigment removes a global white-balance cast against the white cells
+of the printed scale marker when one is in the frame; otherwise it normalises
+exposure from the image itself.
 
 The segmentation stage is additionally built to be invariant to any remaining
 per-channel gain, because it judges each pixel against the patient's own normal
@@ -48,13 +48,14 @@ class ColorNormalization:
         The colour-normalised sRGB image.
     gains : ndarray of float, shape (3,)
         Per-channel gains applied in linear light (R, G, B).
-    method : {"marker", "shades-of-grey"}
-        Where the white reference came from.
+    method : {"marker", "exposure"}
+        ``"marker"``: white balance and exposure from the marker's white cells;
+        ``"exposure"``: exposure only, from the image itself.
     """
 
     rgb: np.ndarray
     gains: np.ndarray
-    method: Literal["marker", "shades-of-grey"]
+    method: Literal["marker", "exposure"]
 
 
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
@@ -96,7 +97,6 @@ def normalize_color(
     *,
     white_rgb: np.ndarray | None = None,
     mask: np.ndarray | None = None,
-    minkowski_p: float = 6.0,
 ) -> ColorNormalization:
     """Remove a global white-balance and exposure cast.
 
@@ -111,10 +111,7 @@ def normalize_color(
         are scaled so this colour becomes neutral grey of reflectance
         ``REFERENCE_WHITE_LINEAR``.
     mask : ndarray of bool, shape (H, W), optional
-        Pixels to estimate the illuminant from when no white reference is given.
-    minkowski_p : float, optional
-        Norm of the shades-of-grey estimate (Finlayson & Trezzi 2004); 1 is
-        grey-world, infinity is max-RGB.
+        Pixels to judge exposure from when no white reference is given.
 
     Returns
     -------
@@ -123,10 +120,12 @@ def normalize_color(
 
     Notes
     -----
-    Without a white reference the image is balanced so that its shades-of-grey
-    illuminant estimate becomes neutral, keeping the overall brightness. This
-    removes colour casts but, unlike the marker, cannot recover absolute
-    exposure.
+    Without a white reference only exposure is normalised (one gain for all
+    channels, bringing the bright end of the image to a fixed level). Grey-world
+    style white balancing is deliberately not used: a close-up of skin has no
+    neutral content, so it would turn the skin itself grey. The segmentation
+    does not need it either, because it judges every pixel against the normal
+    skin of the same photo, which cancels any per-channel gain.
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -137,19 +136,17 @@ def normalize_color(
         if np.any(white <= 1e-4):
             raise ValueError("white_rgb must be positive in every channel")
         gains = REFERENCE_WHITE_LINEAR / white
-        method: Literal["marker", "shades-of-grey"] = "marker"
+        method: Literal["marker", "exposure"] = "marker"
     else:
-        pixels = linear.reshape(-1, 3) if mask is None else linear[np.asarray(mask, bool)]
-        if len(pixels) < 16:
-            pixels = linear.reshape(-1, 3)
-        # Exclude clipped pixels: they carry no colour information.
-        usable = pixels[np.all(pixels < 0.98, axis=1)]
-        if len(usable) >= 16:
-            pixels = usable
-        illuminant = np.mean(pixels.astype(np.float64) ** minkowski_p, axis=0) ** (1 / minkowski_p)
-        illuminant = np.maximum(illuminant, 1e-4)
-        gains = illuminant.mean() / illuminant
-        method = "shades-of-grey"
+        brightness = linear.max(axis=2)
+        values = brightness.ravel() if mask is None else brightness[np.asarray(mask, bool)]
+        if values.size < 16:
+            values = brightness.ravel()
+        level = float(np.percentile(values, 98)) if values.size else 1.0
+        # Never amplify by more than 4x: a nearly black photo stays dark (and is flagged elsewhere).
+        gain = float(np.clip(REFERENCE_WHITE_LINEAR / max(level, 1e-4), 0.25, 4.0))
+        gains = np.full(3, gain)
+        method = "exposure"
     balanced = linear_to_srgb(linear * gains.astype(np.float32))
     return ColorNormalization(rgb=balanced, gains=gains, method=method)
 

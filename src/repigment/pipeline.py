@@ -438,7 +438,8 @@ def _register_visit(
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
-    h_full = compose_scaling(registration.homography, moving_scale=prepared.scale, baseline_scale=base.scale)
+    # The mask is already in the visit's working frame: only the baseline side changes resolution.
+    h_full = compose_scaling(registration.homography, moving_scale=1.0, baseline_scale=base.scale)
     return prepared.segmentation.mask, h_full
 
 
