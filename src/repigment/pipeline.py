@@ -176,6 +176,9 @@ class VisitResult:
         folder is given.
     mask_path : str or None
         Mask file, relative to the output folder.
+    registered_rgb : ndarray of uint8 or None
+        With ``keep_images``: the visit photo (colour-normalised, working
+        resolution) warped onto the baseline's working frame.
     """
 
     image: str
@@ -187,6 +190,7 @@ class VisitResult:
     notes: list[str] = field(default_factory=list)
     mask_baseline: np.ndarray | None = None
     mask_path: str | None = None
+    registered_rgb: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
@@ -267,6 +271,7 @@ def analyze_photos(
     working_size: int = DEFAULT_WORKING_SIZE,
     mask_writer: Callable[[VisitResult, np.ndarray], str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    keep_images: bool = False,
 ) -> SeriesResult:
     """Score visit photos against the earliest one.
 
@@ -289,6 +294,10 @@ def analyze_photos(
         pixel frame; the mask is not kept in memory afterwards.
     progress : callable, optional
         ``progress(done, total, image_name)`` after each photo.
+    keep_images : bool, optional
+        Keep each visit's photo registered onto the baseline's working frame
+        (``VisitResult.registered_rgb``) for display. Costs about 2.4 MB per
+        visit at the default working size.
 
     Returns
     -------
@@ -349,10 +358,12 @@ def analyze_photos(
                 visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None)
                 full_mask = base_mask_full
                 visit.mask_baseline = base_mask_work
+                if keep_images:
+                    visit.registered_rgb = base.rgb
             else:
                 aligned = _register_visit(
                     visit, photo, base, base_registration_mask, base_mask_work, region_work,
-                    marker_mm=marker_mm, working_size=working_size,
+                    marker_mm=marker_mm, working_size=working_size, keep_images=keep_images,
                 )
                 full_mask = None
                 if aligned is not None:
@@ -407,6 +418,7 @@ def _register_visit(
     *,
     marker_mm: float,
     working_size: int,
+    keep_images: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Segment and register one visit.
 
@@ -425,6 +437,11 @@ def _register_visit(
         moving_mask=prepared.registration_mask(),
     )
     visit.registration = registration
+    if keep_images and registration.homography is not None:
+        import cv2
+
+        height, width = base_mask_work.shape
+        visit.registered_rgb = cv2.warpPerspective(prepared.rgb, registration.homography, (width, height))
     if not registration.ok:
         visit.error = f"not aligned to the baseline: {registration.reason}"
         return None
@@ -452,6 +469,7 @@ def analyze_series(
     roi=None,
     working_size: int = DEFAULT_WORKING_SIZE,
     progress: Callable[[int, int, str], None] | None = None,
+    keep_images: bool = False,
 ) -> SeriesResult:
     """Score every visit of a series folder against its baseline photo.
 
@@ -473,6 +491,8 @@ def analyze_series(
         Longest side at which photos are analysed (default 1024).
     progress : callable, optional
         ``progress(done, total, image_name)`` after each photo.
+    keep_images : bool, optional
+        Keep registered visit images for display (see :func:`analyze_photos`).
 
     Returns
     -------
@@ -500,6 +520,7 @@ def analyze_series(
         working_size=working_size,
         mask_writer=writer,
         progress=progress,
+        keep_images=keep_images,
     )
     if out_dir is not None:
         write_results(result, Path(out_dir))
