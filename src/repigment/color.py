@@ -142,9 +142,14 @@ def normalize_color(
         values = brightness.ravel() if mask is None else brightness[np.asarray(mask, bool)]
         if values.size < 16:
             values = brightness.ravel()
-        level = float(np.percentile(values, 98)) if values.size else 1.0
-        # Never amplify by more than 4x: a nearly black photo stays dark (and is flagged elsewhere).
-        gain = float(np.clip(REFERENCE_WHITE_LINEAR / max(level, 1e-4), 0.25, 4.0))
+        level, brightest = (np.percentile(values, [98, 99.9]) if values.size else (1.0, 1.0))
+        gain = REFERENCE_WHITE_LINEAR / max(float(level), 1e-4)
+        # Never push the brightest pixels into clipping: small bright patches
+        # (depigmented islands on dark skin) would lose their colour. Never
+        # amplify more than 4x either: a nearly black photo stays dark and is
+        # flagged by the quality check.
+        gain = float(np.clip(min(gain, 0.98 / max(float(brightest), 1e-4)), 0.25, 4.0))
+        gain = max(gain, min(1.0, 0.98 / max(float(brightest), 1e-4)))
         gains = np.full(3, gain)
         method = "exposure"
     balanced = linear_to_srgb(linear * gains.astype(np.float32))

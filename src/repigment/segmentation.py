@@ -51,7 +51,7 @@ MELANIN_WEIGHTS = np.array([0.18, 0.34, 0.48], dtype=np.float32)
 # robust standard deviations; a unimodal distribution split by Otsu gives ~2.7.
 _MIN_SEPARATION = 4.0
 # The threshold never goes below this many standard deviations of normal skin.
-_NOISE_FLOOR_SIGMAS = 4.0
+_NOISE_FLOOR_SIGMAS = 2.5
 
 
 @dataclass(frozen=True)
@@ -376,7 +376,9 @@ def depigmented_mask(
     # First guess of normal skin: the more pigmented class on skin, judged on a
     # shading-free chromatic feature (blue minus red optical density).
     chromatic = od[..., 2] - od[..., 0]
-    values = chromatic[skin]
+    # Clipped at the median so that moles and hairs (more melanin than normal
+    # skin) cannot pose as the second class; only melanin loss can.
+    values = np.minimum(chromatic[skin], np.median(chromatic[skin]))
     split = _otsu(values)
     low, high = values[values < split], values[values >= split]
     sep = _separation(low, high)
@@ -430,6 +432,9 @@ def _separation(low: np.ndarray, high: np.ndarray) -> float:
 
 def _estimate_threshold(skin_scores: np.ndarray, normal_sigma: float) -> tuple[float, float | None]:
     """Half the depigmentation contrast, or a noise-floor threshold without a patch."""
+    # Only melanin *loss* matters here: hairs, moles and shadows (negative
+    # scores) would otherwise form the strongest second class on fair skin.
+    skin_scores = np.maximum(skin_scores, 0.0)
     split = _otsu(skin_scores)
     low, high = skin_scores[skin_scores < split], skin_scores[skin_scores >= split]
     if high.size >= max(16, 1e-3 * skin_scores.size) and _separation(low, high) >= _MIN_SEPARATION:

@@ -1,0 +1,202 @@
+"""Accuracy of repigment on generated series whose truth is known.
+
+Generates series covering all six Fitzpatrick skin types and the
+perifollicular, marginal, combined, stable and spreading courses (a scale
+marker in most, cloth or background in some, a photo of a different place in
+some), runs ``repigment.analyze_series`` on the written JPEGs exactly as a user
+would, and compares with the truth.
+
+Usage::
+
+    python benchmarks/accuracy.py                 # 24 series, the issue's figures
+    python benchmarks/accuracy.py --series 48 --seed-offset 5000   # held-out seeds
+    python benchmarks/accuracy.py --quick          # 6 series, for a fast check
+
+Prints median Dice of the masks, mean absolute error of repigmentation %
+(points), the largest |repigmentation %| on stable series, the registration
+success rate, the share of wrong-place photos flagged, and Dice by skin tone,
+each against its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+COURSES = ("perifollicular", "marginal", "combined", "stable", "spreading")
+TYPES = ("I", "II", "III", "IV", "V", "VI")
+
+
+@dataclass
+class VisitOutcome:
+    series: str
+    skin_type: str
+    course: str
+    image: str
+    week: float
+    wrong_place: bool
+    flagged: bool  # registration failed or visit error
+    dice: float | None
+    truth_pct: float | None
+    measured_pct: float | None
+    error: str | None
+
+
+def series_specs(count: int, seed_offset: int):
+    from repigment.synthetic import SeriesSpec
+
+    rng = np.random.default_rng(seed_offset)
+    specs = []
+    for i in range(count):
+        course = COURSES[i % len(COURSES)]
+        final = 1.4 if course == "spreading" else (1.0 if course == "stable" else float(rng.uniform(0.1, 0.6)))
+        specs.append(
+            SeriesSpec(
+                seed=seed_offset + i,
+                skin_type=TYPES[i % len(TYPES)],
+                course=course,
+                marker=(i % 6 != 5),
+                clutter=(i % 3 == 0),
+                final_residual=final,
+                wrong_place_visits=(3,) if i % 4 == 1 else (),
+            )
+        )
+    return specs
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def run_series(spec, workdir: str) -> list[VisitOutcome]:
+    import cv2
+
+    from repigment import analyze_series
+    from repigment.errors import RepigmentError
+    from repigment.synthetic import generate_series, write_series
+
+    name = f"s{spec.seed}_{spec.skin_type}_{spec.course}"
+    series_dir = Path(workdir) / name
+    write_series(generate_series(spec), series_dir)
+    truth = json.loads((series_dir / "truth.json").read_text())
+    out_dir = Path(workdir) / f"{name}_out"
+    outcomes = []
+    try:
+        result = analyze_series(series_dir, out_dir)
+    except RepigmentError as exc:
+        for t in truth["visits"]:
+            outcomes.append(VisitOutcome(name, spec.skin_type, spec.course, t["image"], t["week"], t["wrong_place"],
+                                         True, None, t["truth_repigmentation_pct"], None, f"series failed: {exc}"))
+        return outcomes
+    by_image = {v.image: v for v in result.visits}
+    for t in truth["visits"]:
+        visit = by_image[t["image"]]
+        stem = Path(t["image"]).stem
+        dice = None
+        if visit.ok and not t["wrong_place"]:
+            measured = cv2.imread(str(out_dir / visit.mask_path), cv2.IMREAD_GRAYSCALE) > 0
+            expected = cv2.imread(str(series_dir / "truth" / f"{stem}_baseline.png"), cv2.IMREAD_GRAYSCALE) > 0
+            dice = _dice(measured, expected)
+        outcomes.append(
+            VisitOutcome(
+                series=name,
+                skin_type=spec.skin_type,
+                course=spec.course,
+                image=t["image"],
+                week=t["week"],
+                wrong_place=t["wrong_place"],
+                flagged=not visit.ok,
+                dice=dice,
+                truth_pct=t["truth_repigmentation_pct"],
+                measured_pct=visit.score.repigmentation_pct if visit.ok and visit.score else None,
+                error=visit.error,
+            )
+        )
+    return outcomes
+
+
+def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, bool]], dict]:
+    right_place = [o for o in outcomes if not o.wrong_place]
+    followups = [o for o in right_place if o.week > 0]
+    dices = [o.dice for o in right_place if o.dice is not None]
+    errors = [abs(o.measured_pct - o.truth_pct) for o in followups if o.measured_pct is not None]
+    stable = [abs(o.measured_pct) for o in followups if o.course == "stable" and o.measured_pct is not None]
+    registered = [not o.flagged for o in followups]
+    wrong = [o.flagged for o in outcomes if o.wrong_place]
+    by_type = {}
+    for t in TYPES:
+        values = [o.dice for o in right_place if o.skin_type == t and o.dice is not None]
+        by_type[t] = statistics.median(values) if values else float("nan")
+    figures = {
+        "median_dice": statistics.median(dices) if dices else float("nan"),
+        "mae_pct_points": float(np.mean(errors)) if errors else float("nan"),
+        "max_abs_stable_pct": max(stable) if stable else float("nan"),
+        "registration_success": float(np.mean(registered)) if registered else float("nan"),
+        "wrong_place_flagged": float(np.mean(wrong)) if wrong else float("nan"),
+        "dice_by_skin_type": by_type,
+        "visits": len(outcomes),
+        "series": len({o.series for o in outcomes}),
+    }
+    rows = [
+        ("median Dice (masks vs truth)", f"{figures['median_dice']:.3f}", ">= 0.92", figures["median_dice"] >= 0.92),
+        ("MAE repigmentation %", f"{figures['mae_pct_points']:.2f} points", "<= 3", figures["mae_pct_points"] <= 3),
+        ("max |repigmentation %| on stable", f"{figures['max_abs_stable_pct']:.2f} points", "<= 2",
+         figures["max_abs_stable_pct"] <= 2),
+        ("registration success", f"{figures['registration_success']:.1%}", ">= 95%",
+         figures["registration_success"] >= 0.95),
+        ("wrong-place photos flagged", f"{figures['wrong_place_flagged']:.0%} of {len(wrong)}", "100%",
+         figures["wrong_place_flagged"] == 1.0),
+    ]
+    for t in TYPES:
+        rows.append((f"median Dice, skin type {t}", f"{by_type[t]:.3f}", ">= 0.85", by_type[t] >= 0.85))
+    return rows, figures
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--series", type=int, default=24, help="number of generated series (default 24)")
+    parser.add_argument("--seed-offset", type=int, default=1000, help="first seed (use another for held-out series)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true", help="6 series only")
+    parser.add_argument("--json", type=Path, help="also write the figures and per-visit outcomes here")
+    parser.add_argument("--verbose", action="store_true", help="print every visit")
+    args = parser.parse_args(argv)
+    count = 6 if args.quick else args.series
+    specs = series_specs(count, args.seed_offset)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="repigment-bench-") as workdir:
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            chunks = list(pool.map(run_series, specs, [workdir] * len(specs)))
+    elapsed = time.perf_counter() - started
+    outcomes = [o for chunk in chunks for o in chunk]
+    if args.verbose:
+        for o in outcomes:
+            measured = "—" if o.measured_pct is None else f"{o.measured_pct:6.1f}"
+            dice = "—" if o.dice is None else f"{o.dice:.3f}"
+            truth = "—" if o.truth_pct is None else f"{o.truth_pct:6.1f}"
+            print(f"{o.series:28s} {o.image:26s} wk{o.week:5.1f} truth {truth} "
+                  f"measured {measured} dice {dice} {'WRONG-PLACE ' if o.wrong_place else ''}{o.error or ''}")
+    rows, figures = summarize(outcomes)
+    print(f"repigment accuracy on {figures['series']} generated series, {figures['visits']} photos "
+          f"(seeds {args.seed_offset}..{args.seed_offset + count - 1}, {elapsed:.0f} s)")
+    width = max(len(r[0]) for r in rows)
+    for label, value, target, met in rows:
+        print(f"  {label:<{width}}  {value:>16}   target {target:<8} {'ok' if met else 'MISSED'}")
+    if args.json:
+        args.json.write_text(json.dumps({"figures": figures, "outcomes": [o.__dict__ for o in outcomes]}, indent=1))
+    return 0 if all(r[3] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
