@@ -18,7 +18,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ._version import __version__
-from .calibration import DEFAULT_MARKER_MM, MarkerDetection, detect_marker, marker_exclusion_mask
+from .calibration import (
+    DEFAULT_MARKER_MM,
+    MarkerDetection,
+    detect_marker,
+    marker_exclusion_mask,
+    plane_area_mm2,
+)
 from .color import normalize_color
 from .errors import InvalidParameterError, RepigmentError, SeriesError
 from .registration import (
@@ -344,7 +350,8 @@ def analyze_photos(
         base_mask_full &= region_full
     if not base_mask_full.any():
         raise SeriesError("the baseline's depigmented area is empty at full resolution")
-    mm_per_px = None if base.marker is None else base.marker.scaled(1.0 / base.scale).mm_per_px
+    marker_full = None if base.marker is None else base.marker.scaled(1.0 / base.scale)
+    mm_per_px = None if marker_full is None else marker_full.mm_per_px
     base_registration_mask = base.registration_mask()
 
     visits: list[VisitResult] = []
@@ -372,7 +379,8 @@ def analyze_photos(
                     if region_full is not None:
                         full_mask &= region_full
             if visit.error is None and full_mask is not None:
-                visit.score = score_visit(base_mask_full, full_mask, mm_per_px=mm_per_px)
+                area_cm2 = None if marker_full is None else plane_area_mm2(full_mask, marker_full) / 100.0
+                visit.score = score_visit(base_mask_full, full_mask, area_cm2=area_cm2)
                 if mask_writer is not None:
                     visit.mask_path = mask_writer(visit, full_mask)
                 if visit.score.new_depigmentation_px > 0.05 * base_mask_full.sum() and index > 0:
@@ -581,12 +589,13 @@ def segment_image(
     mask = _full_resolution_mask(prepared.segmentation.mask, to_full, prepared.original_size)
     if roi is not None:
         mask &= roi_mask((height, width), roi)
-    mm_per_px = None if prepared.marker is None else prepared.marker.scaled(1.0 / prepared.scale).mm_per_px
+    marker_full = None if prepared.marker is None else prepared.marker.scaled(1.0 / prepared.scale)
+    mm_per_px = None if marker_full is None else marker_full.mm_per_px
     area = int(mask.sum())
     return ImageSegmentation(
         mask=mask,
         area_px=area,
-        area_cm2=None if mm_per_px is None else area * mm_per_px**2 / 100.0,
+        area_cm2=None if marker_full is None else plane_area_mm2(mask, marker_full) / 100.0,
         mm_per_px=mm_per_px,
         notes=prepared.segmentation.notes,
     )

@@ -158,7 +158,11 @@ def weeks_since(start: _dt.date, visit: _dt.date) -> float:
 
 
 def score_visit(
-    baseline_mask: np.ndarray, visit_mask: np.ndarray, *, mm_per_px: float | None = None
+    baseline_mask: np.ndarray,
+    visit_mask: np.ndarray,
+    *,
+    mm_per_px: float | None = None,
+    area_cm2: float | None = None,
 ) -> VisitScore:
     """Score a visit's registered mask against the baseline mask.
 
@@ -167,18 +171,24 @@ def score_visit(
     baseline_mask, visit_mask : ndarray of bool, shape (H0, W0)
         Depigmented skin at baseline and at the visit, both in the baseline frame.
     mm_per_px : float, optional
-        Millimetres per baseline-frame pixel, for the area in cm².
+        Millimetres per baseline-frame pixel, for the area in cm² (uniform scale).
+    area_cm2 : float, optional
+        The visit's area already measured in cm² (for example corrected for
+        perspective with :func:`repigment.calibration.plane_area_mm2`); takes
+        precedence over ``mm_per_px``.
 
     Returns
     -------
     VisitScore
     """
     area = int(np.count_nonzero(visit_mask))
+    if area_cm2 is None and mm_per_px is not None:
+        area_cm2 = float(area * mm_per_px**2 / 100.0)
     baseline_area = int(np.count_nonzero(baseline_mask))
     residual = residual_fraction(baseline_mask, visit_mask)
     return VisitScore(
         area_px=area,
-        area_cm2=None if mm_per_px is None else float(area * mm_per_px**2 / 100.0),
+        area_cm2=area_cm2,
         repigmentation_pct=repigmentation_pct(baseline_area, area),
         residual_fraction=residual,
         vasi_residual_depigmentation=vasi_residual_level(residual),

@@ -1,0 +1,221 @@
+"""The series pipeline against generated series whose truth is known."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from repigment import analyze_series, segment_image
+from repigment.color import linear_to_srgb, srgb_to_linear
+from repigment.errors import SeriesError
+from repigment.segmentation import depigmented_mask
+from repigment.synthetic import SeriesSpec, generate_series, write_series
+
+SMALL = (800, 600)
+
+
+def _write(tmp_path_factory, name, **spec_args):
+    directory = tmp_path_factory.mktemp(name)
+    spec = SeriesSpec(image_size=SMALL, **spec_args)
+    write_series(generate_series(spec), directory)
+    return directory, json.loads((directory / "truth.json").read_text())
+
+
+def _dice(a, b):
+    return 2 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1)
+
+
+@pytest.fixture(scope="module")
+def combined_series(tmp_path_factory):
+    return _write(tmp_path_factory, "combined", seed=11, skin_type="IV", course="combined",
+                  weeks=(0, 8, 24, 52), final_residual=0.3)
+
+
+@pytest.fixture(scope="module")
+def combined_result(combined_series, tmp_path_factory):
+    directory, _ = combined_series
+    out = tmp_path_factory.mktemp("combined_out")
+    return analyze_series(directory, out), out
+
+
+def test_repigmentation_matches_truth(combined_series, combined_result):
+    _, truth = combined_series
+    result, _ = combined_result
+    assert [v.image for v in result.visits] == [t["image"] for t in truth["visits"]]
+    for visit, expected in zip(result.visits, truth["visits"]):
+        assert visit.ok, visit.error
+        assert visit.score.repigmentation_pct == pytest.approx(expected["truth_repigmentation_pct"], abs=3.0)
+
+
+def test_masks_match_truth_in_the_baseline_frame(combined_series, combined_result):
+    directory, truth = combined_series
+    result, out = combined_result
+    width, height = result.baseline_size
+    for visit in result.visits:
+        mask = cv2.imread(str(out / visit.mask_path), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (height, width) and mask.dtype == np.uint8
+        assert set(np.unique(mask)) <= {0, 255}
+        expected = cv2.imread(str(directory / "truth" / f"{Path(visit.image).stem}_baseline.png"), 0) > 0
+        assert _dice(mask > 0, expected) > 0.9
+        assert visit.score.area_px == int((mask > 0).sum())
+
+
+def test_marker_gives_true_scale_and_area(combined_series, combined_result):
+    _, truth = combined_series
+    result, _ = combined_result
+    assert result.mm_per_px == pytest.approx(truth["baseline_mm_per_px"], rel=0.03)
+    baseline = result.visits[0].score
+    assert baseline.area_cm2 == pytest.approx(truth["visits"][0]["truth_area_cm2"], rel=0.08)
+
+
+def test_results_files_follow_the_cli_schema(combined_result):
+    result, out = combined_result
+    document = json.loads((out / "results.json").read_text())
+    for key in ("schema_version", "repigment_version", "treatment_start", "baseline", "scale", "milestones", "visits"):
+        assert key in document
+    assert set(document["milestones"]) >= {"vasi50_week", "vasi75_week", "vasi90_week"}
+    visit_keys = {"image", "date", "weeks_since_start", "registration", "depigmented_area_px",
+                  "depigmented_area_cm2", "repigmentation_pct", "vasi_residual_depigmentation", "mask", "error"}
+    for visit in document["visits"]:
+        assert visit_keys <= set(visit)
+        assert set(visit["registration"]) >= {"ok", "score", "reason"}
+    dates = [v["date"] for v in document["visits"]]
+    assert dates == sorted(dates)
+    rows = (out / "results.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + len(document["visits"])
+    # every measurement carries its unit and method
+    assert all(m["unit"] and m["method"] for m in document["measurements"])
+
+
+def test_milestones_follow_the_measured_course(combined_result):
+    result, _ = combined_result
+    weeks = [v.weeks_since_start for v in result.visits if v.score.repigmentation_pct >= 50]
+    assert result.milestones.vasi50_week == (weeks[0] if weeks else None)
+
+
+def test_white_balance_and_exposure_change_does_not_change_the_score(combined_series, combined_result, tmp_path):
+    directory, _ = combined_series
+    result, _ = combined_result
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    (shifted / "visits.csv").write_text((directory / "visits.csv").read_text())
+    for visit in result.visits:
+        rgb = cv2.cvtColor(cv2.imread(str(directory / visit.image)), cv2.COLOR_BGR2RGB)
+        if visit is not result.visits[0]:
+            # A warm, darker cast on every follow-up photo.
+            rgb = linear_to_srgb(srgb_to_linear(rgb) * np.array([1.15, 0.95, 0.7], np.float32) * 0.8)
+        cv2.imwrite(str(shifted / visit.image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    again = analyze_series(shifted)
+    for before, after in zip(result.visits, again.visits):
+        assert after.ok, after.error
+        assert after.score.repigmentation_pct == pytest.approx(before.score.repigmentation_pct, abs=1.5)
+
+
+def test_photo_of_another_place_fails_and_the_series_goes_on(tmp_path_factory):
+    directory, truth = _write(tmp_path_factory, "wrongplace", seed=21, skin_type="II", course="marginal",
+                              weeks=(0, 12, 24, 52), wrong_place_visits=(2,))
+    result = analyze_series(directory)
+    wrong = result.visits[2]
+    assert truth["visits"][2]["wrong_place"]
+    assert not wrong.ok and wrong.score is None
+    assert wrong.registration is not None and not wrong.registration.ok
+    assert "baseline" in wrong.error
+    assert all(v.ok for i, v in enumerate(result.visits) if i != 2)
+
+
+def test_stable_patch_scores_near_zero(tmp_path_factory):
+    directory, _ = _write(tmp_path_factory, "stable", seed=31, skin_type="VI", course="stable",
+                          weeks=(0, 12, 24), final_residual=1.0, marker=False, clutter=True)
+    result = analyze_series(directory)
+    assert result.mm_per_px is None
+    for visit in result.visits:
+        assert visit.ok, visit.error
+        assert abs(visit.score.repigmentation_pct) < 2.0
+        assert visit.score.area_cm2 is None
+
+
+def test_spreading_is_negative_and_flagged_outside_the_footprint(tmp_path_factory):
+    directory, truth = _write(tmp_path_factory, "spreading", seed=41, skin_type="III", course="spreading",
+                              weeks=(0, 24, 52), final_residual=1.4)
+    result = analyze_series(directory)
+    last = result.visits[-1]
+    assert last.score.repigmentation_pct == pytest.approx(truth["visits"][-1]["truth_repigmentation_pct"], abs=3)
+    assert last.score.repigmentation_pct < 0
+    assert last.score.new_depigmentation_px > 0
+
+
+def test_roi_restricts_every_visit(combined_series, combined_result):
+    directory, _ = combined_series
+    result, _ = combined_result
+    width, height = result.baseline_size
+    mask0 = result.visits[0].mask_baseline
+    ys, xs = np.nonzero(mask0)
+    scale = width / mask0.shape[1]
+    # the left half of the baseline patch, in baseline-photo pixels
+    x0, x1 = xs.min() * scale, (xs.min() + xs.max()) / 2 * scale
+    roi = (x0 - 5, 0, x1 - x0 + 5, height)
+    restricted = analyze_series(directory, roi=roi)
+    assert restricted.visits[0].score.area_px < 0.8 * result.visits[0].score.area_px
+    for visit in restricted.visits:
+        cols = np.nonzero(visit.mask_baseline.any(axis=0))[0]
+        assert cols.size == 0 or cols.max() * scale <= x1 + 2 * scale
+
+
+def test_baseline_without_a_patch_is_an_error(tmp_path):
+    rng = np.random.default_rng(0)
+    skin = np.clip(rng.normal((190, 140, 110), 4, (480, 640, 3)), 0, 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "visit_2026-01-05.jpg"), cv2.cvtColor(skin, cv2.COLOR_RGB2BGR))
+    with pytest.raises(SeriesError, match="no depigmented skin"):
+        analyze_series(tmp_path)
+
+
+def test_patch_out_of_frame_is_reported_not_scored(combined_series, tmp_path):
+    directory, _ = combined_series
+    lines = (directory / "visits.csv").read_text().splitlines()
+    for line in lines[1:]:
+        name = line.split(",")[1]
+        image = cv2.imread(str(directory / name))
+        if line is lines[2]:
+            image = image[:, : image.shape[1] // 2].copy()  # half the frame, patch cut
+        cv2.imwrite(str(tmp_path / name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    (tmp_path / "visits.csv").write_text("\n".join(lines) + "\n")
+    result = analyze_series(tmp_path)
+    cut = result.visits[1]
+    assert not cut.ok and cut.score is None
+    assert "patch" in cut.error or "align" in cut.error
+    assert result.visits[2].ok
+
+
+def test_segmentation_counts_every_patch():
+    rng = np.random.default_rng(1)
+    photo = np.clip(rng.normal((150, 100, 75), 3, (400, 600, 3)), 0, 255).astype(np.uint8)
+    photo[50:110, 60:140] = (235, 205, 195)
+    photo[250:330, 400:520] = (235, 205, 195)
+    photo[300:310, 100:112] = (235, 205, 195)
+    result = depigmented_mask(photo)
+    assert result.area_px == pytest.approx(60 * 80 + 80 * 120 + 10 * 12, rel=0.05)
+    n_components, _ = cv2.connectedComponents(result.mask.astype(np.uint8))
+    assert n_components - 1 == 3
+
+
+def test_segment_image_returns_an_upright_full_size_mask(combined_series):
+    directory, truth = combined_series
+    name = truth["visits"][0]["image"]
+    upright = segment_image(directory / name)
+    expected = cv2.imread(str(directory / "truth" / f"{Path(name).stem}_photo.png"), 0) > 0
+    assert upright.mask.shape == expected.shape
+    assert _dice(upright.mask, expected) > 0.9
+    # The same photo stored rotated with an EXIF orientation tag gives the same upright mask.
+    from PIL import Image
+
+    img = Image.open(directory / name)
+    rotated = img.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display upright
+    path = directory.parent / "rotated.jpg"
+    rotated.save(path, exif=exif, quality=95)
+    again = segment_image(path)
+    assert again.mask.shape == expected.shape
+    assert _dice(again.mask, upright.mask) > 0.95
