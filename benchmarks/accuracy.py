@@ -50,6 +50,7 @@ class VisitOutcome:
     truth_pct: float | None
     measured_pct: float | None
     error: str | None
+    interval: tuple[float, float] | None = None
 
 
 def series_specs(count: int, seed_offset: int):
@@ -121,6 +122,7 @@ def run_series(spec, workdir: str) -> list[VisitOutcome]:
                 truth_pct=t["truth_repigmentation_pct"],
                 measured_pct=visit.score.repigmentation_pct if visit.ok and visit.score else None,
                 error=visit.error,
+                interval=visit.intervals.get("repigmentation_pct") if visit.ok else None,
             )
         )
     return outcomes
@@ -138,7 +140,9 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
     for t in TYPES:
         values = [o.dice for o in right_place if o.skin_type == t and o.dice is not None]
         by_type[t] = statistics.median(values) if values else float("nan")
+    covered = [o.interval[0] <= o.truth_pct <= o.interval[1] for o in followups if o.interval is not None]
     figures = {
+        "interval_coverage": float(np.mean(covered)) if covered else float("nan"),
         "median_dice": statistics.median(dices) if dices else float("nan"),
         "mae_pct_points": float(np.mean(errors)) if errors else float("nan"),
         "max_abs_stable_pct": max(stable) if stable else float("nan"),
@@ -158,6 +162,7 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
         ("wrong-place photos flagged", f"{figures['wrong_place_flagged']:.0%} of {len(wrong)}", "100%",
          figures["wrong_place_flagged"] == 1.0),
     ]
+    rows.append(("truth inside repigmentation % interval", f"{figures['interval_coverage']:.0%}", "(info)", True))
     for t in TYPES:
         rows.append((f"median Dice, skin type {t}", f"{by_type[t]:.3f}", ">= 0.85", by_type[t] >= 0.85))
     return rows, figures

@@ -47,6 +47,11 @@ def test_repigmentation_matches_truth(combined_series, combined_result):
     for visit, expected in zip(result.visits, truth["visits"]):
         assert visit.ok, visit.error
         assert visit.score.repigmentation_pct == pytest.approx(expected["truth_repigmentation_pct"], abs=3.0)
+        low, high = visit.intervals["repigmentation_pct"]
+        assert low <= visit.score.repigmentation_pct <= high
+        assert low - 1.0 <= expected["truth_repigmentation_pct"] <= high + 1.0
+        area_low, area_high = visit.intervals["depigmented_area_px"]
+        assert 0 <= area_low <= visit.score.area_px <= area_high
 
 
 def test_masks_match_truth_in_the_baseline_frame(combined_series, combined_result):

@@ -47,6 +47,7 @@ __all__ = [
     "ImageSegmentation",
     "prepare_photo",
     "analyze_photos",
+    "figure_intervals",
     "analyze_series",
     "segment_image",
 ]
@@ -185,6 +186,9 @@ class VisitResult:
     registered_rgb : ndarray of uint8 or None
         With ``keep_images``: the visit photo (colour-normalised, working
         resolution) warped onto the baseline's working frame.
+    intervals : dict of str to (float, float)
+        Plausible range of ``depigmented_area_px``, ``depigmented_area_cm2``
+        and ``repigmentation_pct`` (see :func:`figure_intervals`).
     """
 
     image: str
@@ -197,6 +201,7 @@ class VisitResult:
     mask_baseline: np.ndarray | None = None
     mask_path: str | None = None
     registered_rgb: np.ndarray | None = None
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -354,6 +359,8 @@ def analyze_photos(
     mm_per_px = None if marker_full is None else marker_full.mm_per_px
     base_registration_mask = base.registration_mask()
 
+    base_cases = _threshold_cases(base_seg, np.eye(3), work_shape, region_work)
+
     visits: list[VisitResult] = []
     weeks_list: list[float] = []
     improvement: list[float | None] = []
@@ -362,8 +369,9 @@ def analyze_photos(
         visit = VisitResult(image=photo.name, date=photo.date, weeks_since_start=weeks_since(start, photo.date))
         try:
             if index == 0:
-                visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None)
-                full_mask = base_mask_full
+                visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None,
+                                                  residual_px=0.0)
+                segmentation, h_work = base_seg, np.eye(3)
                 visit.mask_baseline = base_mask_work
                 if keep_images:
                     visit.registered_rgb = base.rgb
@@ -372,15 +380,23 @@ def analyze_photos(
                     visit, photo, base, base_registration_mask, base_mask_work, region_work,
                     marker_mm=marker_mm, working_size=working_size, keep_images=keep_images,
                 )
-                full_mask = None
-                if aligned is not None:
-                    working_mask, h_full = aligned
-                    full_mask = _full_resolution_mask(working_mask, h_full, base.original_size)
-                    if region_full is not None:
-                        full_mask &= region_full
-            if visit.error is None and full_mask is not None:
+                segmentation, h_work = aligned if aligned is not None else (None, None)
+            if visit.error is None and segmentation is not None:
+                h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
+                full_mask = base_mask_full if index == 0 else _full_resolution_mask(
+                    segmentation.mask, h_full, base.original_size)
+                if region_full is not None and index > 0:
+                    full_mask &= region_full
                 area_cm2 = None if marker_full is None else plane_area_mm2(full_mask, marker_full) / 100.0
                 visit.score = score_visit(base_mask_full, full_mask, area_cm2=area_cm2)
+                visit.intervals = figure_intervals(
+                    visit.score,
+                    baseline_area_px=int(base_mask_full.sum()),
+                    baseline_cases=base_cases,
+                    visit_cases=_threshold_cases(segmentation, h_work, work_shape, region_work),
+                    boundary_px=_boundary_length(full_mask),
+                    residual_px=visit.registration.residual_px / base.scale,
+                )
                 if mask_writer is not None:
                     visit.mask_path = mask_writer(visit, full_mask)
                 if visit.score.new_depigmentation_px > 0.05 * base_mask_full.sum() and index > 0:
@@ -427,12 +443,12 @@ def _register_visit(
     marker_mm: float,
     working_size: int,
     keep_images: bool = False,
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[Segmentation, np.ndarray] | None:
     """Segment and register one visit.
 
     Fills ``visit`` (registration, notes, working-frame mask, or the error) and
-    returns the visit's working mask with the homography from it to the
-    baseline's full-resolution frame, or ``None`` when it cannot be scored.
+    returns the visit's segmentation with the homography from its working
+    frame to the baseline's working frame, or ``None`` when it cannot be scored.
     """
     prepared = prepare_photo(
         photo.path, marker_mm=marker_mm, threshold=base.segmentation.threshold, working_size=working_size
@@ -463,9 +479,98 @@ def _register_visit(
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
-    # The mask is already in the visit's working frame: only the baseline side changes resolution.
-    h_full = compose_scaling(registration.homography, moving_scale=1.0, baseline_scale=base.scale)
-    return prepared.segmentation.mask, h_full
+    return prepared.segmentation, registration.homography
+
+
+#: The plausible decision range of the segmentation: a pixel counts as
+#: depigmented from 40 % to 60 % melanin loss instead of the nominal 50 %.
+DECISION_RANGE = (0.8, 1.2)
+
+
+def _threshold_cases(
+    segmentation: Segmentation, homography: np.ndarray, work_shape: tuple[int, int], region: np.ndarray | None
+) -> tuple[int, int, int]:
+    """Areas (baseline working px) at the low, nominal and high threshold."""
+    areas = []
+    for factor in (DECISION_RANGE[0], 1.0, DECISION_RANGE[1]):
+        mask = segmentation.mask_at(segmentation.threshold * factor)
+        warped = warp_to_baseline(mask, homography, work_shape)
+        if region is not None:
+            warped &= region
+        areas.append(int(warped.sum()))
+    return areas[0], areas[1], areas[2]
+
+
+def _boundary_length(mask: np.ndarray) -> float:
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    return float(sum(cv2.arcLength(c, True) for c in contours))
+
+
+def figure_intervals(
+    score: VisitScore,
+    *,
+    baseline_area_px: int,
+    baseline_cases: tuple[int, int, int],
+    visit_cases: tuple[int, int, int],
+    boundary_px: float,
+    residual_px: float,
+) -> dict[str, tuple[float, float]]:
+    """Plausible ranges of a visit's area and percent figures.
+
+    Parameters
+    ----------
+    score : VisitScore
+        The nominal figures.
+    baseline_area_px : int
+        Nominal baseline area, full-resolution px.
+    baseline_cases, visit_cases : tuple of int
+        Areas at the low, nominal and high threshold of the decision range
+        (:data:`DECISION_RANGE`), in working pixels of the baseline frame.
+    boundary_px : float
+        Length of the visit mask's boundary, full-resolution px.
+    residual_px : float
+        Registration residual (median reprojection error), full-resolution px.
+
+    Returns
+    -------
+    dict
+        ``depigmented_area_px``, ``depigmented_area_cm2`` (when calibrated)
+        and ``repigmentation_pct``, each ``(low, high)``.
+
+    Notes
+    -----
+    The threshold is shared by the baseline and the visit, so its two ends are
+    evaluated as paired cases; the registration error moves only the visit's
+    boundary, by ``boundary_px x residual_px`` pixels of area either way.
+    """
+    def to_full(cases: tuple[int, int, int], nominal_full: int) -> list[float]:
+        nominal_work = cases[1]
+        ratio = nominal_full / nominal_work if nominal_work else 0.0
+        return [c * ratio for c in cases]
+
+    visit_full = to_full(visit_cases, score.area_px)
+    base_full = to_full(baseline_cases, baseline_area_px)
+    shift = boundary_px * residual_px
+    areas, percents = [], []
+    for base_area, visit_area in zip(base_full, visit_full):
+        for delta in (-shift, 0.0, shift):
+            area = max(visit_area + delta, 0.0)
+            areas.append(area)
+            if base_area > 0:
+                percents.append((base_area - area) / base_area * 100.0)
+    low_area, high_area = min(areas + [score.area_px]), max(areas + [score.area_px])
+    low_pct = min(percents + [score.repigmentation_pct])
+    high_pct = max(percents + [score.repigmentation_pct])
+    intervals = {
+        "depigmented_area_px": (float(low_area), float(high_area)),
+        "repigmentation_pct": (float(low_pct), float(high_pct)),
+    }
+    if score.area_cm2 is not None and score.area_px > 0:
+        cm2_per_px = score.area_cm2 / score.area_px
+        intervals["depigmented_area_cm2"] = (low_area * cm2_per_px, high_area * cm2_per_px)
+    return intervals
 
 
 def analyze_series(

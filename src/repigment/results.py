@@ -144,6 +144,9 @@ def _visit_dict(visit) -> dict[str, Any]:
         "mask": visit.mask_path if score else None,
         "error": visit.error,
         "notes": list(visit.notes),
+        "intervals": {
+            key: [_round(low, 3), _round(high, 3)] for key, (low, high) in visit.intervals.items()
+        } if score else {},
     }
 
 
@@ -207,6 +210,8 @@ def result_to_dict(result) -> dict[str, Any]:
             "baseline_contrast": _round(result.contrast, 5),
             "area_frame": "baseline photo pixels (full resolution)",
             "milestones_from": "repigmentation_pct",
+            "intervals": "decision range 40-60 % melanin loss (threshold x0.8-x1.2) and registration residual "
+                         "along the mask boundary",
         },
         "milestones": {
             "vasi50_week": result.milestones.vasi50_week,
@@ -227,6 +232,7 @@ def results_csv_text(result) -> str:
         row = _visit_dict(visit)
         reg = row.pop("registration")
         row.pop("notes")
+        row.pop("intervals")
         row["registration_ok"] = reg["ok"]
         row["registration_score"] = reg["score"]
         row["registration_reason"] = reg["reason"]

@@ -88,11 +88,20 @@ class Segmentation:
     normal_lab: np.ndarray
     normal_sigma: float
     notes: tuple[str, ...] = field(default=())
+    min_patch_px: int = 0
 
     @property
     def area_px(self) -> int:
         """Number of depigmented pixels."""
         return int(np.count_nonzero(self.mask))
+
+    def mask_at(self, threshold: float) -> np.ndarray:
+        """The mask this segmentation would give at another threshold.
+
+        Used to see how a figure moves across the plausible decision range
+        (before any region of interest is applied).
+        """
+        return _remove_small(self.skin & (self.score > threshold), self.min_patch_px)
 
 
 def roi_mask(shape: tuple[int, int], roi) -> np.ndarray:
@@ -420,6 +429,7 @@ def depigmented_mask(
         normal_lab=normal_lab,
         normal_sigma=float(normal_sigma),
         notes=tuple(notes),
+        min_patch_px=min_patch_px,
     )
 
 
