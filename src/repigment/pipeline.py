@@ -189,6 +189,9 @@ class VisitResult:
     intervals : dict of str to (float, float)
         Plausible range of ``depigmented_area_px``, ``depigmented_area_cm2``
         and ``repigmentation_pct`` (see :func:`figure_intervals`).
+    homography_full : ndarray, shape (3, 3), or None
+        Maps this photo's full-resolution upright pixels to the baseline
+        photo's full-resolution pixels (when aligned).
     """
 
     image: str
@@ -202,6 +205,7 @@ class VisitResult:
     mask_path: str | None = None
     registered_rgb: np.ndarray | None = None
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    homography_full: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
@@ -253,6 +257,7 @@ class SeriesResult:
     repigment_version: str = __version__
     created_utc: str = ""
     baseline_working_rgb: np.ndarray | None = None
+    series_dir: str | None = None
 
     @property
     def failed_visits(self) -> list[VisitResult]:
@@ -371,7 +376,7 @@ def analyze_photos(
             if index == 0:
                 visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None,
                                                   residual_px=0.0)
-                segmentation, h_work = base_seg, np.eye(3)
+                segmentation, h_work, visit_scale = base_seg, np.eye(3), base.scale
                 visit.mask_baseline = base_mask_work
                 if keep_images:
                     visit.registered_rgb = base.rgb
@@ -380,9 +385,10 @@ def analyze_photos(
                     visit, photo, base, base_registration_mask, base_mask_work, region_work,
                     marker_mm=marker_mm, working_size=working_size, keep_images=keep_images,
                 )
-                segmentation, h_work = aligned if aligned is not None else (None, None)
+                segmentation, h_work, visit_scale = aligned if aligned is not None else (None, None, 1.0)
             if visit.error is None and segmentation is not None:
                 h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
+                visit.homography_full = compose_scaling(h_work, moving_scale=visit_scale, baseline_scale=base.scale)
                 full_mask = base_mask_full if index == 0 else _full_resolution_mask(
                     segmentation.mask, h_full, base.original_size)
                 if region_full is not None and index > 0:
@@ -443,12 +449,13 @@ def _register_visit(
     marker_mm: float,
     working_size: int,
     keep_images: bool = False,
-) -> tuple[Segmentation, np.ndarray] | None:
+) -> tuple[Segmentation, np.ndarray, float] | None:
     """Segment and register one visit.
 
     Fills ``visit`` (registration, notes, working-frame mask, or the error) and
-    returns the visit's segmentation with the homography from its working
-    frame to the baseline's working frame, or ``None`` when it cannot be scored.
+    returns the visit's segmentation, the homography from its working frame to
+    the baseline's working frame and its working scale, or ``None`` when it
+    cannot be scored.
     """
     prepared = prepare_photo(
         photo.path, marker_mm=marker_mm, threshold=base.segmentation.threshold, working_size=working_size
@@ -479,7 +486,7 @@ def _register_visit(
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
-    return prepared.segmentation, registration.homography
+    return prepared.segmentation, registration.homography, prepared.scale
 
 
 #: The plausible decision range of the segmentation: a pixel counts as
@@ -635,6 +642,7 @@ def analyze_series(
         progress=progress,
         keep_images=keep_images,
     )
+    result.series_dir = str(series_dir)
     if out_dir is not None:
         write_results(result, Path(out_dir))
     return result

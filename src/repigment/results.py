@@ -134,6 +134,9 @@ def _visit_dict(visit) -> dict[str, Any]:
             "ok": bool(reg.ok) if reg is not None else False,
             "score": _round(reg.score, 4) if reg is not None else None,
             "reason": reg.reason if reg is not None else visit.error,
+            "homography": None if visit.homography_full is None else [
+                [round(float(x), 9) for x in row] for row in visit.homography_full
+            ],
         },
         "depigmented_area_px": score.area_px if score else None,
         "depigmented_area_cm2": _round(score.area_cm2, 4) if score else None,
@@ -201,6 +204,7 @@ def result_to_dict(result) -> dict[str, Any]:
             "marker_id": result.marker_id,
             "source": "aruco DICT_4X4_50" if result.mm_per_px is not None else None,
         },
+        "source": {"series_dir": result.series_dir},
         "roi": list(result.roi) if result.roi is not None else None,
         "method": {
             "segmentation": SEGMENTATION_METHOD,
@@ -231,6 +235,7 @@ def results_csv_text(result) -> str:
     for visit in result.visits:
         row = _visit_dict(visit)
         reg = row.pop("registration")
+        reg.pop("homography")
         row.pop("notes")
         row.pop("intervals")
         row["registration_ok"] = reg["ok"]
