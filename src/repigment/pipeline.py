@@ -28,7 +28,9 @@ from .calibration import (
 from .color import normalize_color
 from .errors import InvalidParameterError, RepigmentError, SeriesError
 from .registration import (
+    ImageFeatures,
     Registration,
+    image_features,
     compose_scaling,
     register_to_baseline,
     visible_in_baseline,
@@ -362,7 +364,7 @@ def analyze_photos(
         raise SeriesError("the baseline's depigmented area is empty at full resolution")
     marker_full = None if base.marker is None else base.marker.scaled(1.0 / base.scale)
     mm_per_px = None if marker_full is None else marker_full.mm_per_px
-    base_registration_mask = base.registration_mask()
+    base_features = image_features(base.rgb, base.registration_mask())
 
     base_cases = _threshold_cases(base_seg, np.eye(3), work_shape, region_work)
 
@@ -382,7 +384,7 @@ def analyze_photos(
                     visit.registered_rgb = base.rgb
             else:
                 aligned = _register_visit(
-                    visit, photo, base, base_registration_mask, base_mask_work, region_work,
+                    visit, photo, base, base_features, base_mask_work, region_work,
                     marker_mm=marker_mm, working_size=working_size, keep_images=keep_images,
                 )
                 segmentation, h_work, visit_scale = aligned if aligned is not None else (None, None, 1.0)
@@ -442,7 +444,7 @@ def _register_visit(
     visit: VisitResult,
     photo: VisitPhoto,
     base: PreparedPhoto,
-    base_registration_mask: np.ndarray,
+    base_features: ImageFeatures,
     base_mask_work: np.ndarray,
     region_work: np.ndarray | None,
     *,
@@ -462,10 +464,7 @@ def _register_visit(
     )
     visit.notes.extend(prepared.segmentation.notes)
     registration = register_to_baseline(
-        base.rgb,
-        prepared.rgb,
-        baseline_mask=base_registration_mask,
-        moving_mask=prepared.registration_mask(),
+        None, prepared.rgb, moving_mask=prepared.registration_mask(), baseline_features=base_features
     )
     visit.registration = registration
     if keep_images and registration.homography is not None:

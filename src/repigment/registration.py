@@ -20,7 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Registration", "register_to_baseline", "warp_to_baseline", "compose_scaling", "visible_in_baseline"]
+__all__ = [
+    "Registration",
+    "ImageFeatures",
+    "image_features",
+    "register_to_baseline",
+    "warp_to_baseline",
+    "compose_scaling",
+    "visible_in_baseline",
+]
 
 _RATIO = 0.8
 _MIN_INLIERS = 25
@@ -73,13 +81,50 @@ def _prepare(rgb: np.ndarray) -> np.ndarray:
     return clahe.apply(grey)
 
 
-def _features(grey: np.ndarray, mask: np.ndarray | None):
+@dataclass(frozen=True)
+class ImageFeatures:
+    """SIFT keypoints of a photo, computed once and reused for every visit.
+
+    Attributes
+    ----------
+    grey : ndarray of uint8, shape (H, W)
+        Contrast-normalised grey image.
+    points : ndarray of float32, shape (N, 2)
+        Keypoint positions (x, y).
+    descriptors : ndarray of float32, shape (N, 128) or None
+    mask : ndarray of bool or None
+        Where features were allowed.
+    """
+
+    grey: np.ndarray
+    points: np.ndarray
+    descriptors: np.ndarray | None
+    mask: np.ndarray | None
+
+
+def image_features(rgb: np.ndarray, mask: np.ndarray | None = None) -> ImageFeatures:
+    """Detect the features :func:`register_to_baseline` aligns on.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+    mask : ndarray of bool, shape (H, W), optional
+        Where features may be taken (skin outside the patch, away from the marker).
+
+    Returns
+    -------
+    ImageFeatures
+    """
     import cv2
 
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    grey = _prepare(rgb)
     sift = cv2.SIFT_create(nfeatures=4000, contrastThreshold=0.02)
     m = None if mask is None else mask.astype(np.uint8) * 255
     keypoints, descriptors = sift.detectAndCompute(grey, m)
-    return keypoints, descriptors
+    points = np.float32([k.pt for k in keypoints]).reshape(-1, 2)
+    return ImageFeatures(grey=grey, points=points, descriptors=descriptors, mask=mask)
 
 
 def _failed(reason: str, **kwargs) -> Registration:
@@ -88,12 +133,13 @@ def _failed(reason: str, **kwargs) -> Registration:
 
 
 def register_to_baseline(
-    baseline_rgb: np.ndarray,
+    baseline_rgb: np.ndarray | None,
     moving_rgb: np.ndarray,
     *,
     baseline_mask: np.ndarray | None = None,
     moving_mask: np.ndarray | None = None,
     min_score: float = _MIN_TEXTURE_AGREEMENT,
+    baseline_features: ImageFeatures | None = None,
 ) -> Registration:
     """Align a visit photo to the baseline photo.
 
@@ -106,6 +152,10 @@ def register_to_baseline(
         away from the marker. ``None`` uses the whole photo.
     min_score : float, optional
         Smallest texture agreement accepted after alignment.
+    baseline_features : ImageFeatures, optional
+        The baseline's features from :func:`image_features`, so a series
+        computes them once; ``baseline_rgb`` and ``baseline_mask`` are then
+        ignored (pass ``None``).
 
     Returns
     -------
@@ -126,16 +176,18 @@ def register_to_baseline(
     """
     import cv2
 
-    for name, img in (("baseline_rgb", baseline_rgb), ("moving_rgb", moving_rgb)):
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f"{name} must be an (H, W, 3) uint8 array, got shape {img.shape} dtype {img.dtype}")
-    base_grey = _prepare(baseline_rgb)
-    moving_grey = _prepare(moving_rgb)
-    kp_b, des_b = _features(base_grey, baseline_mask)
-    kp_m, des_m = _features(moving_grey, moving_mask)
-    if des_b is None or des_m is None or len(kp_b) < _MIN_INLIERS or len(kp_m) < _MIN_INLIERS:
+    if baseline_features is None:
+        if baseline_rgb is None:
+            raise ValueError("pass baseline_rgb or baseline_features")
+        baseline_features = image_features(baseline_rgb, baseline_mask)
+    moving = image_features(moving_rgb, moving_mask)
+    base_grey, moving_grey = baseline_features.grey, moving.grey
+    baseline_mask = baseline_features.mask
+    des_b, des_m = baseline_features.descriptors, moving.descriptors
+    n_features = min(len(baseline_features.points), len(moving.points))
+    if des_b is None or des_m is None or n_features < _MIN_INLIERS:
         return _failed(
-            f"too little skin texture to align on ({min(len(kp_b), len(kp_m))} features); "
+            f"too little skin texture to align on ({n_features} features); "
             "retake the photo in focus and with more normal skin around the patch"
         )
     matcher = cv2.BFMatcher(cv2.NORM_L2)
@@ -146,8 +198,8 @@ def register_to_baseline(
             f"only {len(good)} skin features match the baseline; is this the same patch?",
             n_matches=len(good),
         )
-    src = np.float32([kp_m[m.queryIdx].pt for m in good])
-    dst = np.float32([kp_b[m.trainIdx].pt for m in good])
+    src = moving.points[[m.queryIdx for m in good]]
+    dst = baseline_features.points[[m.trainIdx for m in good]]
     homography, inlier_flags = cv2.findHomography(
         src, dst, cv2.USAC_MAGSAC, _RANSAC_PX, maxIters=10000, confidence=0.999
     )

@@ -213,6 +213,8 @@ def _otsu(values: np.ndarray) -> float:
 def _robust_sigma(values: np.ndarray) -> float:
     if values.size == 0:
         return 0.0
+    if values.size > 200_000:  # a regular subsample is plenty for a robust spread
+        values = values[:: values.size // 100_000]
     med = np.median(values)
     return float(1.4826 * np.median(np.abs(values - med)))
 
@@ -252,17 +254,21 @@ def _fit_normal_field(od: np.ndarray, normal: np.ndarray, *, degree: int) -> np.
         keep = np.abs(residual - np.median(residual[keep])) < 3.0 * sigma
         if keep.sum() < design.shape[1] * 20:
             break
-    grid_u = (np.arange(width) / width - 0.5)[None, :]
-    grid_v = (np.arange(height) / height - 0.5)[:, None]
-    grid_terms = [np.ones((height, width))]
+    # The field is a smooth polynomial: evaluate it on a coarse grid and
+    # upsample (bilinear error is far below the noise, and 20x cheaper).
+    import cv2
+
+    coarse_w, coarse_h = max(2, min(width, 128)), max(2, min(height, 128))
+    grid_u = ((np.arange(coarse_w) + 0.5) * (width / coarse_w) - 0.5) / width - 0.5
+    grid_v = ((np.arange(coarse_h) + 0.5) * (height / coarse_h) - 0.5) / height - 0.5
+    gu, gv = np.meshgrid(grid_u, grid_v)
+    grid_terms = [np.ones_like(gu)]
     if degree >= 1:
-        grid_terms += [np.broadcast_to(grid_u, (height, width)), np.broadcast_to(grid_v, (height, width))]
+        grid_terms += [gu, gv]
     if degree >= 2:
-        grid_terms += [grid_u * grid_u + 0 * grid_v, grid_u * grid_v, grid_v * grid_v + 0 * grid_u]
-    field_ = np.zeros((height, width, 3), np.float32)
-    for term, c in zip(grid_terms, coef):
-        field_ += (np.asarray(term, np.float32)[..., None] * c.astype(np.float32))
-    return field_
+        grid_terms += [gu * gu, gu * gv, gv * gv]
+    coarse = np.tensordot(np.stack(grid_terms, axis=-1), coef, axes=([2], [0])).astype(np.float32)
+    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _thin_dark_structures(lightness: np.ndarray, skin: np.ndarray) -> np.ndarray:
