@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_test_tools.sh
 	$(BIN)/python -m pytest -q --doctest-modules src/repigment tests
 
 test-fast: $(STAMP)
