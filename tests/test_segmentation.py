@@ -1,0 +1,139 @@
+"""Segmentation against painted truth: hair, glare, marker, ROI, lighting."""
+
+import cv2
+import numpy as np
+import pytest
+
+from repigment.color import linear_to_srgb, srgb_to_linear
+from repigment.errors import InvalidParameterError
+from repigment.segmentation import depigmented_mask, roi_mask, skin_mask
+
+NORMAL = (170, 120, 90)
+DEPIGMENTED = (238, 212, 202)
+
+
+def _photo(seed=0, size=(480, 640), normal=NORMAL):
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.standard_normal(size).astype(np.float32), (0, 0), 2) * 4
+    photo = np.array(normal, np.float32)[None, None] + texture[..., None] + rng.normal(0, 2, size + (3,))
+    return photo
+
+
+def _finish(photo):
+    return np.clip(photo, 0, 255).astype(np.uint8)
+
+
+def _patch_mask(size=(480, 640)):
+    mask = np.zeros(size, np.uint8)
+    cv2.ellipse(mask, (320, 240), (140, 90), 15, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
+def _paint(photo, mask, colour=DEPIGMENTED):
+    photo[mask] = np.array(colour, np.float32) + (photo[mask] - np.array(NORMAL, np.float32)) * 0.3
+    return photo
+
+
+def _dice(a, b):
+    return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+def test_painted_patch_is_recovered():
+    truth = _patch_mask()
+    result = depigmented_mask(_finish(_paint(_photo(), truth)))
+    assert _dice(result.mask, truth) > 0.97
+    assert result.contrast is not None and result.threshold > 0
+
+
+def test_dark_hairs_over_the_patch_do_not_cut_it():
+    truth = _patch_mask()
+    photo = _paint(_photo(1), truth)
+    rng = np.random.default_rng(3)
+    for _ in range(25):
+        x, y = rng.integers(100, 540), rng.integers(80, 400)
+        angle = rng.uniform(0, np.pi)
+        end = (int(x + 60 * np.cos(angle)), int(y + 60 * np.sin(angle)))
+        cv2.line(photo, (int(x), int(y)), end, (40, 25, 20), 2, cv2.LINE_AA)
+    result = depigmented_mask(_finish(photo))
+    assert _dice(result.mask, truth) > 0.95
+
+
+def test_glare_spots_on_normal_skin_are_not_depigmentation():
+    truth = _patch_mask()
+    photo = _paint(_photo(2), truth)
+    for centre in [(60, 60), (580, 420), (80, 400), (560, 70)]:
+        cv2.circle(photo, centre, 6, (255, 255, 255), -1)
+    result = depigmented_mask(_finish(photo))
+    assert result.mask.sum() == pytest.approx(truth.sum(), rel=0.05)
+    for x, y in [(60, 60), (580, 420), (80, 400), (560, 70)]:
+        assert not result.mask[y, x]
+
+
+def test_a_lighting_gradient_does_not_change_the_patch():
+    truth = _patch_mask()
+    photo = _finish(_paint(_photo(4), truth))
+    h, w = truth.shape
+    ramp = np.linspace(0.6, 1.3, w, dtype=np.float32)[None, :, None]
+    shaded = linear_to_srgb(srgb_to_linear(photo) * ramp)
+    plain = depigmented_mask(photo)
+    result = depigmented_mask(shaded)
+    assert _dice(result.mask, plain.mask) > 0.96
+
+
+def test_no_patch_gives_an_empty_mask_and_says_so():
+    result = depigmented_mask(_finish(_photo(5)))
+    assert result.area_px < 0.001 * result.mask.size
+    assert result.contrast is None
+    assert any("no distinct" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("normal", [(235, 200, 185), (200, 150, 120), (120, 80, 60), (85, 55, 40)])
+def test_skin_tones_from_very_light_to_dark(normal):
+    truth = _patch_mask()
+    photo = _photo(6, normal=normal)
+    photo[truth] = np.array(DEPIGMENTED, np.float32)
+    result = depigmented_mask(_finish(photo))
+    assert _dice(result.mask, truth) > 0.95
+
+
+def test_background_and_excluded_marker_are_not_skin():
+    truth = _patch_mask()
+    photo = _paint(_photo(7), truth)
+    photo[:, :80] = (15, 20, 45)  # dark blue cloth
+    photo[20:100, 500:600] = 245  # white paper of a marker
+    exclude = np.zeros(truth.shape, bool)
+    exclude[20:100, 500:600] = True
+    result = depigmented_mask(_finish(photo), exclude=exclude)
+    assert not result.skin[:, :70].any()
+    assert not result.skin[exclude].any()
+    assert not result.mask[exclude].any()
+    assert _dice(result.mask, truth) > 0.95
+
+
+def test_roi_rectangle_and_polygon_restrict_the_mask():
+    truth = _patch_mask()
+    photo = _finish(_paint(_photo(8), truth))
+    rect = depigmented_mask(photo, roi=(0, 0, 320, 480))
+    assert not rect.mask[:, 320:].any()
+    polygon = np.array([[320, 0], [640, 0], [640, 480], [320, 480]])
+    poly = depigmented_mask(photo, roi=polygon)
+    assert not poly.mask[:, :319].any()
+    assert rect.area_px + poly.area_px == pytest.approx(depigmented_mask(photo).area_px, rel=0.01)
+
+
+@pytest.mark.parametrize("roi", [(1, 2, 3), (0, 0, 0, 10), (900, 900, 10, 10), [[0, 0], [1, 1]]])
+def test_bad_roi_is_rejected(roi):
+    with pytest.raises(InvalidParameterError):
+        roi_mask((100, 100), roi)
+
+
+def test_threshold_must_be_positive():
+    with pytest.raises(InvalidParameterError, match="threshold"):
+        depigmented_mask(_finish(_photo()), threshold=-1.0)
+
+
+def test_photo_without_skin():
+    blue = np.full((200, 200, 3), (20, 30, 90), np.uint8)
+    assert not skin_mask(blue).any()
+    result = depigmented_mask(blue)
+    assert result.area_px == 0 and "no skin" in result.notes[0]
