@@ -27,6 +27,7 @@ from .calibration import (
 )
 from .color import normalize_color
 from .errors import InvalidParameterError, RepigmentError, SeriesError
+from .limits import Deadline, Limits
 from .registration import (
     ImageFeatures,
     Registration,
@@ -116,6 +117,8 @@ def prepare_photo(
     marker_mm: float = DEFAULT_MARKER_MM,
     threshold: float | None = None,
     working_size: int = DEFAULT_WORKING_SIZE,
+    limits: Limits | None = None,
+    deadline: Deadline | None = None,
 ) -> PreparedPhoto:
     """Load, calibrate, colour-normalise and segment one photo.
 
@@ -129,6 +132,10 @@ def prepare_photo(
         Depigmentation threshold to apply (a series' baseline threshold).
     working_size : int, optional
         Longest side of the working image.
+    limits : Limits, optional
+        Pixel and file-size limits (defaults of :class:`repigment.limits.Limits`).
+    deadline : Deadline, optional
+        Time budget, checked between stages.
 
     Returns
     -------
@@ -138,10 +145,17 @@ def prepare_photo(
     ------
     ImageLoadError
         If the photo cannot be read.
+    ProcessingTimeLimitError
+        If the deadline passes.
     """
     from .io import load_image
 
-    loaded = load_image(source, max_side=working_size)
+    limits = limits or Limits()
+    loaded = load_image(
+        source, max_side=working_size, max_pixels=limits.max_pixels, max_file_bytes=limits.max_file_bytes
+    )
+    if deadline is not None:
+        deadline.check("loading")
     marker = detect_marker(loaded.rgb, marker_mm=marker_mm)
     exclude = None
     if marker is not None:
@@ -150,6 +164,8 @@ def prepare_photo(
     else:
         normalized = normalize_color(loaded.rgb)
     segmentation = depigmented_mask(normalized.rgb, exclude=exclude, threshold=threshold)
+    if deadline is not None:
+        deadline.check("segmentation")
     return PreparedPhoto(
         name=loaded.name,
         rgb=normalized.rgb,
@@ -290,6 +306,7 @@ def analyze_photos(
     mask_writer: Callable[[VisitResult, np.ndarray], str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     keep_images: bool = False,
+    limits: Limits | None = None,
 ) -> SeriesResult:
     """Score visit photos against the earliest one.
 
@@ -316,6 +333,8 @@ def analyze_photos(
         Keep each visit's photo registered onto the baseline's working frame
         (``VisitResult.registered_rgb``) for display. Costs about 2.4 MB per
         visit at the default working size.
+    limits : Limits, optional
+        Pixel, file-size, visit-count and time limits.
 
     Returns
     -------
@@ -328,15 +347,24 @@ def analyze_photos(
         depigmented skin (nothing can be measured against it).
     """
     _validate_options(marker_mm, working_size)
+    limits = limits or Limits()
     ordered = sorted(photos, key=lambda p: p.date)
     if not ordered:
         raise SeriesError("the series has no photos")
+    if len(ordered) > limits.max_visits:
+        raise SeriesError(
+            f"the series has {len(ordered)} photos, more than the limit of {limits.max_visits}; "
+            "split it or raise REPIGMENT_MAX_VISITS"
+        )
     baseline_photo = ordered[0]
     start = treatment_start or baseline_photo.date
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     try:
-        base = prepare_photo(baseline_photo.path, marker_mm=marker_mm, working_size=working_size)
+        base = prepare_photo(
+            baseline_photo.path, marker_mm=marker_mm, working_size=working_size, limits=limits,
+            deadline=Deadline(limits.max_seconds_per_photo),
+        )
     except RepigmentError as exc:
         raise SeriesError(f"baseline photo {baseline_photo.name}: {exc}") from None
     base_seg = base.segmentation
@@ -385,7 +413,7 @@ def analyze_photos(
             else:
                 aligned = _register_visit(
                     visit, photo, base, base_features, base_mask_work, region_work,
-                    marker_mm=marker_mm, working_size=working_size, keep_images=keep_images,
+                    marker_mm=marker_mm, working_size=working_size, keep_images=keep_images, limits=limits,
                 )
                 segmentation, h_work, visit_scale = aligned if aligned is not None else (None, None, 1.0)
             if visit.error is None and segmentation is not None:
@@ -451,6 +479,7 @@ def _register_visit(
     marker_mm: float,
     working_size: int,
     keep_images: bool = False,
+    limits: Limits,
 ) -> tuple[Segmentation, np.ndarray, float] | None:
     """Segment and register one visit.
 
@@ -459,14 +488,17 @@ def _register_visit(
     the baseline's working frame and its working scale, or ``None`` when it
     cannot be scored.
     """
+    deadline = Deadline(limits.max_seconds_per_photo)
     prepared = prepare_photo(
-        photo.path, marker_mm=marker_mm, threshold=base.segmentation.threshold, working_size=working_size
+        photo.path, marker_mm=marker_mm, threshold=base.segmentation.threshold, working_size=working_size,
+        limits=limits, deadline=deadline,
     )
     visit.notes.extend(prepared.segmentation.notes)
     registration = register_to_baseline(
         None, prepared.rgb, moving_mask=prepared.registration_mask(), baseline_features=base_features
     )
     visit.registration = registration
+    deadline.check("registration")
     if keep_images and registration.homography is not None:
         import cv2
 
@@ -589,6 +621,7 @@ def analyze_series(
     working_size: int = DEFAULT_WORKING_SIZE,
     progress: Callable[[int, int, str], None] | None = None,
     keep_images: bool = False,
+    limits: Limits | None = None,
 ) -> SeriesResult:
     """Score every visit of a series folder against its baseline photo.
 
@@ -612,6 +645,8 @@ def analyze_series(
         ``progress(done, total, image_name)`` after each photo.
     keep_images : bool, optional
         Keep registered visit images for display (see :func:`analyze_photos`).
+    limits : Limits, optional
+        Processing limits (see :class:`repigment.limits.Limits`).
 
     Returns
     -------
@@ -640,6 +675,7 @@ def analyze_series(
         mask_writer=writer,
         progress=progress,
         keep_images=keep_images,
+        limits=limits,
     )
     result.series_dir = str(series_dir)
     if out_dir is not None:
@@ -675,6 +711,7 @@ def segment_image(
     roi=None,
     marker_mm: float = DEFAULT_MARKER_MM,
     working_size: int = DEFAULT_WORKING_SIZE,
+    limits: Limits | None = None,
 ) -> ImageSegmentation:
     """Segment the depigmented skin of one photo.
 
@@ -688,6 +725,8 @@ def segment_image(
         Printed side of the scale marker, mm.
     working_size : int, optional
         Longest side at which the photo is analysed.
+    limits : Limits, optional
+        Processing limits (see :class:`repigment.limits.Limits`).
 
     Returns
     -------
@@ -695,7 +734,11 @@ def segment_image(
         The mask at the photo's full upright size, and its area.
     """
     _validate_options(marker_mm, working_size)
-    prepared = prepare_photo(source, marker_mm=marker_mm, working_size=working_size)
+    limits = limits or Limits()
+    prepared = prepare_photo(
+        source, marker_mm=marker_mm, working_size=working_size, limits=limits,
+        deadline=Deadline(limits.max_seconds_per_photo),
+    )
     width, height = prepared.original_size
     to_full = compose_scaling(np.eye(3), moving_scale=1.0, baseline_scale=prepared.scale)
     mask = _full_resolution_mask(prepared.segmentation.mask, to_full, prepared.original_size)

@@ -1,0 +1,114 @@
+"""Bounds on what repigment will process, each with a clear message when exceeded.
+
+Defaults suit phone photos (12-50 MP). Shells (CLI, app, batch) read overrides
+from the environment with :meth:`Limits.from_env`; the library itself never
+reads the environment.
+
+============================== ====================================== =========
+environment variable           meaning                                default
+============================== ====================================== =========
+REPIGMENT_MAX_PIXELS           pixels in one photo                    120 M
+REPIGMENT_MAX_FILE_MB          bytes of one photo file, MB            200
+REPIGMENT_MAX_VISITS           photos in one series                   400
+REPIGMENT_MAX_SECONDS_PER_PHOTO analysis time of one photo, seconds    120
+REPIGMENT_MAX_UPLOAD_MB        one upload in the app, MB              50
+============================== ====================================== =========
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+from .errors import InvalidParameterError, RepigmentError
+
+__all__ = ["Limits", "ProcessingTimeLimitError", "Deadline"]
+
+
+class ProcessingTimeLimitError(RepigmentError):
+    """A photo took longer to analyse than the configured limit."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Processing limits.
+
+    Attributes
+    ----------
+    max_pixels : int
+        Largest photo, in pixels (decompression-bomb guard).
+    max_file_bytes : int
+        Largest photo file, in bytes.
+    max_visits : int
+        Most photos in one series.
+    max_seconds_per_photo : float
+        Longest analysis of one photo before it is abandoned with an error.
+    max_upload_mb : int
+        Largest single upload accepted by the app, MB.
+    """
+
+    max_pixels: int = 120_000_000
+    max_file_bytes: int = 200 * 1024**2
+    max_visits: int = 400
+    max_seconds_per_photo: float = 120.0
+    max_upload_mb: int = 50
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise InvalidParameterError(f"limit {f.name} must be a positive number, got {value!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Limits":
+        """Limits with overrides from ``REPIGMENT_MAX_*`` environment variables.
+
+        Raises
+        ------
+        InvalidParameterError
+            If a variable is set to something that is not a positive number.
+
+        Examples
+        --------
+        >>> Limits.from_env({"REPIGMENT_MAX_VISITS": "12"}).max_visits
+        12
+        """
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        spec = {
+            "REPIGMENT_MAX_PIXELS": ("max_pixels", int, 1),
+            "REPIGMENT_MAX_FILE_MB": ("max_file_bytes", float, 1024**2),
+            "REPIGMENT_MAX_VISITS": ("max_visits", int, 1),
+            "REPIGMENT_MAX_SECONDS_PER_PHOTO": ("max_seconds_per_photo", float, 1),
+            "REPIGMENT_MAX_UPLOAD_MB": ("max_upload_mb", int, 1),
+        }
+        values = {}
+        for variable, (name, kind, unit) in spec.items():
+            text = env.get(variable)
+            if text is None or text.strip() == "":
+                continue
+            try:
+                number = kind(text.strip())
+            except ValueError:
+                raise InvalidParameterError(f"{variable}={text!r} is not a number") from None
+            if not number > 0:
+                raise InvalidParameterError(f"{variable} must be positive, got {text!r}")
+            values[name] = int(number * unit) if name in ("max_file_bytes", "max_pixels") else number
+        return cls(**{**defaults.__dict__, **values})
+
+
+class Deadline:
+    """The time budget of one photo; :meth:`check` raises once it is spent."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def check(self, stage: str) -> None:
+        if time.monotonic() > self._end:
+            raise ProcessingTimeLimitError(
+                f"analysis stopped during {stage} after the {self.seconds:g} s limit per photo "
+                "(raise REPIGMENT_MAX_SECONDS_PER_PHOTO, or use a smaller photo)"
+            )
