@@ -60,8 +60,10 @@ DEFAULT_WORKING_SIZE = 1024
 #: Identifies the method in every saved record; bump when results would change.
 SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-v1"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v1"
-# The visit photo must show at least this share of the baseline footprint.
-_MIN_FOOTPRINT_COVERAGE = 0.98
+# Share of the baseline footprint a visit photo must show to be scored at all,
+# and above which it counts as showing all of it.
+_MIN_FOOTPRINT_COVERAGE = 0.85
+_FULL_FOOTPRINT_COVERAGE = 0.98
 
 
 @dataclass
@@ -99,8 +101,13 @@ class PreparedPhoto:
         seg = self.segmentation
         height, width = seg.mask.shape
         size = max(5, int(0.04 * max(height, width)) | 1)
-        # Partly depigmented skin is left out too: it may change by the next visit.
-        changing = seg.mask | (seg.skin & (seg.score > 0.5 * seg.threshold))
+        # Partly depigmented skin is left out too (it may change by the next
+        # visit), but only in regions of some size: on low-contrast skin the
+        # half threshold is crossed by noise speckle all over the photo.
+        from .segmentation import remove_small_regions
+
+        partial = remove_small_regions(seg.skin & (seg.score > 0.5 * seg.threshold), int(5e-4 * seg.mask.size))
+        changing = seg.mask | partial
         patch = cv2.dilate(
             changing.astype(np.uint8),
             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)),
@@ -424,13 +431,17 @@ def analyze_photos(
                 if region_full is not None and index > 0:
                     full_mask &= region_full
                 area_cm2 = None if marker_full is None else plane_area_mm2(full_mask, marker_full) / 100.0
-                visit.score = score_visit(base_mask_full, full_mask, area_cm2=area_cm2)
-                visit.intervals = figure_intervals(
-                    visit.score,
-                    baseline_area_px=int(base_mask_full.sum()),
+                if index == 0:
+                    visible = None
+                else:
+                    work_visible = visible_in_baseline(segmentation.mask.shape, h_work, work_shape)
+                    covered = (work_visible & base_mask_work).sum() / base_mask_work.sum()
+                    visible = None if covered >= _FULL_FOOTPRINT_COVERAGE else visible_in_baseline(
+                        segmentation.mask.shape, h_full, full_mask.shape)
+                visit.score, visit.intervals = _score_with_intervals(
+                    base_mask_full, full_mask, area_cm2, visible,
                     baseline_cases=base_cases,
                     visit_cases=_threshold_cases(segmentation, h_work, work_shape, region_work),
-                    boundary_px=_boundary_length(full_mask),
                     residual_px=visit.registration.residual_px / base.scale,
                 )
                 if mask_writer is not None:
@@ -514,6 +525,11 @@ def _register_visit(
             f"the photo shows only {coverage:.0%} of the baseline patch; frame the whole patch as at baseline"
         )
         return None
+    if coverage < _FULL_FOOTPRINT_COVERAGE:
+        visit.notes.append(
+            f"only {coverage:.0%} of the baseline patch is in this photo: figures are estimated from that part "
+            "and the range covers any change in the rest; frame the whole patch next time"
+        )
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
@@ -537,6 +553,57 @@ def _threshold_cases(
             warped &= region
         areas.append(int(warped.sum()))
     return areas[0], areas[1], areas[2]
+
+
+def _score_with_intervals(
+    base_mask_full: np.ndarray,
+    full_mask: np.ndarray,
+    area_cm2: float | None,
+    visible: np.ndarray | None,
+    *,
+    baseline_cases: tuple[int, int, int],
+    visit_cases: tuple[int, int, int],
+    residual_px: float,
+) -> tuple[VisitScore, dict[str, tuple[float, float]]]:
+    """Score a visit; when part of the baseline footprint is outside the photo
+    (``visible`` given), estimate from the visible part and widen the ranges to
+    cover any change in the unseen part."""
+    import dataclasses
+
+    base_area = int(base_mask_full.sum())
+    if visible is None:
+        score = score_visit(base_mask_full, full_mask, area_cm2=area_cm2)
+        intervals = figure_intervals(
+            score, baseline_area_px=base_area, baseline_cases=baseline_cases, visit_cases=visit_cases,
+            boundary_px=_boundary_length(full_mask), residual_px=residual_px,
+        )
+        return score, intervals
+    seen_base = base_mask_full & visible
+    seen_area = int(seen_base.sum())
+    unseen = base_area - seen_area
+    partial = score_visit(seen_base, full_mask, area_cm2=area_cm2)
+    factor = base_area / seen_area
+    score = dataclasses.replace(
+        partial,
+        area_px=int(round(partial.area_px * factor)),
+        area_cm2=None if partial.area_cm2 is None else partial.area_cm2 * factor,
+    )
+    intervals = figure_intervals(
+        score, baseline_area_px=base_area, baseline_cases=baseline_cases, visit_cases=visit_cases,
+        boundary_px=_boundary_length(full_mask) * factor, residual_px=residual_px,
+    )
+    # Extremes for the unseen part: fully repigmented, or not at all.
+    low_area = min(intervals["depigmented_area_px"][0], float(partial.area_px))
+    high_area = max(intervals["depigmented_area_px"][1], float(partial.area_px + unseen))
+    intervals["depigmented_area_px"] = (low_area, high_area)
+    intervals["repigmentation_pct"] = (
+        min(intervals["repigmentation_pct"][0], (base_area - high_area) / base_area * 100.0),
+        max(intervals["repigmentation_pct"][1], (base_area - low_area) / base_area * 100.0),
+    )
+    if score.area_cm2 is not None and score.area_px > 0:
+        cm2_per_px = score.area_cm2 / score.area_px
+        intervals["depigmented_area_cm2"] = (low_area * cm2_per_px, high_area * cm2_per_px)
+    return score, intervals
 
 
 def _boundary_length(mask: np.ndarray) -> float:

@@ -40,6 +40,7 @@ __all__ = [
     "depigmented_mask",
     "skin_mask",
     "roi_mask",
+    "remove_small_regions",
 ]
 
 #: Weights of (R, G, B) optical density in the depigmentation score: roughly
@@ -471,6 +472,19 @@ def _reference_region(normal: np.ndarray, depig: np.ndarray, skin: np.ndarray) -
     away = normal & ~near
     # Keep the margin only when enough normal skin is left without it.
     return away if away.sum() > 0.25 * normal.sum() else normal
+
+
+def remove_small_regions(mask: np.ndarray, min_px: int) -> np.ndarray:
+    """Drop 8-connected regions smaller than ``min_px`` pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.zeros((10, 10), bool); m[0, 0] = True; m[4:8, 4:8] = True
+    >>> int(remove_small_regions(m, 4).sum())
+    16
+    """
+    return _remove_small(mask, min_px)
 
 
 def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
