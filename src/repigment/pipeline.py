@@ -94,13 +94,15 @@ class PreparedPhoto:
     segmentation: Segmentation
     color_method: str
 
-    def registration_mask(self) -> np.ndarray:
-        """Skin outside the patch (with a margin) and away from the marker."""
+    def registration_mask(self, *, skin_only: bool = True) -> np.ndarray:
+        """Where registration may take features: outside the patch (with a
+        margin) and off the marker's paper; on skin only unless ``skin_only``
+        is false (then clothing and background count too)."""
         import cv2
 
         seg = self.segmentation
         height, width = seg.mask.shape
-        size = max(5, int(0.04 * max(height, width)) | 1)
+        size = max(5, int(0.03 * max(height, width)) | 1)
         # Partly depigmented skin is left out too (it may change by the next
         # visit), but only in regions of some size: on low-contrast skin the
         # half threshold is crossed by noise speckle all over the photo.
@@ -112,9 +114,10 @@ class PreparedPhoto:
             changing.astype(np.uint8),
             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)),
         ).astype(bool)
-        usable = seg.skin & ~patch
+        usable = ~patch & (seg.skin if skin_only else True)
         if self.marker is not None:
-            usable &= ~marker_exclusion_mask((height, width), self.marker, margin=1.0)
+            # The marker is re-stuck at every visit: its paper must not steer the alignment.
+            usable &= ~marker_exclusion_mask((height, width), self.marker, margin=0.5)
         return usable
 
 
@@ -400,6 +403,12 @@ def analyze_photos(
     marker_full = None if base.marker is None else base.marker.scaled(1.0 / base.scale)
     mm_per_px = None if marker_full is None else marker_full.mm_per_px
     base_features = image_features(base.rgb, base.registration_mask())
+    wide_cache: list[ImageFeatures] = []
+
+    def base_features_wide() -> ImageFeatures:
+        if not wide_cache:  # computed only when a visit needs it, then kept
+            wide_cache.append(image_features(base.rgb, base.registration_mask(skin_only=False)))
+        return wide_cache[0]
 
     base_cases = _threshold_cases(base_seg, np.eye(3), work_shape, region_work)
 
@@ -419,7 +428,7 @@ def analyze_photos(
                     visit.registered_rgb = base.rgb
             else:
                 aligned = _register_visit(
-                    visit, photo, base, base_features, base_mask_work, region_work,
+                    visit, photo, base, base_features, base_features_wide, base_mask_work, region_work,
                     marker_mm=marker_mm, working_size=working_size, keep_images=keep_images, limits=limits,
                 )
                 segmentation, h_work, visit_scale = aligned if aligned is not None else (None, None, 1.0)
@@ -484,6 +493,7 @@ def _register_visit(
     photo: VisitPhoto,
     base: PreparedPhoto,
     base_features: ImageFeatures,
+    base_features_wide: Callable[[], ImageFeatures],
     base_mask_work: np.ndarray,
     region_work: np.ndarray | None,
     *,
@@ -505,9 +515,18 @@ def _register_visit(
         limits=limits, deadline=deadline,
     )
     visit.notes.extend(prepared.segmentation.notes)
+    moving_skin = prepared.registration_mask()
     registration = register_to_baseline(
-        None, prepared.rgb, moving_mask=prepared.registration_mask(), baseline_features=base_features
+        None, prepared.rgb, moving_mask=moving_skin, baseline_features=base_features
     )
+    if not registration.ok and registration.code in ("no_texture", "few_matches", "few_inliers", "narrow"):
+        # Too little normal skin in view: take features from the whole frame
+        # outside the patch, but still require the skin itself to agree.
+        wide_features = base_features_wide()
+        registration = register_to_baseline(
+            None, prepared.rgb, moving_mask=prepared.registration_mask(skin_only=False),
+            baseline_features=wide_features, verify_masks=(base_features.mask, moving_skin),
+        )
     visit.registration = registration
     deadline.check("registration")
     if keep_images and registration.homography is not None:

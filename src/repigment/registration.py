@@ -58,6 +58,10 @@ class Registration:
         Ratio-test matches and homography inliers.
     residual_px : float
         Median reprojection error of the inliers, baseline pixels.
+    code : str or None
+        Machine-readable kind of failure: ``"no_texture"``, ``"few_matches"``,
+        ``"few_inliers"``, ``"implausible"``, ``"narrow"`` (matches bunched in a
+        corner) or ``"texture_mismatch"`` (aligned, but not the same skin).
     """
 
     ok: bool
@@ -67,6 +71,7 @@ class Registration:
     n_matches: int = 0
     n_inliers: int = 0
     residual_px: float = float("nan")
+    code: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok
@@ -127,9 +132,9 @@ def image_features(rgb: np.ndarray, mask: np.ndarray | None = None) -> ImageFeat
     return ImageFeatures(grey=grey, points=points, descriptors=descriptors, mask=mask)
 
 
-def _failed(reason: str, **kwargs) -> Registration:
+def _failed(code: str, reason: str, **kwargs) -> Registration:
     return Registration(ok=False, homography=kwargs.pop("homography", None), score=kwargs.pop("score", 0.0),
-                        reason=reason, **kwargs)
+                        reason=reason, code=code, **kwargs)
 
 
 def register_to_baseline(
@@ -140,6 +145,7 @@ def register_to_baseline(
     moving_mask: np.ndarray | None = None,
     min_score: float = _MIN_TEXTURE_AGREEMENT,
     baseline_features: ImageFeatures | None = None,
+    verify_masks: tuple[np.ndarray | None, np.ndarray | None] | None = None,
 ) -> Registration:
     """Align a visit photo to the baseline photo.
 
@@ -156,6 +162,10 @@ def register_to_baseline(
         The baseline's features from :func:`image_features`, so a series
         computes them once; ``baseline_rgb`` and ``baseline_mask`` are then
         ignored (pass ``None``).
+    verify_masks : tuple of (ndarray or None, ndarray or None), optional
+        Baseline and moving masks on which the texture agreement is checked,
+        when they differ from the feature masks (for example features taken
+        from the whole frame but agreement required on skin).
 
     Returns
     -------
@@ -187,6 +197,7 @@ def register_to_baseline(
     n_features = min(len(baseline_features.points), len(moving.points))
     if des_b is None or des_m is None or n_features < _MIN_INLIERS:
         return _failed(
+            "no_texture",
             f"too little skin texture to align on ({n_features} features); "
             "retake the photo in focus and with more normal skin around the patch"
         )
@@ -195,6 +206,7 @@ def register_to_baseline(
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO * p[1].distance]
     if len(good) < _MIN_INLIERS:
         return _failed(
+            "few_matches",
             f"only {len(good)} skin features match the baseline; is this the same patch?",
             n_matches=len(good),
         )
@@ -204,7 +216,7 @@ def register_to_baseline(
         src, dst, cv2.USAC_MAGSAC, _RANSAC_PX, maxIters=10000, confidence=0.999
     )
     if homography is None or inlier_flags is None:
-        return _failed("no consistent alignment to the baseline was found; is this the same patch?",
+        return _failed("few_inliers", "no consistent alignment to the baseline was found; is this the same patch?",
                        n_matches=len(good))
     inliers = inlier_flags.ravel().astype(bool)
     n_inliers = int(inliers.sum())
@@ -213,23 +225,28 @@ def register_to_baseline(
     stats = dict(n_matches=len(good), n_inliers=n_inliers, residual_px=residual)
     if n_inliers < _MIN_INLIERS or n_inliers < _MIN_INLIER_RATIO * len(good):
         return _failed(
+            "few_inliers",
             f"only {n_inliers} of {len(good)} matched features agree on one alignment; is this the same patch?",
             **stats,
         )
     problem = _implausible(homography, moving_rgb.shape[:2])
     if problem:
-        return _failed(f"the alignment found is implausible ({problem}); retake from the baseline's distance and angle",
+        return _failed("implausible",
+                       f"the alignment found is implausible ({problem}); retake from the baseline's distance and angle",
                        **stats)
     hull = cv2.convexHull(dst[inliers].reshape(-1, 1, 2))
     spread = cv2.contourArea(hull) / float(base_grey.shape[0] * base_grey.shape[1])
     if spread < _MIN_SPREAD:
         return _failed(
+            "narrow",
             f"matching features cover only {spread:.0%} of the photo; frame the patch as at baseline",
             **stats,
         )
-    score = _texture_agreement(base_grey, moving_grey, homography, baseline_mask, moving_mask)
+    check_base, check_moving = verify_masks if verify_masks is not None else (baseline_mask, moving_mask)
+    score = _texture_agreement(base_grey, moving_grey, homography, check_base, check_moving)
     if score < min_score:
         return _failed(
+            "texture_mismatch",
             f"after alignment the skin texture does not match the baseline (agreement {score:.2f}); "
             "this looks like a different place",
             homography=homography, score=score, **stats,

@@ -175,8 +175,11 @@ def skin_mask(rgb: np.ndarray, *, exclude: np.ndarray | None = None) -> np.ndarr
     Notes
     -----
     Skin of every Fitzpatrick type, and depigmented skin (which keeps a pink
-    haemoglobin tint), has a CIELAB hue angle between red and yellow. Dark
-    backgrounds, blue or green cloth and neutral objects fall outside; holes
+    haemoglobin tint), has a CIELAB hue angle between red and yellow. A broad
+    window on that finds the photo's dominant skin colour; skin is then what
+    lies within ``SKIN_HUE_TOLERANCE`` degrees of *this patient's* skin hue and
+    is not much more saturated than it, so red, pink or orange cloth, dark
+    backgrounds, blue or green cloth and neutral objects fall outside. Holes
     enclosed by skin (moles, glare, low-chroma depigmentation) are filled back.
     """
     import cv2
@@ -186,7 +189,14 @@ def skin_mask(rgb: np.ndarray, *, exclude: np.ndarray | None = None) -> np.ndarr
     lightness, a_star, b_star = lab[..., 0], lab[..., 1], lab[..., 2]
     chroma = np.hypot(a_star, b_star)
     hue = np.degrees(np.arctan2(b_star, a_star))
-    candidate = (lightness > 10) & (chroma > 4.0) & (hue > 5) & (hue < 100) & (a_star > 0.5)
+    broad = (lightness > 10) & (chroma > 4.0) & (hue > 5) & (hue < 100) & (a_star > 0.5)
+    candidate = broad
+    if broad.sum() > 0.01 * broad.size:
+        skin_hue, skin_chroma = _dominant_skin_colour(a_star[broad], b_star[broad])
+        hue_gap = np.abs((hue - skin_hue + 180.0) % 360.0 - 180.0)
+        candidate = (
+            (lightness > 10) & (chroma > 4.0) & (hue_gap < SKIN_HUE_TOLERANCE) & (chroma < 1.6 * skin_chroma + 8.0)
+        )
     candidate = cv2.morphologyEx(
         candidate.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     ).astype(bool)
@@ -202,7 +212,34 @@ def skin_mask(rgb: np.ndarray, *, exclude: np.ndarray | None = None) -> np.ndarr
         skin = ndi.binary_fill_holes(skin | exclude) & ~exclude
     else:
         skin = ndi.binary_fill_holes(skin)
-    return skin
+    # Pixels along the border with cloth or background blend both colours
+    # (lens blur, JPEG) and can pass for pale skin: trust skin only a few
+    # pixels in from that border.
+    margin = max(1, int(round(0.003 * max(skin.shape))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    eroded = cv2.erode(skin.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    return eroded
+
+
+#: How far (degrees of CIELAB hue) a pixel's hue may be from the photo's own
+#: skin hue to count as skin. Normal and depigmented skin of one person lie
+#: within about 15 degrees of each other; cloth usually does not.
+SKIN_HUE_TOLERANCE = 25.0
+
+
+def _dominant_skin_colour(a_star: np.ndarray, b_star: np.ndarray) -> tuple[float, float]:
+    """Hue (degrees) and chroma of the most common skin-like colour (2D histogram mode)."""
+    import cv2
+
+    if a_star.size > 200_000:
+        step = a_star.size // 100_000
+        a_star, b_star = a_star[::step], b_star[::step]
+    hist, a_edges, b_edges = np.histogram2d(a_star, b_star, bins=(60, 70), range=((-10, 50), (-10, 60)))
+    hist = cv2.GaussianBlur(hist.astype(np.float32), (0, 0), 1.5)
+    ia, ib = np.unravel_index(int(np.argmax(hist)), hist.shape)
+    a_mode = (a_edges[ia] + a_edges[ia + 1]) / 2
+    b_mode = (b_edges[ib] + b_edges[ib + 1]) / 2
+    return float(np.degrees(np.arctan2(b_mode, a_mode))), float(np.hypot(a_mode, b_mode))
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -243,7 +280,8 @@ def _fit_normal_field(od: np.ndarray, normal: np.ndarray, *, degree: int) -> np.
     if degree >= 1:
         terms += [u, v]
     if degree >= 2:
-        terms += [u * u, u * v, v * v]
+        # r**4 follows lens vignetting into the corners, where a quadratic falls short.
+        terms += [u * u, u * v, v * v, (u * u + v * v) ** 2]
     design = np.stack(terms, axis=1)
     samples = od[ys, xs]
     coef = np.zeros((design.shape[1], 3))
@@ -267,7 +305,7 @@ def _fit_normal_field(od: np.ndarray, normal: np.ndarray, *, degree: int) -> np.
     if degree >= 1:
         grid_terms += [gu, gv]
     if degree >= 2:
-        grid_terms += [gu * gu, gu * gv, gv * gv]
+        grid_terms += [gu * gu, gu * gv, gv * gv, (gu * gu + gv * gv) ** 2]
     coarse = np.tensordot(np.stack(grid_terms, axis=-1), coef, axes=([2], [0])).astype(np.float32)
     return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
 
@@ -423,6 +461,16 @@ def depigmented_mask(
     if threshold is None and contrast is None:
         notes.append("no distinct depigmented skin in this photo")
 
+    # Where depigmentation barely stands out from skin texture and noise (very
+    # light skin), average over a wider neighbourhood before the decision, so
+    # noise does not cross the threshold in speckles. Higher-contrast skin keeps
+    # the fine scale that small perifollicular islands need.
+    signal_to_noise = 2.0 * used_threshold / max(normal_sigma, 1e-6)
+    extra_sigma = _extra_smoothing(signal_to_noise)
+    if extra_sigma > 0:
+        score = np.where(skin, _masked_blur(score, skin, extra_sigma), 0.0).astype(np.float32)
+        depig = skin & (score > used_threshold)
+
     mask = _remove_small(depig, min_patch_px)
     if region is not None:
         mask &= region
@@ -438,6 +486,21 @@ def depigmented_mask(
         notes=tuple(notes),
         min_patch_px=min_patch_px,
     )
+
+
+def _extra_smoothing(signal_to_noise: float) -> float:
+    """Gaussian sigma (px) of extra smoothing for a contrast-to-noise ratio.
+
+    Examples
+    --------
+    >>> _extra_smoothing(20.0), _extra_smoothing(5.0)
+    (0.0, 2.0)
+    """
+    if signal_to_noise >= 10.0:
+        return 0.0
+    if signal_to_noise >= 7.0:
+        return 1.2
+    return 2.0
 
 
 def _separation(low: np.ndarray, high: np.ndarray) -> float:
