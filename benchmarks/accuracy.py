@@ -51,6 +51,7 @@ class VisitOutcome:
     measured_pct: float | None
     error: str | None
     interval: tuple[float, float] | None = None
+    registered: bool | None = None  # None: the series itself could not be scored
 
 
 def series_specs(count: int, seed_offset: int):
@@ -123,6 +124,7 @@ def run_series(spec, workdir: str) -> list[VisitOutcome]:
                 measured_pct=visit.score.repigmentation_pct if visit.ok and visit.score else None,
                 error=visit.error,
                 interval=visit.intervals.get("repigmentation_pct") if visit.ok else None,
+                registered=visit.registration is not None and visit.registration.ok,
             )
         )
     return outcomes
@@ -134,7 +136,8 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
     dices = [o.dice for o in right_place if o.dice is not None]
     errors = [abs(o.measured_pct - o.truth_pct) for o in followups if o.measured_pct is not None]
     stable = [abs(o.measured_pct) for o in followups if o.course == "stable" and o.measured_pct is not None]
-    registered = [not o.flagged for o in followups]
+    registered = [o.registered for o in followups if o.registered is not None]
+    series_failed = sorted({o.series for o in outcomes if o.registered is None})
     wrong = [o.flagged for o in outcomes if o.wrong_place]
     by_type = {}
     for t in TYPES:
@@ -150,6 +153,7 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
         "wrong_place_flagged": float(np.mean(wrong)) if wrong else float("nan"),
         "dice_by_skin_type": by_type,
         "visits": len(outcomes),
+        "series_not_scored": series_failed,
         "series": len({o.series for o in outcomes}),
     }
     rows = [
@@ -159,6 +163,8 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
          figures["max_abs_stable_pct"] <= 2),
         ("registration success", f"{figures['registration_success']:.1%}", ">= 95%",
          figures["registration_success"] >= 0.95),
+        ("series not scored (baseline refused)", f"{len(series_failed)} of {figures['series']}", "0",
+         not series_failed),
         ("wrong-place photos flagged", f"{figures['wrong_place_flagged']:.0%} of {len(wrong)}", "100%",
          figures["wrong_place_flagged"] == 1.0),
     ]

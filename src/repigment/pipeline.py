@@ -55,8 +55,9 @@ __all__ = [
     "segment_image",
 ]
 
-#: Longest side, in pixels, at which photos are analysed.
-DEFAULT_WORKING_SIZE = 1024
+#: Longest side, in pixels, at which photos are analysed. 1000 is a quarter of
+#: a 12 MP phone photo's 4000 px, so JPEG decoding lands on it directly.
+DEFAULT_WORKING_SIZE = 1000
 #: Identifies the method in every saved record; bump when results would change.
 SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-v1"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v1"
@@ -64,6 +65,8 @@ REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v
 # and above which it counts as showing all of it.
 _MIN_FOOTPRINT_COVERAGE = 0.85
 _FULL_FOOTPRINT_COVERAGE = 0.98
+# Below this many noise levels of contrast at baseline, every visit carries a warning.
+_LOW_CONTRAST_SIGMAS = 5.0
 
 
 @dataclass
@@ -411,13 +414,21 @@ def analyze_photos(
         return wide_cache[0]
 
     base_cases = _threshold_cases(base_seg, np.eye(3), work_shape, region_work)
+    series_notes = []
+    contrast_sigmas = base_seg.contrast / max(base_seg.normal_sigma, 1e-6)
+    if contrast_sigmas < _LOW_CONTRAST_SIGMAS:
+        series_notes.append(
+            f"depigmented skin is only faintly lighter than normal skin here ({contrast_sigmas:.1f} noise levels): "
+            "figures are uncertain; a Wood's lamp (UV) photo shows such patches better"
+        )
 
     visits: list[VisitResult] = []
     weeks_list: list[float] = []
     improvement: list[float | None] = []
     total = len(ordered)
     for index, photo in enumerate(ordered):
-        visit = VisitResult(image=photo.name, date=photo.date, weeks_since_start=weeks_since(start, photo.date))
+        visit = VisitResult(image=photo.name, date=photo.date, weeks_since_start=weeks_since(start, photo.date),
+                            notes=list(series_notes))
         try:
             if index == 0:
                 visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None,
@@ -726,7 +737,7 @@ def analyze_series(
     roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
         Region of interest in baseline-photo pixels.
     working_size : int, optional
-        Longest side at which photos are analysed (default 1024).
+        Longest side at which photos are analysed (default 1000).
     progress : callable, optional
         ``progress(done, total, image_name)`` after each photo.
     keep_images : bool, optional

@@ -110,7 +110,7 @@ class MaskWriter:
         import cv2
 
         relative = f"masks/{Path(visit.image).stem}.png"
-        ok, encoded = cv2.imencode(".png", mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        ok, encoded = cv2.imencode(".png", mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             raise RepigmentError(f"could not encode the mask of {visit.image} as PNG")
         atomic_write_bytes(self.out_dir / relative, encoded.tobytes())
@@ -181,13 +181,22 @@ def measurements(result) -> list[Measurement]:
     return records
 
 
-def result_to_dict(result) -> dict[str, Any]:
-    """The ``results.json`` document of a series result (schema version 1)."""
+def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
+    """The ``results.json`` document of a series result (schema version 1).
+
+    Parameters
+    ----------
+    result : SeriesResult
+    clinical : dict, optional
+        The clinical block (:func:`repigment.clinical.clinical_summary`),
+        added under the new top-level key ``"clinical"``; every other key keeps
+        its meaning.
+    """
     from .pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
 
     width, height = result.baseline_size
     baseline_visit = result.visits[0]
-    return {
+    document = {
         "schema_version": SCHEMA_VERSION,
         "repigment_version": result.repigment_version,
         "created_utc": result.created_utc,
@@ -225,6 +234,9 @@ def result_to_dict(result) -> dict[str, Any]:
         "visits": [_visit_dict(v) for v in result.visits],
         "measurements": [m.__dict__ for m in measurements(result)],
     }
+    if clinical is not None:
+        document["clinical"] = clinical
+    return document
 
 
 def results_csv_text(result) -> str:
@@ -245,8 +257,11 @@ def results_csv_text(result) -> str:
     return buffer.getvalue()
 
 
-def write_results(result, out_dir: str | os.PathLike) -> Path:
+def write_results(result, out_dir: str | os.PathLike, *, clinical: dict | None = None) -> Path:
     """Write ``results.csv`` then ``results.json`` (last, atomically) to ``out_dir``.
+
+    ``clinical``, when given, is added to ``results.json`` under ``"clinical"``
+    (see :func:`result_to_dict`).
 
     Returns
     -------
@@ -256,6 +271,6 @@ def write_results(result, out_dir: str | os.PathLike) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "results.csv", results_csv_text(result).encode("utf-8"))
-    document = json.dumps(result_to_dict(result), indent=2, allow_nan=False)
+    document = json.dumps(result_to_dict(result, clinical=clinical), indent=2, allow_nan=False)
     atomic_write_bytes(out / "results.json", document.encode("utf-8"))
     return out / "results.json"
