@@ -1,0 +1,344 @@
+"""Analyse a stored patch's series once and keep the result in the store.
+
+An analysis is identified by a hash of everything its figures depend on: the
+photos analysed (content hash, visit date and the name they are reported
+under, in order), the treatment start, the marker size, the region of
+interest, the working size and the repigment version with its method names.
+The store keeps, under that key, the ``results.json`` document and CSV (the
+CLI's schema), the full-resolution masks (for export) and, per visit, the
+working-frame mask and the registered visit image (for review), so reopening
+the app shows results without computing anything again.
+
+No Streamlit here: the app calls these functions through
+:mod:`repigment.webapp.caching`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import RepigmentError
+from ..store import Patch, Store, StoredAnalysis, StoredAnalysisVisit, Visit
+
+__all__ = [
+    "AnalysisRequest",
+    "PatchAnalysis",
+    "SeriesPhoto",
+    "analyse",
+    "cached_analysis",
+    "decode_image",
+    "encode_jpeg",
+    "encode_png",
+    "get_or_analyse",
+    "request_for_patch",
+]
+
+Progress = Callable[[int, int, str], None]
+# Bump when what the app keeps per analysis changes (forces recomputation).
+_APP_CACHE_LAYOUT = 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SeriesPhoto:
+    """The photo analysed for one visit (its first photo)."""
+
+    visit_id: int
+    date: _dt.date
+    sha256: str
+    extension: str
+    image: str  # the file name results report it under: unique, safe, from the upload's name
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What a patch's analysis depends on; :attr:`key` names its cache entry."""
+
+    patch_id: int
+    photos: tuple[SeriesPhoto, ...]
+    treatment_start: _dt.date | None
+    marker_mm: float
+    roi: tuple[float, ...] | None
+    working_size: int = 1024
+
+    @property
+    def key(self) -> str:
+        from ..pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
+
+        payload = {
+            "photos": [[p.sha256, p.date.isoformat(), p.image] for p in self.photos],
+            "treatment_start": None if self.treatment_start is None else self.treatment_start.isoformat(),
+            "marker_mm": round(float(self.marker_mm), 6),
+            "roi": None if self.roi is None else [round(float(v), 3) for v in self.roi],
+            "working_size": int(self.working_size),
+            "repigment_version": __version__,
+            "methods": [SEGMENTATION_METHOD, REGISTRATION_METHOD],
+            "layout": _APP_CACHE_LAYOUT,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class PatchAnalysis:
+    """A patch's analysis as stored, with the request it answers.
+
+    ``document`` is the results.json document (CLI schema) or ``None`` with
+    ``error`` set when the series could not be analysed at all.
+    """
+
+    request: AnalysisRequest
+    stored: StoredAnalysis
+    cache_hit: bool
+
+    @property
+    def document(self) -> dict[str, Any] | None:
+        return self.stored.document
+
+    @property
+    def error(self) -> str | None:
+        return self.stored.error
+
+    @property
+    def csv_text(self) -> str | None:
+        return self.stored.csv_text
+
+    def files(self, position: int) -> StoredAnalysisVisit | None:
+        for visit in self.stored.visits:
+            if visit.position == position:
+                return visit
+        return None
+
+    def visit_id(self, position: int) -> int:
+        return self.request.photos[position].visit_id
+
+
+def _image_names(visits: list[Visit]) -> list[str]:
+    """Unique, file-system-safe names for the analysed photos, from their upload names."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for visit in visits:
+        photo = visit.primary
+        assert photo is not None
+        stem = _UNSAFE.sub("_", Path(photo.display_name).stem).strip("._-")[:80] or "photo"
+        name = f"{stem}{photo.extension}"
+        if name.lower() in seen:
+            name = f"{stem}_{visit.date.isoformat()}{photo.extension}"
+        counter = 2
+        while name.lower() in seen:
+            name = f"{stem}_{visit.date.isoformat()}_{counter}{photo.extension}"
+            counter += 1
+        seen.add(name.lower())
+        names.append(name)
+    return names
+
+
+def request_for_patch(store: Store, patch: Patch, *, working_size: int = 1024) -> AnalysisRequest | None:
+    """The analysis a patch needs now, or ``None`` when it has no photo yet."""
+    visits = [v for v in store.visits(patch.id) if v.primary is not None]
+    if not visits:
+        return None
+    photos = tuple(
+        SeriesPhoto(visit_id=v.id, date=v.date, sha256=v.primary.sha256, extension=v.primary.extension, image=name)
+        for v, name in zip(visits, _image_names(visits))
+    )
+    return AnalysisRequest(
+        patch_id=patch.id,
+        photos=photos,
+        treatment_start=patch.treatment_start,
+        marker_mm=patch.marker_mm,
+        roi=patch.roi,
+        working_size=working_size,
+    )
+
+
+def cached_analysis(store: Store, request: AnalysisRequest) -> PatchAnalysis | None:
+    """The stored analysis for ``request``, or ``None`` (never computes)."""
+    stored = store.get_analysis(request.key)
+    return None if stored is None else PatchAnalysis(request=request, stored=stored, cache_hit=True)
+
+
+def get_or_analyse(
+    store: Store,
+    request: AnalysisRequest,
+    *,
+    progress: Progress | None = None,
+    analyze: Callable[..., Any] | None = None,
+) -> PatchAnalysis:
+    """The stored analysis for ``request``, computing and storing it on a miss.
+
+    Concurrent requests for the same key in one process wait for a single computation.
+    """
+    found = cached_analysis(store, request)
+    if found is not None:
+        return found
+    with _locks_guard:
+        lock = _locks.setdefault(request.key, threading.Lock())
+    with lock:
+        found = cached_analysis(store, request)
+        if found is not None:
+            return found
+        return analyse(store, request, progress=progress, analyze=analyze)
+
+
+class _MaskStore:
+    """``mask_writer`` for the pipeline: full-resolution masks into the store, by hash."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.by_image: dict[str, str] = {}
+
+    def __call__(self, visit, mask: np.ndarray) -> str:
+        self.by_image[visit.image] = self.store.put_derived(encode_png(mask), ".png")
+        return f"masks/{Path(visit.image).stem}.png"
+
+
+def analyse(
+    store: Store,
+    request: AnalysisRequest,
+    *,
+    progress: Progress | None = None,
+    analyze: Callable[..., Any] | None = None,
+) -> PatchAnalysis:
+    """Run the series pipeline on a patch's stored photos and cache the outcome.
+
+    Parameters
+    ----------
+    store : Store
+    request : AnalysisRequest
+    progress : callable, optional
+        ``progress(done, total, image_name)`` after each photo.
+    analyze : callable, optional
+        Stand-in for :func:`repigment.pipeline.analyze_photos` (tests).
+
+    Returns
+    -------
+    PatchAnalysis
+        With ``error`` set (and cached) when the series cannot be analysed at all.
+    """
+    from ..pipeline import analyze_photos
+    from ..quality import framing_difference
+    from ..results import result_to_dict, results_csv_text
+    from ..series import VisitPhoto
+
+    analyze = analyze or analyze_photos
+    masks = _MaskStore(store)
+    with tempfile.TemporaryDirectory(prefix="series-", dir=store.data_dir / "tmp") as tmp:
+        photos = []
+        for photo in request.photos:
+            source = store.data_dir / "photos" / photo.sha256[:2] / f"{photo.sha256}{photo.extension}"
+            target = Path(tmp) / photo.image
+            try:
+                os.link(source, target)  # the results name the upload, not the hash
+            except OSError:
+                shutil.copyfile(source, target)
+            photos.append(VisitPhoto(path=target, date=photo.date, date_source="given"))
+        try:
+            result = analyze(
+                photos,
+                treatment_start=request.treatment_start,
+                marker_mm=request.marker_mm,
+                roi=request.roi,
+                working_size=request.working_size,
+                mask_writer=masks,
+                progress=progress,
+                keep_images=True,
+            )
+        except RepigmentError as exc:
+            stored = store.save_analysis(
+                request.key, repigment_version=__version__, document=None, csv_text=None, error=str(exc)
+            )
+            return PatchAnalysis(request=request, stored=stored, cache_hit=False)
+
+    position_of = {p.image: i for i, p in enumerate(request.photos)}
+    visits = []
+    for visit in result.visits:
+        position = position_of[visit.image]
+        extra: dict[str, Any] = {}
+        registration = visit.registration
+        if position > 0 and registration is not None and registration.homography is not None:
+            # The visit's working image has the baseline's aspect in practice; its exact
+            # shape is not kept by the pipeline (see the report to the lead).
+            shape = result.baseline_working_rgb.shape[:2]
+            framing = framing_difference(registration.homography, shape)
+            extra["framing"] = {
+                "scale": round(framing.scale, 4),
+                "rotation_deg": round(framing.rotation_deg, 2),
+                "shift": round(framing.shift, 4),
+                "advice": None if framing.issue is None else framing.issue.message,
+            }
+        visits.append(StoredAnalysisVisit(
+            position=position,
+            image=visit.image,
+            photo_sha256=request.photos[position].sha256,
+            mask_sha256=None if visit.mask_baseline is None else store.put_derived(encode_png(visit.mask_baseline), ".png"),
+            full_mask_sha256=masks.by_image.get(visit.image),
+            registered_sha256=None if visit.registered_rgb is None else store.put_derived(
+                encode_jpeg(visit.registered_rgb), ".jpg"
+            ),
+            extra=extra,
+        ))
+    stored = store.save_analysis(
+        request.key,
+        repigment_version=result.repigment_version,
+        document=result_to_dict(result),
+        csv_text=results_csv_text(result),
+        visits=visits,
+    )
+    return PatchAnalysis(request=request, stored=stored, cache_hit=False)
+
+
+# ---------------------------------------------------------------------------
+# Image files of derived results
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """A mask (bool) or RGB image as PNG bytes."""
+    import cv2
+
+    array = np.asarray(image)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise RepigmentError("could not encode an image as PNG")
+    return encoded.tobytes()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """An RGB image as JPEG bytes."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RepigmentError("could not encode an image as JPEG")
+    return encoded.tobytes()
+
+
+def decode_image(data: bytes, *, mask: bool = False) -> np.ndarray:
+    """Decode a derived PNG/JPEG: a bool mask, or an RGB image."""
+    import cv2
+
+    flag = cv2.IMREAD_GRAYSCALE if mask else cv2.IMREAD_COLOR
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+    if array is None:
+        raise RepigmentError("a stored result image is damaged; re-analyse the patch")
+    return array > 127 if mask else cv2.cvtColor(array, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,162 @@
+"""What every page shares: the mode, the selected patient and patch, error guards.
+
+Selections live in ``st.session_state``, bound to URL parameters: ``mode``
+(``"Clinician"`` or ``"Patient"``; ``REPIGMENT_MODE=patient`` makes patient
+mode the default, for a patient's own computer), ``patient`` and ``patch``
+(ids; the URL shows the patient code and patch label). Pages change the
+selection through :func:`select`, which takes effect on the next run, before
+the sidebar's widgets are drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import streamlit as st
+
+from ..errors import RepigmentError
+from ..store import Patch, Patient, Store
+from . import analysis, caching
+from .wording import Words, words
+
+__all__ = ["Context", "context", "flash", "guard", "is_patient_mode", "patch_analysis", "select", "show_flash"]
+
+log = logging.getLogger("repigment.webapp")
+_PENDING = "_pending_selection"
+#: Session-state keys (and URL parameters) of the selected patient and patch ids.
+PATIENT = "patient"
+PATCH = "patch"
+#: Session-state key (and URL parameter) of the mode, and its two values.
+MODE = "mode"
+CLINICIAN = "Clinician"
+PATIENT_MODE = "Patient"
+_FLASH = "_flash"
+
+
+def is_patient_mode() -> bool:
+    return st.session_state.get(MODE, CLINICIAN) == PATIENT_MODE
+
+
+@dataclass(frozen=True)
+class Context:
+    """The store and what the user has selected."""
+
+    store: Store
+    patient: Patient | None
+    patch: Patch | None
+    patient_mode: bool
+
+    @property
+    def words(self) -> Words:
+        return words(self.patient_mode)
+
+
+def context() -> Context:
+    """The store and the current selection; stops the page with a message if the store cannot open."""
+    try:
+        store = caching.get_store()
+    except RepigmentError as exc:
+        st.error(f"The data folder cannot be opened: {exc}", icon=":material/error:")
+        st.stop()
+    patient = patch = None
+    patient_id = st.session_state.get(PATIENT)
+    patch_id = st.session_state.get(PATCH)
+    with contextlib.suppress(RepigmentError):
+        if patient_id is not None:
+            patient = store.patient(patient_id)
+        if patch_id is not None and patient is not None:
+            patch = store.patch(patch_id)
+            if patch.patient_id != patient.id:
+                patch = None
+    return Context(store=store, patient=patient, patch=patch, patient_mode=is_patient_mode())
+
+
+def select(patient_id: int | None = None, patch_id: int | None = None) -> None:
+    """Select a patient (and patch) from the next run on."""
+    st.session_state[_PENDING] = (patient_id, patch_id)
+
+
+def apply_pending_selection() -> None:
+    """Called by the sidebar before it draws its pickers."""
+    pending = st.session_state.pop(_PENDING, None)
+    if pending is not None:
+        patient_id, patch_id = pending
+        for key, value in ((PATIENT, patient_id), (PATCH, patch_id)):
+            if value is None:
+                st.session_state.pop(key, None)
+            else:
+                st.session_state[key] = value
+
+
+def flash(message: str) -> None:
+    """A success message shown once, on the next page drawn."""
+    st.session_state[_FLASH] = message
+
+
+def show_flash() -> None:
+    message = st.session_state.pop(_FLASH, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
+@contextlib.contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Show failures as one line on the page, never as a traceback.
+
+    Streamlit's own control flow (reruns, page switches) passes through: it
+    raises ``BaseException`` subclasses.
+    """
+    try:
+        yield
+    except RepigmentError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except Exception as exc:  # noqa: BLE001 - the page must survive; the log keeps the traceback
+        log.exception("unexpected error while %s", what)
+        st.error(f"Something went wrong while {what} ({type(exc).__name__}: {exc}). "
+                 "The details are in the app's log.", icon=":material/error:")
+
+
+def patch_analysis(ctx: Context, *, compute: bool = True) -> analysis.PatchAnalysis | None:
+    """The selected patch's analysis: from the store, or computed now with a progress bar.
+
+    Returns ``None`` when the patch has no photos (or when ``compute`` is off and
+    nothing is cached).
+    """
+    if ctx.patch is None:
+        return None
+    request = analysis.request_for_patch(ctx.store, ctx.patch)
+    if request is None:
+        return None
+    found = analysis.cached_analysis(ctx.store, request)
+    if found is not None or not compute:
+        return found
+    total = len(request.photos)
+    text = "Measuring your photos…" if ctx.patient_mode else "Analysing the series…"
+    bar = st.progress(0.0, text=f"{text} preparing the first photo of {total} (the results are kept, so this "
+                                "happens once)")
+
+    def progress(done: int, count: int, name: str) -> None:
+        bar.progress(done / max(count, 1), text=f"{text} {done} of {count} photos ({name})")
+
+    result = analysis.get_or_analyse(ctx.store, request, progress=progress)
+    bar.empty()
+    return result
+
+
+def week_label(weeks: float) -> str:
+    return f"week {weeks:.0f}" if abs(weeks - round(weeks)) < 0.05 else f"week {weeks:.1f}"
+
+
+def no_patch_notice(ctx: Context) -> None:
+    """What to do when nothing is selected yet."""
+    if ctx.patient is None:
+        st.info("No patient yet. Create one to start." if not ctx.patient_mode
+                else "Nothing here yet. Set up your patch first.", icon=":material/info:")
+    else:
+        st.info(f"{ctx.patient.code} has no patch yet. Add one to start.", icon=":material/info:")
+    from .shell import page
+
+    st.page_link(page("patients", ctx.words), label=ctx.words.patients_page, icon=":material/group:")

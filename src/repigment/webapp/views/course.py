@@ -1,0 +1,220 @@
+"""Patch overview: the course of repigmentation against weeks since treatment start.
+
+A page script: ``st.navigation`` runs this file; importing it does nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from repigment.store import BODY_REGIONS
+from repigment.webapp import charts, common, course_data
+from repigment.webapp.analysis import PatchAnalysis
+from repigment.webapp.shell import page
+
+
+def render() -> None:
+    ctx = common.context()
+    w = ctx.words
+    common.show_flash()
+    if ctx.patch is None:
+        st.title(w.course_page)
+        common.no_patch_notice(ctx)
+        return
+    _header(ctx)
+    visits = ctx.store.visits(ctx.patch.id)
+    if not visits:
+        st.info("No photos yet. Add the first visit: it becomes the baseline that later visits are compared with."
+                if not ctx.patient_mode else "No photos yet. Add your first photo to start.",
+                icon=":material/info:")
+        st.page_link(page("add", w), label=w.add_page, icon=":material/add_a_photo:")
+        return
+    with common.guard("analysing the series"):
+        result = common.patch_analysis(ctx)
+        if result is not None:
+            _course(ctx, visits, result)
+
+
+def _header(ctx: common.Context) -> None:
+    patch = ctx.patch
+    if ctx.patient_mode:
+        st.title(f"{ctx.words.course_page}: {patch.label}")
+        return
+    st.title(f"{patch.label}")
+    start = patch.treatment_start.isoformat() if patch.treatment_start else "the baseline photo's date"
+    st.caption(f"Patient **{ctx.patient.code}** · {BODY_REGIONS[patch.body_region]} · {patch.regimen}; "
+               f"week 0 = {start}" + (f"  \n{patch.notes}" if patch.notes else ""))
+
+
+def _course(ctx: common.Context, visits, result: PatchAnalysis) -> None:
+    w = ctx.words
+    document = result.document
+    if document is None:
+        st.error(("The course cannot be measured: " + result.error) if not ctx.patient_mode else
+                 "Your photos cannot be measured yet: " + course_data.plain_reason(result.error),
+                 icon=":material/error:")
+        st.caption("The earliest visit is the baseline. Replace its photo with a sharp, evenly lit photo of the "
+                   "whole patch (see the photo guide), or delete that visit on the Review page.")
+        _table(ctx, visits, result)
+        return
+    points = course_data.course_points(document)
+    start = _dt.date.fromisoformat(document["treatment_start"])
+    events = course_data.event_marks(ctx.patch, start)
+    _summary(ctx, document, points)
+    _failures(ctx, document)
+    st.subheader("Repigmentation over time" if not ctx.patient_mode else "How much colour has come back")
+    measured = [p for p in points if p.pct is not None]
+    alt_text = (f"Line chart of {w.pct_axis.lower()} against weeks, {len(points)} visits"
+                + (f"; latest {measured[-1].pct:.0f}% at {common.week_label(measured[-1].week)}" if measured else "")
+                + (f"; {len(points) - len(measured)} not measured" if len(measured) < len(points) else ""))
+    st.altair_chart(charts.course_chart(points, events=events, words=w), width="stretch", alt=alt_text)
+    legend = ["Dashed lines: " + ", ".join(w.vasi_labels) + (" improvement from baseline" if not ctx.patient_mode
+                                                               else " of the white area regained")]
+    if any(p.pct is None for p in points):
+        legend.append("✕ on the zero line: " + w.not_measured.lower() + " (hover for the reason)")
+    if events:
+        legend.append("purple ticks: treatment events")
+    st.caption("; ".join(legend) + ".")
+    area = charts.area_chart(points, events=events, words=w)
+    if area is not None:
+        st.subheader("Depigmented area" if not ctx.patient_mode else "Size of the white area")
+        st.altair_chart(area, width="stretch")
+    elif not ctx.patient_mode:
+        st.caption("No scale marker in the baseline photo: areas are in pixels only (see the table).")
+    if events:
+        st.markdown("**Treatment events:** " + "; ".join(f"{e.date} ({common.week_label(e.week)}): {e.label}"
+                                                         for e in events))
+    _table(ctx, visits, result)
+    if not ctx.patient_mode:
+        _details(ctx, document, result)
+
+
+def _summary(ctx: common.Context, document: dict[str, Any], points) -> None:
+    measured = [p for p in points if p.pct is not None]
+    if not measured:
+        return
+    last = measured[-1]
+    first = measured[0]
+    if ctx.patient_mode:
+        day = _dt.date.fromisoformat(last.date)
+        when = f"{day.day} {day:%B %Y}"
+        if len(measured) == 1:
+            st.markdown(f"Your first photo ({when}) is the starting point. Add a new photo every few weeks to "
+                        "see how the patch changes.")
+            return
+        if last.pct >= 0:
+            text = (f"At your last photo ({when}, {common.week_label(last.week)}), **{last.pct:.0f}%** of the "
+                    "white area had regained colour compared with your first photo.")
+        else:
+            text = (f"At your last photo ({when}, {common.week_label(last.week)}), the white area was "
+                    f"**{-last.pct:.0f}% larger** than in your first photo. Please tell your doctor.")
+        st.markdown(text)
+        if last.week < 24:
+            st.caption("Colour comes back slowly: often first as small dots around hairs or at the edges, "
+                       "between weeks 12 and 24. Week 24 is the first real check.")
+        elif last.pct < 5:
+            st.caption("If there is no improvement after 24 weeks of treatment, contact your healthcare provider.")
+        return
+    columns = st.columns(4)
+    previous = measured[-2].pct if len(measured) > 1 else None
+    columns[0].metric(
+        f"Repigmentation, {common.week_label(last.week)}", f"{last.pct:.1f} %",
+        delta=None if previous is None else f"{last.pct - previous:+.1f} points since previous",
+        help="Improvement from baseline, (A₀ − Aₜ) / A₀ × 100, of the depigmented area in the baseline frame.",
+    )
+    last_entry = next(e for e in reversed(document["visits"]) if e["date"] == last.date)
+    if last.area_cm2 is not None and first.area_cm2 is not None:
+        columns[1].metric("Depigmented area", f"{last.area_cm2:.2f} cm²",
+                          delta=f"{last.area_cm2 - first.area_cm2:+.2f} cm² since baseline", delta_color="inverse")
+    else:
+        columns[1].metric("Depigmented area", f"{last_entry['depigmented_area_px']:,} px",
+                          help="No scale marker at baseline, so no cm².")
+    columns[2].metric("VASI residual depigmentation", f"{last_entry['vasi_residual_depigmentation']} %",
+                      help="Nearest VASI level (0, 10, 25, 50, 75, 90, 100 %) to the share of the baseline "
+                           "footprint still depigmented.")
+    stones = document["milestones"]
+
+    def wk(value):
+        return "–" if value is None else f"wk {value:g}"
+
+    columns[3].metric("VASI50 / 75 / 90 reached", " / ".join(wk(stones[k]) for k in
+                                                              ("vasi50_week", "vasi75_week", "vasi90_week")),
+                      help="First week at which 50, 75 and 90 % improvement from baseline was measured.")
+
+
+def _failures(ctx: common.Context, document: dict[str, Any]) -> None:
+    failed = [e for e in document["visits"] if not course_data.visit_status(e)[0]]
+    if not failed:
+        return
+    if ctx.patient_mode:
+        lines = [f"- {e['date']}: {course_data.plain_reason(e.get('error'))}" for e in failed]
+        head = (f"**{len(failed)} photo{'s' if len(failed) > 1 else ''} could not be compared** with your first "
+                "photo (✕ on the chart):")
+    else:
+        lines = [f"- {e['date']} ({common.week_label(e['weeks_since_start'])}, {e['image']}): {e.get('error')}"
+                 for e in failed]
+        head = (f"**{len(failed)} visit{'s' if len(failed) > 1 else ''} could not be measured** (✕ on the "
+                "zero line of the chart):")
+    st.warning("\n".join([head, *lines]), icon=":material/warning:")
+
+
+def _table(ctx: common.Context, visits, result: PatchAnalysis | None) -> None:
+    st.subheader("Visits" if not ctx.patient_mode else "Your photos")
+    rows = course_data.visits_table(visits, result, patient_mode=ctx.patient_mode)
+    frame = pd.DataFrame(rows)
+    config = {
+        "Date": st.column_config.DateColumn("Date", format="YYYY-MM-DD"),
+        "Week": st.column_config.NumberColumn("Week", format="%.1f", help="Weeks since treatment start"),
+        "Repigmentation (%)": st.column_config.NumberColumn(format="%.1f %%"),
+        "Colour regained (%)": st.column_config.NumberColumn(format="%.0f %%"),
+        "Depigmented area (cm²)": st.column_config.NumberColumn(format="%.2f"),
+        "White area (cm²)": st.column_config.NumberColumn(format="%.1f"),
+        "Depigmented area (px)": st.column_config.NumberColumn(format="localized"),
+        "VASI residual (%)": st.column_config.NumberColumn(format="%d %%"),
+        "New depigmentation (px)": st.column_config.NumberColumn(
+            format="localized", help="Depigmented skin outside the baseline footprint: spreading"),
+        "Alignment score": st.column_config.NumberColumn(format="%.2f", help="Skin-texture agreement, 0-1"),
+        "Reason": st.column_config.TextColumn(width="medium", help="Why the visit has no figures"),
+        "What to do": st.column_config.TextColumn(width="large"),
+        "Photo check": st.column_config.TextColumn(width="medium"),
+    }
+    # Columns with nothing to say (no failures, no remarks, no marker) are left out.
+    empty = [c for c in ("White area (cm²)", "Reason", "Photo check", "Notes", "What to do")
+             if c in frame and frame[c].replace("", None).isna().all()]
+    frame = frame.drop(columns=empty)
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=config, key="visits_table")
+    if ctx.patient_mode and rows and rows[-1].get("What to do"):
+        # The advice for the latest photo, in full (table cells cut long text).
+        st.info(f"**For your next photo:** {rows[-1]['What to do'].removeprefix('Next time: ')}",
+                icon=":material/lightbulb:")
+
+
+def _details(ctx: common.Context, document: dict[str, Any], result: PatchAnalysis) -> None:
+    with st.expander("Method and calibration"):
+        scale = document["scale"]
+        method = document["method"]
+        lines = [
+            f"- Baseline: {document['baseline']['image']} ({document['baseline']['date']}, "
+            f"{document['baseline']['width']}×{document['baseline']['height']} px); treatment start "
+            f"{document['treatment_start']}",
+            "- Scale: " + (f"{scale['mm_per_px']:.4f} mm/px from ArUco marker id {scale['marker_id']} "
+                           f"({scale['marker_mm']:g} mm)" if scale["mm_per_px"] else "no marker found at baseline"),
+            f"- Region of interest: {document['roi'] if document['roi'] else 'whole photo'}",
+            f"- Segmentation: `{method['segmentation']}`, threshold {method['threshold']}, baseline contrast "
+            f"{method['baseline_contrast']}",
+            f"- Registration: `{method['registration']}`; working size {method['working_size']} px",
+            f"- repigment {document['repigment_version']}, analysed {document['created_utc']}"
+            + (" (from the results cache)" if result.cache_hit else ""),
+        ]
+        st.markdown("\n".join(lines))
+        if st.button("Re-analyse", key="reanalyse", help="Forget the cached result and compute it again."):
+            ctx.store.delete_analysis(result.request.key)
+            st.rerun()
+
+
+if __name__ == "__main__":
+    render()

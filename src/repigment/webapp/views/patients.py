@@ -1,0 +1,144 @@
+"""Patients and patches: create them, set the treatment and its events.
+
+A page script: ``st.navigation`` runs this file; importing it does nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import pandas as pd
+import streamlit as st
+
+from repigment.store import BODY_REGIONS, DEFAULT_REGIMEN, EVENT_KINDS
+from repigment.webapp import common
+
+
+def render() -> None:
+    ctx = common.context()
+    st.title(ctx.words.patients_page)
+    common.show_flash()
+    with common.guard("saving"):
+        _page(ctx)
+
+
+def _page(ctx: common.Context) -> None:
+    if ctx.patient is not None:
+        if ctx.patch is not None:
+            _edit_patch(ctx)
+        _new_patch(ctx)
+    if not ctx.patient_mode or ctx.patient is None:
+        _new_patient(ctx)
+    if not ctx.patient_mode and ctx.patient is not None:
+        _delete(ctx)
+
+
+def _region_label(ctx: common.Context) -> str:
+    return "Part of the body" if ctx.patient_mode else "Body region (VASI)"
+
+
+def _new_patient(ctx: common.Context) -> None:
+    st.subheader("New patient" if not ctx.patient_mode else "Set up")
+    with st.form("new_patient", clear_on_submit=True, border=True):
+        code = st.text_input("Patient code", value=ctx.store.next_patient_code(), max_chars=40,
+                             help="A pseudonym such as P-0001: letters, digits, '-', '_' or '.'. "
+                                  "Do not enter the patient's name.")
+        notes = st.text_area("Notes (optional)", placeholder="No names or other identifying details")
+        if st.form_submit_button("Create patient", type="primary"):
+            patient = ctx.store.create_patient(code, notes)
+            common.select(patient.id, None)
+            common.flash(f"Created patient {patient.code}. Now add a patch.")
+            st.rerun()
+
+
+def _new_patch(ctx: common.Context) -> None:
+    st.subheader(f"New patch for {ctx.patient.code}" if not ctx.patient_mode else "Add a patch to follow")
+    with st.form("new_patch", clear_on_submit=True, border=True):
+        columns = st.columns(2)
+        label = columns[0].text_input("Where is the patch?", placeholder="e.g. back of left hand", max_chars=80)
+        region = columns[1].selectbox(_region_label(ctx), list(BODY_REGIONS), format_func=BODY_REGIONS.get,
+                                      index=2)
+        columns = st.columns(3)
+        start = columns[0].date_input("Treatment start", value=None, format="YYYY-MM-DD",
+                                      help="Week 0 of the chart. Leave empty to count from the first photo.")
+        regimen = columns[1].text_input("Treatment", value=DEFAULT_REGIMEN, max_chars=200)
+        marker = columns[2].number_input("Scale marker side (mm)", min_value=1.0, max_value=500.0, value=20.0,
+                                         step=1.0, help="Printed side of the ArUco marker, black edge to black edge.")
+        notes = st.text_area("Notes (optional)")
+        if st.form_submit_button("Create patch", type="primary"):
+            patch = ctx.store.create_patch(ctx.patient.id, label, region, notes=notes, treatment_start=start,
+                                           regimen=regimen, marker_mm=marker)
+            common.select(ctx.patient.id, patch.id)
+            common.flash(f"Created patch “{patch.label}”. Add its first visit next.")
+            st.rerun()
+
+
+def _edit_patch(ctx: common.Context) -> None:
+    patch = ctx.patch
+    st.subheader(f"Patch: {patch.label}")
+    with st.form(f"edit_patch_{patch.id}", border=True):
+        columns = st.columns(2)
+        label = columns[0].text_input("Where is the patch?", value=patch.label, max_chars=80)
+        regions = list(BODY_REGIONS)
+        region = columns[1].selectbox(_region_label(ctx), regions, index=regions.index(patch.body_region),
+                                      format_func=BODY_REGIONS.get)
+        columns = st.columns(3)
+        start = columns[0].date_input("Treatment start", value=patch.treatment_start, format="YYYY-MM-DD",
+                                      help="Week 0 of the chart. Empty: the first photo's date.")
+        regimen = columns[1].text_input("Treatment", value=patch.regimen, max_chars=200)
+        marker = columns[2].number_input("Scale marker side (mm)", min_value=1.0, max_value=500.0,
+                                         value=float(patch.marker_mm), step=1.0)
+        notes = st.text_area("Notes", value=patch.notes)
+        if st.form_submit_button("Save changes"):
+            ctx.store.update_patch(patch.id, label=label, body_region=region, notes=notes, marker_mm=marker,
+                                   treatment_start=start, regimen=regimen)
+            common.flash("Saved. The course is re-measured with the new settings when you open it.")
+            st.rerun()
+    _events(ctx)
+
+
+def _events(ctx: common.Context) -> None:
+    patch = ctx.patch
+    st.markdown("**Treatment events** (phototherapy, changes, pauses), shown as ticks on the chart")
+    if patch.events:
+        frame = pd.DataFrame([{"Date": e.date, "Event": e.kind_label, "Details": e.description}
+                              for e in patch.events])
+        st.dataframe(frame, hide_index=True, width="stretch",
+                     column_config={"Date": st.column_config.DateColumn(format="YYYY-MM-DD")})
+    with st.form(f"new_event_{patch.id}", clear_on_submit=True, border=False):
+        columns = st.columns([1, 1, 2])
+        date = columns[0].date_input("Date", value=_dt.date.today(), format="YYYY-MM-DD")
+        kind = columns[1].selectbox("Event", list(EVENT_KINDS), format_func=EVENT_KINDS.get)
+        description = columns[2].text_input("Details", placeholder="e.g. NB-UVB twice weekly")
+        if st.form_submit_button("Add event"):
+            ctx.store.add_event(patch.id, date, kind, description)
+            common.flash("Event added.")
+            st.rerun()
+    if patch.events:
+        events = {e.id: e for e in patch.events}
+        columns = st.columns([3, 1], vertical_alignment="bottom")
+        chosen = columns[0].selectbox("Remove an event", list(events), key="remove_event",
+                                      format_func=lambda i: f"{events[i].date.isoformat()} · {events[i].kind_label}")
+        if columns[1].button("Remove", key="remove_event_button"):
+            ctx.store.delete_event(chosen)
+            st.rerun()
+
+
+def _delete(ctx: common.Context) -> None:
+    with st.expander("Delete", icon=":material/delete:"):
+        if ctx.patch is not None:
+            sure = st.checkbox(f"Delete patch “{ctx.patch.label}” with all its visits", key="confirm_delete_patch")
+            if st.button("Delete patch", disabled=not sure, key="delete_patch"):
+                ctx.store.delete_patch(ctx.patch.id)
+                common.select(ctx.patient.id, None)
+                st.rerun()
+        sure = st.checkbox(f"Delete patient {ctx.patient.code} with all patches and visits",
+                           key="confirm_delete_patient")
+        if st.button("Delete patient", disabled=not sure, key="delete_patient"):
+            ctx.store.delete_patient(ctx.patient.id)
+            common.select(None, None)
+            st.rerun()
+
+
+if __name__ == "__main__":
+    render()

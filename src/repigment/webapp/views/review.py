@@ -1,0 +1,226 @@
+"""Review: each visit registered onto the baseline, before/after, change map, region of interest.
+
+A page script: ``st.navigation`` runs this file; importing it does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from repigment import visualize
+from repigment.webapp import caching, charts, common, course_data
+from repigment.webapp.analysis import PatchAnalysis
+
+_LEGEND = (
+    (visualize.REPIGMENTED_RGB, "repigmented since baseline", "colour came back"),
+    (visualize.STILL_DEPIGMENTED_RGB, "still depigmented", "still white"),
+    (visualize.NEW_DEPIGMENTATION_RGB, "new depigmentation outside the baseline footprint (spreading)",
+     "new white skin outside the first patch"),
+)
+
+
+def render() -> None:
+    ctx = common.context()
+    w = ctx.words
+    st.title(w.review_page)
+    common.show_flash()
+    if ctx.patch is None:
+        common.no_patch_notice(ctx)
+        return
+    with common.guard("preparing the review"):
+        result = common.patch_analysis(ctx)
+        if result is None:
+            st.info("No photos yet.", icon=":material/info:")
+            return
+        if result.document is None:
+            st.error("The series cannot be measured: " + (result.error or ""), icon=":material/error:")
+            _manage_visits(ctx, result)
+            return
+        _review(ctx, result)
+
+
+def _image(ctx: common.Context, sha: str | None, extension: str, *, mask: bool = False) -> np.ndarray | None:
+    if sha is None:
+        return None
+    return caching.derived_image(str(ctx.store.data_dir), sha, extension, mask=mask)
+
+
+def _review(ctx: common.Context, result: PatchAnalysis) -> None:
+    document = result.document
+    entries = document["visits"]
+    base_files = result.files(0)
+    baseline_rgb = _image(ctx, base_files.registered_sha256, ".jpg")
+    baseline_mask = _image(ctx, base_files.mask_sha256, ".png", mask=True)
+    options = list(range(len(entries)))
+
+    def label(position: int) -> str:
+        entry = entries[position]
+        mark = "" if course_data.visit_status(entry)[0] else " ✕"
+        return f"{entry['date']} · {common.week_label(entry['weeks_since_start'])}{mark}"
+
+    position = st.select_slider("Visit", options=options, value=options[-1], format_func=label, key="review_visit",
+                                help="✕: could not be measured") if len(options) > 1 else 0
+    entry = entries[position]
+    files = result.files(position)
+    measured, status = course_data.visit_status(entry)
+    registered = _image(ctx, files.registered_sha256, ".jpg") if files else None
+    mask = _image(ctx, files.mask_sha256, ".png", mask=True) if files else None
+    if not measured:
+        reason = entry.get("error") or status
+        st.warning((f"**{status}:** {reason}") if not ctx.patient_mode else course_data.plain_reason(reason),
+                   icon=":material/warning:")
+    elif not ctx.patient_mode:
+        cm2 = entry["depigmented_area_cm2"]
+        st.markdown(
+            f"**{entry['repigmentation_pct']:.1f} %** repigmentation since baseline · depigmented area "
+            + (f"{cm2:.2f} cm² ({entry['depigmented_area_px']:,} px)" if cm2 is not None
+               else f"{entry['depigmented_area_px']:,} px")
+            + f" · VASI residual {entry['vasi_residual_depigmentation']} % · alignment score "
+            f"{entry['registration']['score']:.2f}"
+        )
+    else:
+        st.markdown(f"**{entry['repigmentation_pct']:.0f}%** of the white area has regained colour since your "
+                    "first photo.")
+    tabs = ["Before / after", "Change map"] + ([] if ctx.patient_mode else ["Region of interest"])
+    if ctx.patient_mode:
+        tabs = ["First and this photo", "What changed"]
+    shown = st.tabs(tabs)
+    with shown[0]:
+        _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, entries[0])
+    with shown[1]:
+        _change(ctx, entry, baseline_rgb, baseline_mask, mask, document)
+    if not ctx.patient_mode:
+        with shown[2]:
+            _roi(ctx, document, baseline_rgb)
+        _manage_visits(ctx, result, position)
+
+
+def _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, baseline_entry) -> None:
+    if baseline_rgb is None:
+        st.info("No baseline image is stored for this analysis; re-analyse the patch.")
+        return
+    left = visualize.outline_overlay(baseline_rgb, baseline_mask) if baseline_mask is not None else baseline_rgb
+    if registered is None:
+        st.image(left, caption=f"Baseline {baseline_entry['date']}", width="stretch")
+        st.caption("This visit's photo could not be placed onto the baseline.")
+        return
+    right = visualize.outline_overlay(registered, mask) if mask is not None else registered
+    if mask is None:
+        # Not measured: a ghost shows how far off the alignment is.
+        right = visualize.ghost_overlay(baseline_rgb, registered, alpha=0.35)
+    first = "Your first photo" if ctx.patient_mode else "Baseline"
+    onto = "lined up with your first photo" if ctx.patient_mode else "aligned onto the baseline"
+    columns = st.columns(2)
+    columns[0].image(left, width="stretch",
+                     caption=f"{first} · {baseline_entry['date']} · week {baseline_entry['weeks_since_start']:.0f}")
+    columns[1].image(right, width="stretch",
+                     caption=f"{entry['date']} · {common.week_label(entry['weeks_since_start'])}, {onto}"
+                             + ("" if mask is not None else f" ({first.lower()} shown faintly on top)"))
+    st.caption("Yellow outline: depigmented skin found by the analysis." if not ctx.patient_mode else
+               "The yellow line shows the edge of the white area the app measured.")
+
+
+def _legend_html(patient_mode: bool) -> str:
+    items = []
+    for rgb, clinician, patient in _LEGEND:
+        colour = "#%02x%02x%02x" % rgb
+        items.append(f'<span style="display:inline-block;width:0.9em;height:0.9em;background:{colour};'
+                     f'border-radius:2px;margin:0 0.35em -0.1em 0"></span>{patient if patient_mode else clinician}')
+    return '<div style="font-size:0.9rem;line-height:1.8">' + " &nbsp;&nbsp; ".join(items) + "</div>"
+
+
+def _change(ctx, entry, baseline_rgb, baseline_mask, mask, document) -> None:
+    if baseline_mask is None or mask is None or baseline_rgb is None:
+        st.info("No change map: this visit could not be measured." if not ctx.patient_mode else
+                "This photo could not be compared with your first photo.")
+        return
+    st.image(visualize.change_map(baseline_mask, mask, background=baseline_rgb), width="stretch")
+    st.html(_legend_html(ctx.patient_mode))
+    if ctx.patient_mode:
+        return
+    repigmented = int(np.count_nonzero(baseline_mask & ~mask))
+    still = int(np.count_nonzero(baseline_mask & mask))
+    new = int(np.count_nonzero(mask & ~baseline_mask))
+    total = max(int(np.count_nonzero(baseline_mask)), 1)
+    st.caption(
+        f"In the baseline's working frame ({baseline_mask.shape[1]}×{baseline_mask.shape[0]} px): repigmented "
+        f"{repigmented / total:.0%} of the baseline footprint, still depigmented {still / total:.0%}; new "
+        f"depigmentation {new:,} px ({entry['new_depigmentation_px']:,} px at full resolution)."
+    )
+
+
+def _roi(ctx: common.Context, document: dict[str, Any], baseline_rgb: np.ndarray | None) -> None:
+    if baseline_rgb is None:
+        return
+    width, height = document["baseline"]["width"], document["baseline"]["height"]
+    current = ctx.patch.roi
+    st.markdown("Drag a rectangle on the baseline photo around the patch to measure only inside it, then re-score. "
+                "Fine-tune the corners below (baseline-photo pixels).")
+    state = st.altair_chart(charts.roi_chart(baseline_rgb, (width, height), current), on_select="rerun",
+                            selection_mode="roi", key="roi_chart", width="content")
+    drawn = None
+    selection = getattr(state, "selection", None) or {}
+    box = selection.get("roi") if isinstance(selection, dict) else None
+    if box and "x" in box and "y" in box:
+        (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])
+        drawn = (x0, y0, x1, y1)
+    keys = [f"roi_{ctx.patch.id}_{i}" for i in range(4)]
+    start = current or (0.0, 0.0, float(width), float(height))
+    if drawn is not None and drawn != st.session_state.get("_roi_drawn"):
+        # A new rectangle was drawn: it replaces the numbers (which can then be fine-tuned).
+        st.session_state["_roi_drawn"] = drawn
+        start = drawn
+        for key in keys:
+            st.session_state.pop(key, None)
+    columns = st.columns(4)
+    names = ("x0 (left)", "y0 (top)", "x1 (right)", "y1 (bottom)")
+    limits = (width, height, width, height)
+    values = []
+    for i, key in enumerate(keys):
+        if key not in st.session_state:
+            st.session_state[key] = int(min(max(round(start[i]), 0), limits[i]))
+        values.append(columns[i].number_input(names[i], min_value=0, max_value=int(limits[i]), step=10, key=key))
+    buttons = st.columns([1, 1, 3])
+    if buttons[0].button("Re-score with this region", type="primary", key="roi_apply"):
+        ctx.store.set_roi(ctx.patch.id, values)
+        common.flash("Region of interest saved; the course is re-scored inside it.")
+        st.rerun()
+    if current is not None and buttons[1].button("Use the whole photo", key="roi_clear"):
+        ctx.store.set_roi(ctx.patch.id, None)
+        common.flash("Region of interest cleared.")
+        st.rerun()
+    st.caption("Current region: " + ("whole photo" if current is None else
+                                     "x {:.0f}–{:.0f}, y {:.0f}–{:.0f} px".format(current[0], current[2],
+                                                                                  current[1], current[3])))
+
+
+def _manage_visits(ctx: common.Context, result: PatchAnalysis, position: int | None = None) -> None:
+    """Delete a visit (e.g. a photo of the wrong place), or choose which of its photos is measured."""
+    visits = {v.id: v for v in ctx.store.visits(ctx.patch.id)}
+    with st.expander("Manage visits", icon=":material/edit:"):
+        ids = list(visits)
+        default = ids.index(result.visit_id(position)) if position is not None else 0
+        visit_id = st.selectbox("Visit", ids, index=default, key="manage_visit",
+                                format_func=lambda i: f"{visits[i].date.isoformat()} · "
+                                                      f"{len(visits[i].photos)} photo(s)")
+        visit = visits[visit_id]
+        if len(visit.photos) > 1:
+            names = {p.id: p.display_name for p in visit.photos}
+            chosen = st.radio("Photo measured for this visit", list(names), format_func=names.get,
+                              key=f"primary_{visit_id}")
+            if chosen != visit.photos[0].id and st.button("Measure this photo", key="set_primary"):
+                ctx.store.update_visit(visit_id, primary_photo_id=chosen)
+                st.rerun()
+        confirm = st.checkbox(f"Yes, delete the visit of {visit.date.isoformat()} and its photos",
+                              key=f"confirm_delete_{visit_id}")
+        if st.button("Delete visit", disabled=not confirm, key="delete_visit", icon=":material/delete:"):
+            ctx.store.delete_visit(visit_id)
+            common.flash(f"Deleted the visit of {visit.date.isoformat()}.")
+            st.rerun()
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,180 @@
+"""The Streamlit app, driven headless with AppTest: every page, both modes, the upload path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "app.py"
+VIEWS = "src/repigment/webapp/views"
+PAGES = ["course", "add_visit", "review", "export", "patients", "guide"]
+CHART = "vega_lite_chart"
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory, samples_root) -> Path:
+    """A data folder with the demo patient imported and its first patch analysed (built once per run)."""
+    from repigment.store import Store
+    from repigment.webapp import analysis, checks, demo
+
+    folder = tmp_path_factory.mktemp("demo") / "data"
+    with Store(folder) as store:
+        patient = demo.ensure_demo(store, samples_root,
+                                   check=lambda data, name: checks.check_photo(data, name).quality_records)
+        first = store.patches(patient.id)[0]  # the one the first screen shows
+        analysis.get_or_analyse(store, analysis.request_for_patch(store, first))
+    return folder
+
+
+@pytest.fixture
+def app_env(isolated_env, demo_data, samples_root, monkeypatch) -> Path:
+    """A private copy of the demo data folder for one test."""
+    shutil.copytree(demo_data, isolated_env)
+    monkeypatch.setenv("REPIGMENT_SAMPLES", str(samples_root))
+    return isolated_env
+
+
+def open_app(page: str = "course", *, mode: str = "Clinician") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["mode"] = mode
+    at.run()
+    if page != "course":
+        at.switch_page(f"{VIEWS}/{page}.py").run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+@pytest.mark.parametrize("mode", ["Clinician", "Patient"])
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app_env, page, mode):
+    at = open_app(page, mode=mode)
+    assert_clean(at)
+    assert at.title and at.title[0].value
+
+
+def test_first_screen_shows_the_demo_course(app_env):
+    at = open_app()
+    assert_clean(at)
+    assert at.sidebar.selectbox(key="patient").value is not None
+    assert len(at.get(CHART)) >= 1
+    [table] = at.dataframe
+    assert len(table.value) == 6
+    assert table.value["Status"].str.startswith("✓").sum() >= 5
+    assert at.metric[0].value.endswith("%")
+
+
+def test_patient_mode_uses_plain_words(app_env):
+    at = open_app()
+    at.sidebar.radio(key="mode").set_value("Patient").run()
+    assert_clean(at)
+    assert at.title[0].value.startswith("My progress")
+    table = at.dataframe[0].value
+    assert "Colour regained (%)" in table.columns and "Alignment score" not in table.columns
+    assert any("regained colour" in m.value or "starting point" in m.value for m in at.markdown)
+
+
+def test_uploading_a_series_gives_a_chart_and_a_visits_table(app_env, sample_series):
+    at = open_app("patients")
+    button(at, "Create patient").click().run()
+    assert_clean(at)
+    [label] = [t for t in at.text_input if t.label == "Where is the patch?"]
+    label.set_value("back of left hand")
+    button(at, "Create patch").click().run()
+    assert_clean(at)
+    assert "Created patch" in at.success[0].value
+
+    at.switch_page(f"{VIEWS}/add_visit.py").run()
+    photos = sorted(sample_series.glob("*.jpg"))
+    at.file_uploader[0].set_value([(p.name, p.read_bytes(), "image/jpeg") for p in photos]).run()
+    assert_clean(at)
+    assert len(at.date_input) == len(photos) == 6
+    button(at, "Save and analyse").click().run(timeout=300)
+    assert_clean(at)
+    assert at.title[0].value == "back of left hand"  # the course page of the new patch
+    assert "Saved 6 photos: 6 new visits" in at.success[0].value
+    assert len(at.get(CHART)) >= 1
+    assert len(at.dataframe[0].value) == 6
+
+
+def test_unusable_files_get_a_message_not_a_traceback(app_env, sample_series):
+    at = open_app("add_visit")
+    good = sorted(sample_series.glob("*.jpg"))[0]
+    at.file_uploader[0].set_value([
+        ("notes.jpg", b"these are my notes, not a photo", "image/jpeg"),
+        ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png"),
+        (good.name, good.read_bytes(), "image/jpeg"),
+    ]).run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert any("notes.jpg" in m for m in messages) and any("broken.png" in m for m in messages)
+    assert all("Traceback" not in m for m in messages)
+    assert any("already saved" in i.value for i in at.info)  # the good one is in the demo patch
+
+
+def test_review_shows_a_visit_and_a_change_map(app_env):
+    at = open_app("review")
+    assert_clean(at)
+    assert at.select_slider(key="review_visit").value == len(at.select_slider(key="review_visit").options) - 1
+    assert len(at.tabs) == 3
+    at.select_slider(key="review_visit").set_value(1).run()
+    assert_clean(at)
+
+
+def test_region_of_interest_rescores(app_env):
+    at = open_app("review")
+    patch_id = at.session_state["patch"]
+    for index, value in enumerate((100, 50, 1100, 850)):
+        at.number_input(key=f"roi_{patch_id}_{index}").set_value(value)
+    button(at, "Re-score with this region").click().run(timeout=300)
+    assert_clean(at)
+    assert "Region of interest saved" in at.success[0].value
+    assert any("x 100–1100, y 50–850" in c.value for c in at.caption)
+
+
+def test_export_offers_csv_and_json_in_the_cli_schema(app_env):
+    from repigment.results import CSV_COLUMNS
+
+    at = open_app("export")
+    assert_clean(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download CSV", "Download JSON", "Download ZIP with masks"]
+    assert list(at.dataframe[0].value.columns) == list(CSV_COLUMNS)
+
+
+def test_an_empty_store_asks_for_a_patient(isolated_env, monkeypatch):
+    monkeypatch.setenv("REPIGMENT_DEMO", "0")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert_clean(at)
+    assert "No patient yet" in at.info[0].value
+    assert not at.get(CHART)
+
+
+def test_patients_page_adds_treatment_events(app_env):
+    at = open_app("patients")
+    [details] = [t for t in at.text_input if t.label == "Details"]
+    details.set_value("NB-UVB twice weekly")
+    button(at, "Add event").click().run()
+    assert_clean(at)
+    at.switch_page(f"{VIEWS}/course.py").run()
+    assert_clean(at)
+    assert any("NB-UVB twice weekly" in m.value for m in at.markdown)
+
+
+def test_patient_mode_can_be_the_default(app_env, monkeypatch):
+    monkeypatch.setenv("REPIGMENT_MODE", "patient")
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert_clean(at)
+    assert at.sidebar.radio(key="mode").value == "Patient"
+    assert at.title[0].value.startswith("My progress")

@@ -1,0 +1,140 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against ``streamlit run``.
+
+A new clinician creates a patient and a patch, uploads a six-photo sample
+series, and the course chart and visits table appear. The time from the upload
+to the chart is printed and saved next to the screenshot in the test's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+WAIT_MS = 120_000  # every wait is bounded
+ANALYSIS_WAIT_MS = 240_000  # the analysis of six photos itself, on a slow CI machine
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed; "
+                                                     "`make test` installs it with scripts/ensure_chromium.sh"),
+]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``streamlit run app.py`` on a free localhost port, with an empty store in ``tmp_path``."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPIGMENT_")}
+    env.update(REPIGMENT_DATA=str(tmp_path / "data"), REPIGMENT_DEMO="0")
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "localhost"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited early:\n{(tmp_path / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("streamlit did not start within the time limit")
+            time.sleep(0.3)
+        yield url
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+        log.close()
+
+
+def settle(page, timeout_s: float = 60) -> None:
+    """Wait (bounded) until Streamlit has finished running and drawing."""
+    busy = page.locator('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]')
+    deadline = time.monotonic() + timeout_s
+    calm = 0
+    while calm < 3 and time.monotonic() < deadline:
+        calm = calm + 1 if busy.count() == 0 else 0
+        page.wait_for_timeout(300)
+
+
+def test_upload_a_series_and_see_the_course(server, sample_series, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    photos = sorted(sample_series.glob("*.jpg"))
+    assert len(photos) == 6
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.set_default_timeout(WAIT_MS)
+            expect.set_options(timeout=WAIT_MS)
+            page.goto(server)
+            expect(page.get_by_text("No patient yet")).to_be_visible()
+
+            nav = page.get_by_test_id("stSidebarNav")
+            nav.get_by_role("link", name="Patients & patches").click()
+            page.get_by_role("button", name="Create patient").click()
+            expect(page.get_by_text("Created patient")).to_be_visible()
+            page.get_by_label("Where is the patch?").fill("Back of left hand")
+            page.get_by_role("button", name="Create patch").click()
+            expect(page.get_by_text("Created patch")).to_be_visible()
+            nav.get_by_role("link", name="Add visit").click()
+            page.locator('input[type="file"]').wait_for(state="attached")
+            settle(page)
+
+            started = time.monotonic()
+            page.locator('input[type="file"]').set_input_files([str(p) for p in photos])
+            save = page.get_by_role("button", name="Save and analyse")
+            save.wait_for()
+            checked = time.monotonic() - started
+            expect(page.get_by_test_id("stDateInput")).to_have_count(6)
+            save.click()
+            chart = page.locator(".vega-embed").first
+            chart.wait_for(state="visible", timeout=ANALYSIS_WAIT_MS)
+            elapsed = time.monotonic() - started
+
+            table = page.locator('[data-testid="stDataFrame"]').first
+            expect(table).to_be_visible()
+            expect(table.locator('[role="grid"]')).to_have_attribute("aria-rowcount", "7")  # header + 6 visits
+            expect(page.get_by_text("Saved 6 photos: 6 new visits")).to_be_visible()
+            settle(page)
+            screenshot = tmp_path / "course_after_upload.png"
+            page.screenshot(path=str(screenshot), full_page=True)
+            assert chart.is_visible() and table.is_visible()
+            assert screenshot.stat().st_size > 10_000
+        finally:
+            browser.close()
+    report = (f"six-photo upload to chart: {elapsed:.1f} s (photo checks {checked:.1f} s, "
+              f"then save and analysis); screenshot {screenshot}")
+    (tmp_path / "timing.txt").write_text(report + "\n")
+    print(report)
