@@ -17,6 +17,7 @@ REPIGMENT_MAX_UPLOAD_MB        one upload in the app, MB              50
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, fields
@@ -93,9 +94,12 @@ class Limits:
                 number = kind(text.strip())
             except ValueError:
                 raise InvalidParameterError(f"{variable}={text!r} is not a number") from None
-            if not number > 0:
-                raise InvalidParameterError(f"{variable} must be positive, got {text!r}")
-            values[name] = int(number * unit) if name in ("max_file_bytes", "max_pixels") else number
+            if not (math.isfinite(number) and number > 0):
+                raise InvalidParameterError(f"{variable} must be a positive finite number, got {text!r}")
+            value = int(number * unit) if name in ("max_file_bytes", "max_pixels") else number
+            if value < 1:
+                raise InvalidParameterError(f"{variable}={text!r} is too small")
+            values[name] = value
         return cls(**{**defaults.__dict__, **values})
 
 

@@ -373,6 +373,8 @@ def analyze_photos(
     start = treatment_start or baseline_photo.date
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
+    if progress is not None:
+        progress(0, len(ordered), baseline_photo.name)
     try:
         base = prepare_photo(
             baseline_photo.path, marker_mm=marker_mm, working_size=working_size, limits=limits,

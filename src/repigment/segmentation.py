@@ -154,6 +154,8 @@ def roi_mask(shape: tuple[int, int], roi) -> np.ndarray:
         return mask
     if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) < 3 or not np.all(np.isfinite(arr)):
         raise InvalidParameterError("a polygon ROI needs at least 3 (x, y) vertices")
+    if np.abs(arr).max() > 1e7:
+        raise InvalidParameterError("ROI polygon vertices must be within ±10,000,000 px")
     canvas = np.zeros(shape, np.uint8)
     cv2.fillPoly(canvas, [np.round(arr).astype(np.int32)], 1)
     if not canvas.any():

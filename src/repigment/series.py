@@ -106,8 +106,8 @@ def resolve_inside(folder: Path, relative: str) -> Path:
     SeriesError
         For absolute paths, ``..`` escapes and links that lead out of the folder.
     """
-    if not relative or relative.strip() != relative or "\x00" in relative:
-        raise SeriesError(f"image name {relative!r} is empty or has stray spaces or NUL bytes")
+    if not relative or relative.strip() != relative or any(ord(c) < 0x20 or ord(c) == 0x7F for c in relative):
+        raise SeriesError(f"image name {relative!r} is empty or has stray spaces or control characters")
     candidate = Path(relative)
     if candidate.is_absolute() or ".." in candidate.parts:
         raise SeriesError(f"image {relative!r} must be a file name inside the series folder, not a path out of it")
@@ -194,7 +194,12 @@ def discover_series(series_dir: str | Path) -> list[VisitPhoto]:
     if visits_file.is_file():
         photos = read_visits_csv(visits_file)
     else:
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        root = folder.resolve()
+        # Links that lead out of the folder are skipped: a series is what is inside it.
+        files = sorted(
+            p for p in folder.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and root in p.resolve().parents
+        )
         if not files:
             raise SeriesError(
                 f"no photos in {folder.name!r}; expected {', '.join(IMAGE_SUFFIXES)} files or a visits.csv"
