@@ -71,6 +71,15 @@ def analyze(
     ),
     marker_mm: float = typer.Option(20.0, "--marker-mm", help="Printed side of the ArUco scale marker, mm."),
     roi: Optional[str] = typer.Option(None, "--roi", help="Region of interest x,y,w,h in baseline-photo pixels."),
+    body_region: Optional[str] = typer.Option(
+        None, "--region", help="Body region of the patch: face, hands, upper-limbs, trunk, lower-limbs or feet."
+    ),
+    hand_unit_cm2: Optional[float] = typer.Option(None, "--hand-unit-cm2", help="The patient's hand unit, cm²."),
+    height_cm: Optional[float] = typer.Option(None, "--height-cm", help="Height, cm (with --weight-kg: hand unit)."),
+    weight_kg: Optional[float] = typer.Option(None, "--weight-kg", help="Weight, kg (with --height-cm: hand unit)."),
+    hand_photo: Optional[Path] = typer.Option(
+        None, "--hand-photo", help="Photo of the palm and fingers with the marker beside it (hand unit)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
     """Score every visit of a series against its baseline photo."""
@@ -80,8 +89,16 @@ def analyze(
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from .clinical import clinical_summary, resolve_hand_unit
+        from .limits import Limits
         from .pipeline import analyze_series
+        from .results import write_results
+        from .vasi import vasi_index_name
 
+        # Check the clinical options before the long analysis.
+        vasi_index_name(body_region)
+        hand_unit = resolve_hand_unit(hand_unit_cm2=hand_unit_cm2, height_cm=height_cm, weight_kg=weight_kg,
+                                      hand_photo=hand_photo, marker_mm=marker_mm)
         console = Console(stderr=True)
         with Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -98,10 +115,16 @@ def analyze(
                 bar.update(task, completed=done, total=total, description=f"Analysed {name}")
 
             result = analyze_series(
-                series_dir, out, treatment_start=treatment_start, marker_mm=marker_mm, roi=region, progress=progress
+                series_dir, out, treatment_start=treatment_start, marker_mm=marker_mm, roi=region, progress=progress,
+                limits=Limits.from_env(), keep_images=True,
             )
+        clinical = clinical_summary(result, body_region=body_region, hand_unit=hand_unit)
+        write_results(result, out, clinical=clinical)
         if not quiet:
             _print_table(result)
+            for record in [clinical.get("latest"), *clinical["checkpoints"].values()]:
+                if record is not None:
+                    typer.echo(record["clinician_message"])
         typer.echo(f"wrote {out / 'results.json'}", err=True)
 
     _run(action)
@@ -156,12 +179,13 @@ def segment(
         import cv2
         import numpy as np
 
+        from .limits import Limits
         from .pipeline import segment_image
         from .results import atomic_write_bytes
 
         if out.suffix.lower() != ".png":
             _fail(f"--out must be a .png file, got {out.name!r}")
-        result = segment_image(image, roi=region, marker_mm=marker_mm)
+        result = segment_image(image, roi=region, marker_mm=marker_mm, limits=Limits.from_env())
         ok, encoded = cv2.imencode(".png", result.mask.astype(np.uint8) * 255)
         if not ok:
             _fail("could not encode the mask as PNG", code=1)
@@ -172,7 +196,106 @@ def segment(
     _run(action)
 
 
-@app.callback()
+@app.command()
+def batch(
+    manifest: Path = typer.Argument(
+        ..., help="CSV with columns patient,patch,date,image (optional treatment_start, marker_mm)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for one sub-folder per series, summary.csv and failures.csv."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", min=1, help="Local worker processes (default: the CPU count)."
+    ),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="'local' for a Dask LocalCluster, or a running Dask scheduler's ADDRESS."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Score every series of a manifest; a re-run skips series already scored.
+
+    Exit codes: 0 everything scored, 1 some visits failed (see failures.csv),
+    2 unusable manifest or options, 130 interrupted.
+    """
+
+    def action():
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from .batch import score_manifest
+
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} series"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=quiet,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("Scoring series", total=None)
+
+            def progress(done: int, total: int, series: str) -> None:
+                bar.update(task, completed=done, total=total, description=f"Scored {series}" if done else "Scoring")
+
+            result = score_manifest(manifest, out, workers=workers, scheduler=scheduler, progress=progress)
+        typer.echo(
+            f"{result.scored} series scored, {result.skipped} already done, {result.failed} failed; "
+            f"{len(result.failures)} visit(s) without figures; wrote {result.summary_csv}",
+            err=True,
+        )
+        if result.failures:
+            typer.echo(f"see {result.failures_csv}", err=True)
+            raise typer.Exit(1)
+
+    _run(action)
+
+
+@app.command()
+def marker(
+    out: Path = typer.Option(..., "--out", help="PDF to write."),
+    mm: float = typer.Option(20.0, "--mm", help="Printed side of each marker, mm (10-100)."),
+    paper: str = typer.Option("A4", "--paper", help="A4 or letter."),
+) -> None:
+    """Write a printable PDF sheet of ArUco scale markers, with a 50 mm check line."""
+
+    def action():
+        from .markersheet import marker_sheet_pdf
+
+        if out.suffix.lower() != ".pdf":
+            _fail(f"--out must be a .pdf file, got {out.name!r}")
+        marker_sheet_pdf(out, marker_mm=mm, paper=paper)
+        typer.echo(f"wrote {out}: print it at 100 % (actual size) and check the 50 mm line", err=True)
+
+    _run(action)
+
+
+@app.command()
+def report(
+    out_dir: Path = typer.Argument(..., help="Folder written by `repigment analyze` (results.json, masks/)."),
+    out: Path = typer.Option(..., "--out", help="PDF to write."),
+    patient_code: Optional[str] = typer.Option(None, "--patient-code", help="Pseudonymous patient code (never a name)."),
+    patch: Optional[str] = typer.Option(None, "--patch", help='Which patch, e.g. "left cheek".'),
+    treatment: Optional[str] = typer.Option(None, "--treatment", help='e.g. "ruxolitinib 1.5% cream twice daily".'),
+    event: Optional[list[str]] = typer.Option(
+        None, "--event", help='"YYYY-MM-DD: what happened" (repeatable), e.g. "2026-03-02: NB-UVB started".'
+    ),
+    series: Optional[Path] = typer.Option(None, "--series", help="Folder of the photos, if moved since the analysis."),
+) -> None:
+    """Write the PDF report of an analysed series."""
+
+    def action():
+        from .report import write_report
+
+        if out.suffix.lower() != ".pdf":
+            _fail(f"--out must be a .pdf file, got {out.name!r}")
+        write_report(out_dir, out, patient_code=patient_code, patch_label=patch, treatment=treatment,
+                     events=event or (), series_dir=series)
+        typer.echo(f"wrote {out}", err=True)
+
+    _run(action)
+
+
+@app.callback(invoke_without_command=True)
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
 ) -> None:
