@@ -425,7 +425,7 @@ SERIES_CASES = {
     "env-visits-zero": env_case("REPIGMENT_MAX_VISITS", "0"),
     "env-visits-float": env_case("REPIGMENT_MAX_VISITS", "2.5"),
     "env-seconds-garbage": env_case("REPIGMENT_MAX_SECONDS_PER_PHOTO", "\x1b[31mred"),
-    "env-upload-empty-ish": env_case("REPIGMENT_MAX_UPLOAD_MB", "0x10"),
+    "env-seconds-hex": env_case("REPIGMENT_MAX_SECONDS_PER_PHOTO", "0x10"),
 }
 
 # Known bugs: case -> (reason, the tests that show it). Drop an entry once the bug is fixed.

@@ -11,8 +11,10 @@ REPIGMENT_MAX_PIXELS           pixels in one photo                    120 M
 REPIGMENT_MAX_FILE_MB          bytes of one photo file, MB            200
 REPIGMENT_MAX_VISITS           photos in one series                   400
 REPIGMENT_MAX_SECONDS_PER_PHOTO analysis time of one photo, seconds    120
-REPIGMENT_MAX_UPLOAD_MB        one upload in the app, MB              50
 ============================== ====================================== =========
+
+The app's upload size is Streamlit's own ``server.maxUploadSize`` (50 MB in
+``.streamlit/config.toml``; ``STREAMLIT_SERVER_MAX_UPLOAD_SIZE`` overrides it).
 """
 
 from __future__ import annotations
@@ -46,15 +48,12 @@ class Limits:
         Most photos in one series.
     max_seconds_per_photo : float
         Longest analysis of one photo before it is abandoned with an error.
-    max_upload_mb : int
-        Largest single upload accepted by the app, MB.
     """
 
     max_pixels: int = 120_000_000
     max_file_bytes: int = 200 * 1024**2
     max_visits: int = 400
     max_seconds_per_photo: float = 120.0
-    max_upload_mb: int = 50
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -83,7 +82,6 @@ class Limits:
             "REPIGMENT_MAX_FILE_MB": ("max_file_bytes", float, 1024**2),
             "REPIGMENT_MAX_VISITS": ("max_visits", int, 1),
             "REPIGMENT_MAX_SECONDS_PER_PHOTO": ("max_seconds_per_photo", float, 1),
-            "REPIGMENT_MAX_UPLOAD_MB": ("max_upload_mb", int, 1),
         }
         values = {}
         for variable, (name, kind, unit) in spec.items():
