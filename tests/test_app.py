@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -149,8 +150,70 @@ def test_export_offers_csv_and_json_in_the_cli_schema(app_env):
     at = open_app("export")
     assert_clean(at)
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Download CSV", "Download JSON", "Download ZIP with masks"]
+    assert labels == ["Download PDF report", "Download CSV", "Download JSON", "Download ZIP with masks",
+                      "Download marker sheet (20 mm)"]
     assert list(at.dataframe[0].value.columns) == list(CSV_COLUMNS)
+
+
+def test_the_report_and_marker_sheet_are_pdfs_named_by_code_only(app_env):
+    from repigment.store import Store
+    from repigment.webapp import analysis, downloads
+
+    with Store(app_env) as store:
+        [patient] = store.patients()
+        patch = store.patches(patient.id)[0]
+        store.add_event(patch.id, patch.treatment_start or dt.date(2026, 1, 5), "phototherapy", "NB-UVB")
+        patch = store.patch(patch.id)
+        result = analysis.get_or_analyse(store, analysis.request_for_patch(store, patch))
+        assert result.cache_hit and result.document["clinical"]["checkpoints"]["week24"] is not None
+        report = downloads.report_pdf_bytes(store, patient, patch, result)
+    assert report.startswith(b"%PDF") and len(report) > 10_000
+    assert downloads.report_name(patient) == "report-DEMO-001.pdf"
+    assert downloads.marker_sheet(20).startswith(b"%PDF")
+    assert downloads.marker_sheet_name(None) == downloads.marker_sheet_name(20.0) == "repigment-markers-20mm.pdf"
+
+
+@pytest.mark.parametrize("mode", ["Clinician", "Patient"])
+def test_course_page_shows_vasi_pattern_and_checkpoints(app_env, mode):
+    at = open_app(mode=mode)
+    assert_clean(at)
+    texts = [m.value for m in at.markdown]
+    assert any("badge[" in t and "eek 24" in t for t in texts) and any("badge[" in t and "eek 52" in t for t in texts)
+    if mode == "Clinician":
+        assert any("Clinical assessment" in h.value for h in at.subheader)
+        assert any("T-VASI contribution" in t for t in texts)
+        assert any("Not scored: no hand unit" in c.value for c in at.caption)  # the demo has none yet
+        assert any("improvement" in t and "[" in t for t in texts)  # clinician_message with its interval
+        assert "Pattern" in at.dataframe[0].value.columns
+    else:
+        assert any("regained colour" in t and "likely between" in t for t in texts)  # patient_message
+        assert not any("T-VASI" in t for t in texts)
+
+
+def test_a_typed_hand_unit_is_kept_and_gives_vasi(app_env):
+    from repigment.store import Store
+
+    at = open_app("patients")
+    at.number_input(key="hand_unit_cm2").set_value(180.0)
+    button(at, "Save hand unit").click().run()
+    assert_clean(at)
+    assert "Hand unit saved" in at.success[0].value
+    assert any("180 cm²" in m.value and "typed in" in m.value for m in at.markdown)
+    with Store(app_env) as store:
+        [patient] = store.patients()
+        assert (patient.hand_unit_cm2, patient.hand_unit_source) == (180.0, "entered")
+    at.switch_page(f"{VIEWS}/course.py").run(timeout=300)  # a new clinical block: re-analysed once
+    assert_clean(at)
+    vasi = [m.value for m in at.markdown if "at week" in m.value and "level-based" in m.value]
+    assert vasi and "(" in vasi[0]  # the value with its interval
+
+
+def test_an_implausible_hand_unit_gets_one_line(app_env):
+    at = open_app("patients")
+    at.number_input(key="hand_unit_cm2").set_value(3.0)
+    button(at, "Save hand unit").click().run()
+    assert not at.exception
+    assert at.error and "\n" not in at.error[0].value
 
 
 def test_an_empty_store_asks_for_a_patient(isolated_env, monkeypatch):
@@ -178,3 +241,12 @@ def test_patient_mode_can_be_the_default(app_env, monkeypatch):
     assert_clean(at)
     assert at.sidebar.radio(key="mode").value == "Patient"
     assert at.title[0].value.startswith("My progress")
+
+
+def test_a_palm_photo_without_a_marker_gets_one_line(app_env, sample_series):
+    at = open_app("patients")
+    not_a_hand = sorted(sample_series.glob("*.jpg"))[0].read_bytes()[:2000]  # a cut-off JPEG
+    at.file_uploader(key="hand_photo").set_value([("palm.jpg", not_a_hand, "image/jpeg")])
+    button(at, "Measure hand unit").click().run()
+    assert not at.exception
+    assert at.error and all("\n" not in e.value and "Traceback" not in e.value for e in at.error)

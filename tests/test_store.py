@@ -202,12 +202,68 @@ def test_a_later_migration_runs_after_the_earlier_ones(tmp_path):
         applied.append("2")
         conn.execute(sa.text("ALTER TABLE patients ADD COLUMN year_of_birth INTEGER"))
 
-    assert migrate(engine, MIGRATIONS) == 1
-    assert migrate(engine, (*MIGRATIONS, add_column)) == 2
-    assert migrate(engine, (*MIGRATIONS, add_column)) == 2
+    assert migrate(engine, MIGRATIONS) == len(MIGRATIONS)
+    assert migrate(engine, (*MIGRATIONS, add_column)) == len(MIGRATIONS) + 1
+    assert migrate(engine, (*MIGRATIONS, add_column)) == len(MIGRATIONS) + 1
     assert applied == ["2"]
     assert "year_of_birth" in {c["name"] for c in sa.inspect(engine).get_columns("patients")}
     engine.dispose()
+
+
+def test_migration_2_adds_the_hand_unit_and_keeps_schema_1_data(tmp_path):
+    # A database written by the first release (schema 1), filled with its own columns only.
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'repigment.sqlite3'}")
+    assert migrate(engine, MIGRATIONS[:1]) == 1
+    now = dt.datetime(2026, 1, 5, 9, 0)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO patients (id, code, notes, created_at) VALUES (1, 'P-0007', "
+                             "'first release', :now)"), {"now": now})
+        conn.execute(sa.text("INSERT INTO patches (id, patient_id, label, body_region, notes, marker_mm, roi, "
+                             "created_at) VALUES (1, 1, 'left shin', 'lower_limbs', '', 20.0, NULL, :now)"),
+                     {"now": now})
+        conn.execute(sa.text("INSERT INTO treatments (patch_id, regimen, start_date, notes) VALUES "
+                             "(1, 'ruxolitinib', '2026-01-05', '')"))
+    assert "hand_unit_cm2" not in {c["name"] for c in sa.inspect(engine).get_columns("patients")}
+    engine.dispose()
+    with Store(tmp_path) as store:
+        assert schema_version(store.engine) == 2 == SCHEMA_VERSION
+        [kept] = store.patients()
+        assert (kept.code, kept.notes, kept.hand_unit_cm2, kept.hand_unit_source) == ("P-0007", "first release",
+                                                                                     None, None)
+        [kept_patch] = store.patches(kept.id)
+        assert (kept_patch.label, kept_patch.body_region, kept_patch.regimen) == ("left shin", "lower_limbs",
+                                                                                  "ruxolitinib")
+        assert kept_patch.treatment_start == dt.date(2026, 1, 5)
+        updated = store.set_hand_unit(kept.id, 182.5, source="photo", detail="from a palm photo",
+                                      interval_cm2=(170.0, 195.0))
+        assert updated.hand_unit_interval == (170.0, 195.0)
+    with Store(tmp_path) as reopened:
+        again = reopened.patient(kept.id)
+        assert (again.hand_unit_cm2, again.hand_unit_source, again.hand_unit_detail) == (182.5, "photo",
+                                                                                        "from a palm photo")
+        assert reopened.set_hand_unit(kept.id, None).hand_unit_cm2 is None
+
+
+def test_set_hand_unit_checks_its_value(store):
+    patient = store.create_patient("P-0001")
+    with pytest.raises(InvalidParameterError):
+        store.set_hand_unit(patient.id, -3.0, source="entered")
+    with pytest.raises(InvalidParameterError):
+        store.set_hand_unit(patient.id, 180.0)
+    with pytest.raises(StoreError):
+        store.set_hand_unit(patient.id + 99, 180.0, source="entered")
+
+
+def test_the_hand_unit_and_region_are_part_of_the_analysis_key(store, patch):
+    store.add_visits(patch.id, [NewVisit(date=dt.date(2026, 1, 5), photos=[NewPhoto(jpeg(1), "a.jpg")])])
+    before = analysis.request_for_patch(store, store.patch(patch.id))
+    assert before.body_region == analysis.vasi_region(patch.body_region) and before.hand_unit is None
+    store.set_hand_unit(patch.patient_id, 180.0, source="entered")
+    with_unit = analysis.request_for_patch(store, store.patch(patch.id))
+    assert with_unit.hand_unit.cm2 == 180.0 and with_unit.key != before.key
+    store.update_patch(patch.id, body_region="face")
+    moved = analysis.request_for_patch(store, store.patch(patch.id))
+    assert moved.body_region == "face" and moved.key != with_unit.key
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path):

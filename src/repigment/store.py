@@ -130,6 +130,10 @@ class PatientRow(Base):
     code: Mapped[str] = mapped_column(sa.String(40), unique=True)
     notes: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[_dt.datetime] = mapped_column(sa.DateTime)
+    hand_unit_cm2: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    hand_unit_source: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
+    hand_unit_detail: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    hand_unit_interval: Mapped[list[float] | None] = mapped_column(sa.JSON, nullable=True)
     patches: Mapped[list[PatchRow]] = relationship(
         back_populates="patient", cascade="all, delete-orphan", passive_deletes=True, order_by="PatchRow.id"
     )
@@ -370,8 +374,22 @@ def _migration_1_initial(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
+def _migration_2_hand_unit(conn: sa.Connection) -> None:
+    """The patient's VASI hand unit (cm², how it was obtained, its range): nullable columns of ``patients``."""
+    columns = (
+        sa.Column("hand_unit_cm2", sa.Float, nullable=True),
+        sa.Column("hand_unit_source", sa.String(20), nullable=True),
+        sa.Column("hand_unit_detail", sa.Text, nullable=True),
+        sa.Column("hand_unit_interval", sa.JSON, nullable=True),
+    )
+    preparer = conn.dialect.identifier_preparer
+    for column in columns:
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE patients ADD COLUMN {preparer.quote(column.name)} {kind}"))
+
+
 #: Schema steps in order; step ``n`` (1-based) brings the schema to version ``n``.
-MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_migration_1_initial,)
+MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_migration_1_initial, _migration_2_hand_unit)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -434,12 +452,28 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 @dataclass(frozen=True)
 class Patient:
-    """A patient, known only by a pseudonymous code."""
+    """A patient, known only by a pseudonymous code.
+
+    Attributes
+    ----------
+    hand_unit_cm2 : float or None
+        The patient's VASI hand unit (palm and volar digits), cm²; ``None`` until set.
+    hand_unit_source : {"photo", "height-weight", "entered"} or None
+        How it was obtained (:data:`repigment.vasi.HAND_UNIT_SOURCES`).
+    hand_unit_detail : str
+        Its provenance in words.
+    hand_unit_interval : tuple of float or None
+        Plausible range, cm², when the method gives one (a photo).
+    """
 
     id: int
     code: str
     notes: str
     created_at: _dt.datetime
+    hand_unit_cm2: float | None = None
+    hand_unit_source: str | None = None
+    hand_unit_detail: str = ""
+    hand_unit_interval: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -720,6 +754,42 @@ class Store:
         with self._read() as session:
             row = session.scalars(sa.select(PatientRow).where(PatientRow.code == code)).first()
             return None if row is None else _patient(row)
+
+    def set_hand_unit(
+        self,
+        patient_id: int,
+        cm2: float | None,
+        *,
+        source: str | None = None,
+        detail: str = "",
+        interval_cm2: Sequence[float] | None = None,
+    ) -> Patient:
+        """Record (or, with ``cm2=None``, forget) a patient's hand unit.
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``cm2`` is not a positive finite number or ``source`` is missing.
+        StoreError
+            If the patient is missing.
+        """
+        if cm2 is not None:
+            value = float(cm2)
+            if not (value > 0 and value < float("inf")):
+                raise InvalidParameterError(f"the hand unit must be a positive number of cm², got {cm2!r}")
+            if not source:
+                raise InvalidParameterError("say how the hand unit was obtained (source)")
+            if interval_cm2 is not None and len(interval_cm2) != 2:
+                raise InvalidParameterError("the hand unit's interval is (low, high) in cm²")
+        with self._sessions.begin() as session:
+            row = _get(session, PatientRow, patient_id, "patient")
+            row.hand_unit_cm2 = None if cm2 is None else float(cm2)
+            row.hand_unit_source = None if cm2 is None else str(source)[:20]
+            row.hand_unit_detail = None if cm2 is None else (detail or "")
+            row.hand_unit_interval = (None if cm2 is None or interval_cm2 is None
+                                      else [float(v) for v in interval_cm2])
+            session.flush()
+            return _patient(row)
 
     def next_patient_code(self, prefix: str = "P-") -> str:
         """The first free code ``P-0001``, ``P-0002``, ..."""
@@ -1145,7 +1215,13 @@ def _named(data: bytes, name: str):
 
 
 def _patient(row: PatientRow) -> Patient:
-    return Patient(id=row.id, code=row.code, notes=row.notes, created_at=row.created_at)
+    interval = row.hand_unit_interval
+    return Patient(
+        id=row.id, code=row.code, notes=row.notes, created_at=row.created_at,
+        hand_unit_cm2=row.hand_unit_cm2, hand_unit_source=row.hand_unit_source,
+        hand_unit_detail=row.hand_unit_detail or "",
+        hand_unit_interval=None if not interval else (float(interval[0]), float(interval[1])),
+    )
 
 
 def _event(row: TreatmentEventRow) -> TreatmentEvent:

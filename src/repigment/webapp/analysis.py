@@ -3,7 +3,10 @@
 An analysis is identified by a hash of everything its figures depend on: the
 photos analysed (content hash, visit date and the name they are reported
 under, in order), the treatment start, the marker size, the region of
-interest, the working size and the repigment version with its method names.
+interest, the working size, the repigment version with its method names, and
+what the clinical block depends on (the patch's body region and the patient's
+hand unit: changing either gives a new analysis with its VASI, patterns,
+spreading and week-24/52 checkpoints).
 The store keeps, under that key, the ``results.json`` document and CSV (the
 CLI's schema), the full-resolution masks (for export) and, per visit, the
 working-frame mask and the registered visit image (for review), so reopening
@@ -32,7 +35,8 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import RepigmentError
-from ..store import Patch, Store, StoredAnalysis, StoredAnalysisVisit, Visit
+from ..store import Patch, Patient, Store, StoredAnalysis, StoredAnalysisVisit, Visit
+from ..vasi import HandUnit
 
 __all__ = [
     "AnalysisRequest",
@@ -44,12 +48,14 @@ __all__ = [
     "encode_jpeg",
     "encode_png",
     "get_or_analyse",
+    "patient_hand_unit",
     "request_for_patch",
+    "vasi_region",
 ]
 
 Progress = Callable[[int, int, str], None]
 # Bump when what the app keeps per analysis changes (forces recomputation).
-_APP_CACHE_LAYOUT = 1
+_APP_CACHE_LAYOUT = 2
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -76,6 +82,8 @@ class AnalysisRequest:
     marker_mm: float
     roi: tuple[float, ...] | None
     working_size: int = 1024
+    body_region: str | None = None  # as repigment.vasi names it ("upper-limbs")
+    hand_unit: HandUnit | None = None
 
     @property
     def key(self) -> str:
@@ -90,6 +98,8 @@ class AnalysisRequest:
             "repigment_version": __version__,
             "methods": [SEGMENTATION_METHOD, REGISTRATION_METHOD],
             "layout": _APP_CACHE_LAYOUT,
+            "body_region": self.body_region,
+            "hand_unit": None if self.hand_unit is None else self.hand_unit.to_dict(),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -148,6 +158,19 @@ def _image_names(visits: list[Visit]) -> list[str]:
     return names
 
 
+def vasi_region(body_region: str) -> str:
+    """The store's body region (``upper_limbs``) as :mod:`repigment.vasi` names it (``upper-limbs``)."""
+    return body_region.replace("_", "-")
+
+
+def patient_hand_unit(patient: Patient) -> HandUnit | None:
+    """The hand unit recorded for a patient, or ``None`` when none is."""
+    if patient.hand_unit_cm2 is None:
+        return None
+    return HandUnit(cm2=patient.hand_unit_cm2, source=patient.hand_unit_source or "entered",
+                    detail=patient.hand_unit_detail, interval_cm2=patient.hand_unit_interval)
+
+
 def request_for_patch(store: Store, patch: Patch, *, working_size: int = 1024) -> AnalysisRequest | None:
     """The analysis a patch needs now, or ``None`` when it has no photo yet."""
     visits = [v for v in store.visits(patch.id) if v.primary is not None]
@@ -164,6 +187,8 @@ def request_for_patch(store: Store, patch: Patch, *, working_size: int = 1024) -
         marker_mm=patch.marker_mm,
         roi=patch.roi,
         working_size=working_size,
+        body_region=vasi_region(patch.body_region),
+        hand_unit=patient_hand_unit(store.patient(patch.patient_id)),
     )
 
 
@@ -231,6 +256,7 @@ def analyse(
     PatchAnalysis
         With ``error`` set (and cached) when the series cannot be analysed at all.
     """
+    from ..clinical import clinical_summary
     from ..pipeline import analyze_photos
     from ..quality import framing_difference
     from ..results import result_to_dict, results_csv_text
@@ -293,10 +319,14 @@ def analyse(
             ),
             extra=extra,
         ))
+    try:
+        clinical = clinical_summary(result, body_region=request.body_region, hand_unit=request.hand_unit)
+    except RepigmentError:
+        clinical = None  # the figures stand without it; the course page says it is missing
     stored = store.save_analysis(
         request.key,
         repigment_version=result.repigment_version,
-        document=result_to_dict(result),
+        document=result_to_dict(result, clinical=clinical),
         csv_text=results_csv_text(result),
         visits=visits,
     )

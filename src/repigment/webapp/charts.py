@@ -33,6 +33,7 @@ class CoursePoint:
     area_cm2: float | None
     reason: str
     image: str
+    pct_interval: tuple[float, float] | None = None  # plausible range of pct (segmentation threshold ± its step)
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,19 @@ def course_chart(
           "status": words.not_measured} for p in points if p.pct is None],
         columns=["week", "date", "pct", "image", "reason", "status"],
     )
-    values = [p.pct for p in points if p.pct is not None]
+    band = pd.DataFrame(
+        [{"week": p.week, "low": round(p.pct_interval[0], 1), "high": round(p.pct_interval[1], 1)}
+         for p in points if p.pct is not None and p.pct_interval is not None],
+        columns=["week", "low", "high"],
+    )
+    values = [p.pct for p in points if p.pct is not None] + [float(v) for v in band["low"]]
     y_low = min([-10.0, *(v - 5 for v in values)])
     y_low = float(np.floor(y_low / 10) * 10)
     x_domain = _x_domain(points, events)
     x = alt.X("week:Q", title=words.weeks_axis, scale=alt.Scale(domain=x_domain, nice=False),
               axis=alt.Axis(values=list(range(0, int(x_domain[1]) + 1, 4)), grid=False))
-    y = alt.Y("pct:Q", title=words.pct_axis, scale=alt.Scale(domain=[y_low, 100], nice=False),
+    y_scale = alt.Scale(domain=[y_low, 100], nice=False)
+    y = alt.Y("pct:Q", title=words.pct_axis, scale=y_scale,
               axis=alt.Axis(values=[v for v in range(-300, 101, 25) if v >= y_low]))
     statuses = [words.measured] + ([words.not_measured] if len(failed) else [])
     status_scale = alt.Scale(domain=statuses, range=[_BLUE, _VERMILLION][: len(statuses)])
@@ -103,6 +110,14 @@ def course_chart(
         x="week:Q", y="pct:Q", text="label:N"
     )
     layers = [target_rules, target_text, zero, milestone_rules, milestone_text]
+    if len(band) > 1:
+        # Drawn first, under the line: how far the figure moves with the segmentation threshold.
+        layers.insert(0, alt.Chart(band).mark_area(color=_BLUE, opacity=0.18).encode(
+            x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q",
+            tooltip=[alt.Tooltip("week:Q", title="Week", format=".1f"),
+                     alt.Tooltip("low:Q", title=words.band_low, format=".1f"),
+                     alt.Tooltip("high:Q", title=words.band_high, format=".1f")],
+        ))
     if len(measured):
         tooltip = [
             alt.Tooltip("date:N", title="Date"),

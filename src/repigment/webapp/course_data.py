@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from ..store import Patch, Visit
 from .analysis import PatchAnalysis
 from .charts import CoursePoint, EventMark
 
-__all__ = ["course_points", "event_marks", "plain_reason", "visit_status", "visits_table"]
+__all__ = [
+    "ClinicalOverview",
+    "clinical_overview",
+    "course_points",
+    "event_marks",
+    "plain_reason",
+    "visit_status",
+    "visits_table",
+]
 
 
 def plain_reason(reason: str | None) -> str:
@@ -62,8 +71,108 @@ def course_points(document: dict[str, Any]) -> list[CoursePoint]:
             area_cm2=None if entry.get("depigmented_area_cm2") is None else float(entry["depigmented_area_cm2"]),
             reason="" if measured else (entry.get("error") or "not measured"),
             image=entry["image"],
+            pct_interval=_interval(entry, "repigmentation_pct") if measured else None,
         ))
     return points
+
+
+def _interval(entry: dict[str, Any], name: str) -> tuple[float, float] | None:
+    bounds = (entry.get("intervals") or {}).get(name)
+    if not bounds or len(bounds) != 2 or any(b is None for b in bounds):
+        return None
+    return float(bounds[0]), float(bounds[1])
+
+
+#: A visit's pattern of repigmentation, in plain words for patients.
+_PLAIN_PATTERN = {
+    "none": "No colour has come back yet.",
+    "perifollicular": "Colour is coming back as small dots inside the patch (around hair roots).",
+    "marginal": "Colour is coming back from the edges of the patch inwards.",
+    "diffuse": "The whole patch is slowly getting darker.",
+    "combined": "Colour is coming back both as dots inside the patch and from its edges.",
+    "indeterminate": "The way colour is coming back cannot be told from the photos.",
+}
+
+
+@dataclass(frozen=True)
+class ClinicalOverview:
+    """The clinical block of a results document, worded for one mode.
+
+    ``vasi_value`` is ``None`` with ``vasi_reason`` saying why when VASI could
+    not be scored; ``checkpoints`` holds ``(title, status, message)`` for
+    week 24 and week 52 (status ``"pending"`` before a visit at that week).
+    """
+
+    vasi_name: str
+    vasi_value: str | None
+    vasi_reason: str | None
+    latest_week: float | None
+    pattern: str | None
+    spreading: str | None
+    latest_message: str | None
+    checkpoints: tuple[tuple[str, str, str], ...]
+
+
+def clinical_overview(document: dict[str, Any], *, patient_mode: bool) -> ClinicalOverview | None:
+    """VASI, pattern, spreading and checkpoints of a results document, or ``None`` without a clinical block."""
+    clinical = document.get("clinical")
+    if not clinical:
+        return None
+    index = clinical.get("vasi_index") or "VASI"
+    vasi_name = f"Patch {index}" if index == "F-VASI" else f"Patch {index} contribution"
+    scored = [v for v in clinical.get("visits") or [] if v.get("improvement_pct") is not None]
+    latest = scored[-1] if len(scored) > 1 else None  # the baseline alone says nothing about change
+    vasi_value = None
+    vasi = clinical.get("vasi") or {}
+    reason = vasi.get("reason") if not vasi.get("available") else None
+    if vasi.get("available"):
+        last = next((v for v in reversed(clinical["visits"]) if v.get("patch_vasi") is not None), None)
+        if last is None:
+            reason = "no visit could be scored"
+        else:
+            vasi_value = f"{last['patch_vasi']:.3f}"
+            if last.get("patch_vasi_interval"):
+                low, high = last["patch_vasi_interval"]
+                vasi_value += f" ({low:.3f}–{high:.3f})"
+            vasi_value += f" at {_week(last['weeks_since_start'])}"
+            if vasi.get("baseline") is not None and last is not clinical["visits"][0]:
+                vasi_value += f", from {vasi['baseline']:.3f} at baseline"
+            if last.get("patch_vasi_level") is not None:
+                vasi_value += f"; level-based {last['patch_vasi_level']:.3f}"
+    pattern = spreading = None
+    if latest is not None:
+        found = (latest.get("pattern") or {})
+        name = found.get("pattern")
+        if name:
+            pattern = (_PLAIN_PATTERN.get(name, name) if patient_mode
+                       else f"{name}" + (f" ({found['reason']})" if found.get("reason") else ""))
+        spread = latest.get("spreading") or {}
+        if spread.get("flagged"):
+            places = "; ".join(r["location"] for r in spread.get("regions") or [] if r.get("location"))
+            spreading = (("New white skin has appeared outside the original patch"
+                          + (f" ({places})" if places else "") + ". Please show this to your doctor.")
+                         if patient_mode else spread.get("description") or "Spreading outside the baseline patch")
+    message = (clinical.get("latest") or {}).get("patient_message" if patient_mode else "clinician_message")
+    checkpoints = []
+    for key, week in (("week24", 24), ("week52", 52)):
+        found = (clinical.get("checkpoints") or {}).get(key)
+        title = f"Week {week}"
+        if not found:
+            checkpoints.append((title, "pending", f"Not yet: the first photo at or after week {week} will be "
+                                "checked here." if patient_mode else
+                                f"No scored visit at or after week {week} yet."))
+        else:
+            checkpoints.append((title, str(found.get("status") or ""),
+                                found.get("patient_message" if patient_mode else "clinician_message") or ""))
+    return ClinicalOverview(
+        vasi_name=vasi_name, vasi_value=vasi_value, vasi_reason=reason,
+        latest_week=None if latest is None else float(latest["weeks_since_start"]),
+        pattern=pattern, spreading=spreading, latest_message=message, checkpoints=tuple(checkpoints),
+    )
+
+
+def _week(weeks: float) -> str:
+    return f"week {weeks:.0f}" if abs(weeks - round(weeks)) < 0.05 else f"week {weeks:.1f}"
 
 
 def event_marks(patch: Patch, treatment_start: _dt.date) -> list[EventMark]:
@@ -117,8 +226,10 @@ def visits_table(
                 row["Notes"] = visit.notes
             rows.append(row)
         return rows
+    clinical_visits = (document.get("clinical") or {}).get("visits") or []
     for position, entry in enumerate(document["visits"]):
         visit = by_id.get(result.visit_id(position))
+        clinical = clinical_visits[position] if position < len(clinical_visits) else {}
         files = result.files(position)
         framing = None if files is None else files.extra.get("framing")
         measured, status = visit_status(entry)
@@ -142,6 +253,8 @@ def visits_table(
             "Repigmentation (%)": entry["repigmentation_pct"] if measured else None,
             "Depigmented area (cm²)": entry["depigmented_area_cm2"] if measured else None,
             "VASI residual (%)": entry["vasi_residual_depigmentation"] if measured else None,
+            "Pattern": ((clinical.get("pattern") or {}).get("pattern") or "") if measured and position else "",
+            "Patch VASI (level)": clinical.get("patch_vasi_level") if measured else None,
             "Reason": reason,
             "New depigmentation (px)": entry["new_depigmentation_px"] if measured else None,
             "Photo check": check,

@@ -58,6 +58,9 @@ _CLINICIAN = Words(
     vasi_labels=("VASI50", "VASI75", "VASI90"),
     measured="Measured",
     not_measured="Not measured",
+    band_legend="shaded band: plausible range (40-60 % melanin-loss threshold and alignment error at the border)",
+    band_low="Plausible range from (%)",
+    band_high="Plausible range to (%)",
     upload_label="Visit photos (JPEG, PNG, HEIC, TIFF or WebP; one or several visits)",
     save_button="Save and analyse",
 )
@@ -78,6 +81,9 @@ _PATIENT = Words(
     vasi_labels=("half back (50%)", "three quarters (75%)", "nearly all (90%)"),
     measured="Measured",
     not_measured="Could not be measured",
+    band_legend="shaded band: the true figure is most likely within it",
+    band_low="Likely at least (%)",
+    band_high="Likely at most (%)",
     upload_label="Your photos (from your phone or computer)",
     save_button="Save my photos",
 )

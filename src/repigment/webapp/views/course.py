@@ -66,6 +66,7 @@ def _course(ctx: common.Context, visits, result: PatchAnalysis) -> None:
     events = course_data.event_marks(ctx.patch, start)
     _summary(ctx, document, points)
     _failures(ctx, document)
+    _clinical(ctx, document)
     st.subheader("Repigmentation over time" if not ctx.patient_mode else "How much colour has come back")
     measured = [p for p in points if p.pct is not None]
     alt_text = (f"Line chart of {w.pct_axis.lower()} against weeks, {len(points)} visits"
@@ -74,6 +75,8 @@ def _course(ctx: common.Context, visits, result: PatchAnalysis) -> None:
     st.altair_chart(charts.course_chart(points, events=events, words=w), width="stretch", alt=alt_text)
     legend = ["Dashed lines: " + ", ".join(w.vasi_labels) + (" improvement from baseline" if not ctx.patient_mode
                                                                else " of the white area regained")]
+    if sum(p.pct_interval is not None for p in points) > 1:
+        legend.append(w.band_legend)
     if any(p.pct is None for p in points):
         legend.append("✕ on the zero line: " + w.not_measured.lower() + " (hover for the reason)")
     if events:
@@ -146,6 +149,54 @@ def _summary(ctx: common.Context, document: dict[str, Any], points) -> None:
                       help="First week at which 50, 75 and 90 % improvement from baseline was measured.")
 
 
+_STATUS_BADGE = {
+    "reached": ("green", ":material/check_circle:"),
+    "borderline": ("orange", ":material/help:"),
+    "not reached": ("orange", ":material/cancel:"),
+    "no improvement": ("red", ":material/cancel:"),
+    "pending": ("gray", ":material/schedule:"),
+}
+
+
+def _clinical(ctx: common.Context, document: dict[str, Any]) -> None:
+    """VASI, pattern, spreading and the week-24/52 checkpoints from the clinical block."""
+    overview = course_data.clinical_overview(document, patient_mode=ctx.patient_mode)
+    with st.container(border=True, key="clinical_section"):
+        if ctx.patient_mode:
+            st.subheader("Checks at week 24 and week 52")
+        else:
+            st.subheader("Clinical assessment")
+        if overview is None:
+            st.caption("No clinical summary for this analysis. Re-analyse the patch (Method and calibration, below).")
+            return
+        if overview.spreading:
+            st.warning(overview.spreading, icon=":material/warning:")
+        if ctx.patient_mode:
+            if overview.pattern:
+                st.markdown(f"**At your latest photo:** {overview.pattern}")
+        else:
+            columns = st.columns([3, 2])
+            with columns[0]:
+                st.markdown(f"**{overview.vasi_name}**")
+                if overview.vasi_value:
+                    st.markdown(overview.vasi_value)
+                else:
+                    st.caption(f"Not scored: {overview.vasi_reason}. Set the patient's hand unit on the "
+                               "Patients page.")
+            with columns[1]:
+                st.markdown("**Pattern, latest visit**")
+                st.markdown(overview.pattern or "not assessed (no follow-up visit measured)")
+        for title, status, message in overview.checkpoints:
+            colour, icon = _STATUS_BADGE.get(status, ("gray", ":material/info:"))
+            label = "not yet" if status == "pending" else status
+            if ctx.patient_mode and status == "borderline":
+                label = "close"
+            # The message names its week; the badge only says where the patch stands.
+            st.markdown(f":{colour}-badge[{icon} {label}] {message}")
+        if not ctx.patient_mode and overview.latest_message:
+            st.caption(overview.latest_message)
+
+
 def _failures(ctx: common.Context, document: dict[str, Any]) -> None:
     failed = [e for e in document["visits"] if not course_data.visit_status(e)[0]]
     if not failed:
@@ -175,6 +226,10 @@ def _table(ctx: common.Context, visits, result: PatchAnalysis | None) -> None:
         "White area (cm²)": st.column_config.NumberColumn(format="%.1f"),
         "Depigmented area (px)": st.column_config.NumberColumn(format="localized"),
         "VASI residual (%)": st.column_config.NumberColumn(format="%d %%"),
+        "Pattern": st.column_config.TextColumn(help="Pattern of repigmentation against the baseline footprint"),
+        "Patch VASI (level)": st.column_config.NumberColumn(
+            format="%.3f", help="Baseline footprint in hand units × VASI residual level, plus spreading; "
+                                "empty without a hand unit"),
         "New depigmentation (px)": st.column_config.NumberColumn(
             format="localized", help="Depigmented skin outside the baseline footprint: spreading"),
         "Alignment score": st.column_config.NumberColumn(format="%.2f", help="Skin-texture agreement, 0-1"),
@@ -183,7 +238,8 @@ def _table(ctx: common.Context, visits, result: PatchAnalysis | None) -> None:
         "Photo check": st.column_config.TextColumn(width="medium"),
     }
     # Columns with nothing to say (no failures, no remarks, no marker) are left out.
-    empty = [c for c in ("White area (cm²)", "Reason", "Photo check", "Notes", "What to do")
+    empty = [c for c in ("White area (cm²)", "Reason", "Photo check", "Notes", "What to do", "Pattern",
+                         "Patch VASI (level)")
              if c in frame and frame[c].replace("", None).isna().all()]
     frame = frame.drop(columns=empty)
     st.dataframe(frame, hide_index=True, width="stretch", column_config=config, key="visits_table")

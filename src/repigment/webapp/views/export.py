@@ -1,4 +1,4 @@
-"""Export: the results as CSV and JSON in the CLI's schema, and a ZIP with the masks.
+"""Export: the PDF report, the results as CSV and JSON in the CLI's schema, a ZIP with the masks, the marker sheet.
 
 A page script: ``st.navigation`` runs this file; importing it does nothing.
 """
@@ -13,7 +13,7 @@ import zipfile
 import pandas as pd
 import streamlit as st
 
-from repigment.webapp import common
+from repigment.webapp import common, downloads
 from repigment.webapp.analysis import PatchAnalysis
 
 
@@ -27,12 +27,22 @@ def render() -> None:
         result = common.patch_analysis(ctx)
         if result is None:
             st.info("No photos yet: nothing to export.", icon=":material/info:")
-            return
-        if result.document is None:
+        elif result.document is None:
             st.error("The series cannot be measured, so there are no results to export: " + (result.error or ""),
                      icon=":material/error:")
-            return
-        _export(ctx, result)
+        else:
+            _export(ctx, result)
+    _marker_sheet(ctx)
+
+
+def _marker_sheet(ctx: common.Context) -> None:
+    marker_mm = ctx.patch.marker_mm
+    st.subheader("Scale markers" if not ctx.patient_mode else "Scale marker to print")
+    st.caption("Print at 100 % (“actual size”), check the 50 mm line with a ruler, and stick one marker beside the "
+               "patch for every photo.")
+    st.download_button(f"Download marker sheet ({marker_mm:g} mm)", lambda: downloads.marker_sheet(marker_mm),
+                       file_name=downloads.marker_sheet_name(marker_mm), mime="application/pdf",
+                       icon=":material/print:", key="download_markers", on_click="ignore")
 
 
 def _stem(ctx: common.Context) -> str:
@@ -56,6 +66,16 @@ def _zip(ctx: common.Context, result: PatchAnalysis, document_text: str) -> byte
 def _export(ctx: common.Context, result: PatchAnalysis) -> None:
     document_text = json.dumps(result.document, indent=2, allow_nan=False)
     stem = _stem(ctx)
+    st.subheader("Report" if not ctx.patient_mode else "Report to print or share")
+    st.markdown("A three-page PDF: the course with its week-24 and week-52 checks, the first and latest photos, "
+                "and the table of visits." if not ctx.patient_mode else
+                "A short PDF with your progress and your first and latest photos, to show your doctor.")
+    st.download_button("Download PDF report",
+                       lambda: downloads.report_pdf_bytes(ctx.store, ctx.patient, ctx.patch, result),
+                       file_name=downloads.report_name(ctx.patient), mime="application/pdf",
+                       icon=":material/picture_as_pdf:", key="download_report", type="primary", on_click="ignore",
+                       help="Shows the patient code only, never a name.")
+    st.subheader("Results files" if not ctx.patient_mode else "Your figures")
     if ctx.patient_mode:
         st.markdown("Download your results to share them with your doctor. The files hold the figures of every "
                     "photo, not the photos themselves.")
@@ -65,7 +85,7 @@ def _export(ctx: common.Context, result: PatchAnalysis) -> None:
                     "measurement record: value, unit, method). The ZIP adds the full-resolution masks.")
     buttons = st.container(horizontal=True)
     buttons.download_button("Download CSV", result.csv_text or "", file_name=f"{stem}_results.csv",
-                               mime="text/csv", icon=":material/table:", key="download_csv", type="primary")
+                               mime="text/csv", icon=":material/table:", key="download_csv")
     buttons.download_button("Download JSON", document_text, file_name=f"{stem}_results.json",
                                mime="application/json", icon=":material/data_object:", key="download_json")
     if not ctx.patient_mode:

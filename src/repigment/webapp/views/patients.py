@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from repigment.store import BODY_REGIONS, DEFAULT_REGIMEN, EVENT_KINDS
-from repigment.webapp import common
+from repigment.webapp import common, downloads, hand_units
 
 
 def render() -> None:
@@ -26,6 +26,7 @@ def _page(ctx: common.Context) -> None:
     if ctx.patient is not None:
         if ctx.patch is not None:
             _edit_patch(ctx)
+        _hand_unit(ctx)
         _new_patch(ctx)
     if not ctx.patient_mode or ctx.patient is None:
         _new_patient(ctx)
@@ -94,7 +95,70 @@ def _edit_patch(ctx: common.Context) -> None:
                                    treatment_start=start, regimen=regimen)
             common.flash("Saved. The course is re-measured with the new settings when you open it.")
             st.rerun()
+    st.download_button(f"Print the scale markers ({patch.marker_mm:g} mm)",
+                       lambda: downloads.marker_sheet(patch.marker_mm),
+                       file_name=downloads.marker_sheet_name(patch.marker_mm), mime="application/pdf",
+                       icon=":material/print:", key="download_markers_patch", on_click="ignore",
+                       help="A PDF sheet of ArUco markers at exact size: print at 100 % (actual size) and check "
+                            "the 50 mm line with a ruler.")
     _events(ctx)
+
+
+def _hand_unit(ctx: common.Context) -> None:
+    """The patient's VASI hand unit: from a palm photo, from height and weight, or typed in."""
+    with st.container(border=True, key="hand_unit_section"):
+        _hand_unit_form(ctx)
+
+
+def _hand_unit_form(ctx: common.Context) -> None:
+    patient = ctx.patient
+    marker_mm = ctx.patch.marker_mm if ctx.patch is not None else downloads.DEFAULT_MARKER_MM
+    if ctx.patient_mode:
+        st.subheader("Size of your hand")
+        st.caption("Your doctor's score (VASI) counts the white area in hand-sized units: your palm with your "
+                   "fingers. Measure it once.")
+    else:
+        st.subheader(f"Hand unit of {patient.code}")
+        st.caption("One VASI hand unit = palm plus the volar surface of all five digits (≈ 1 % of body surface "
+                   "area). It turns areas in cm² into VASI; the repigmentation % does not depend on it.")
+    columns = st.columns([4, 1], vertical_alignment="center")
+    columns[0].markdown(hand_units.describe(patient))
+    if patient.hand_unit_cm2 is not None and not ctx.patient_mode:
+        if columns[1].button("Forget it", key="forget_hand_unit", help="Remove the hand unit (VASI is not scored)"):
+            ctx.store.set_hand_unit(patient.id, None)
+            st.rerun()
+    photo_tab, size_tab, typed_tab = st.tabs(["Palm photo", "Height and weight", "Type it in"])
+    with photo_tab:
+        st.caption("A photo of the open hand, palm up, fingers together, on a dark plain cloth, with the printed "
+                   f"{marker_mm:g} mm scale marker flat beside it and the phone straight above.")
+        with st.form(f"hand_photo_{patient.id}", clear_on_submit=True, border=False):
+            upload = st.file_uploader("Palm photo", type=None, key="hand_photo")
+            if st.form_submit_button("Measure hand unit"):
+                if upload is None:
+                    st.error("Choose a photo of the palm first.", icon=":material/error:")
+                else:
+                    notes = hand_units.measure_and_save(ctx.store, patient, upload.getvalue(), marker_mm=marker_mm)
+                    common.flash("Hand unit measured and saved." + "".join(f" {n}" for n in notes))
+                    st.rerun()
+    with size_tab:
+        with st.form(f"hand_size_{patient.id}", border=False):
+            columns = st.columns(2)
+            height = columns[0].number_input("Height (cm)", min_value=0.0, max_value=260.0, value=None,
+                                             step=1.0, key="hand_height")
+            weight = columns[1].number_input("Weight (kg)", min_value=0.0, max_value=400.0, value=None,
+                                             step=1.0, key="hand_weight")
+            if st.form_submit_button("Estimate hand unit"):
+                hand_units.estimate_and_save(ctx.store, patient, height, weight)
+                common.flash("Hand unit estimated from height and weight (1 % of body surface area) and saved.")
+                st.rerun()
+    with typed_tab:
+        with st.form(f"hand_typed_{patient.id}", border=False):
+            value = st.number_input("Hand unit (cm²)", min_value=0.0, max_value=2000.0, value=patient.hand_unit_cm2,
+                                    step=1.0, key="hand_unit_cm2", help="Adults: usually 120-250 cm².")
+            if st.form_submit_button("Save hand unit"):
+                hand_units.enter_and_save(ctx.store, patient, value)
+                common.flash("Hand unit saved.")
+                st.rerun()
 
 
 def _events(ctx: common.Context) -> None:
