@@ -56,6 +56,7 @@ __all__ = [
     "read_image_info",
     "strip_location",
     "write_image_atomic",
+    "atomic_write_bytes",
 ]
 
 #: Largest accepted pixel count (width * height), a guard against decompression bombs.
@@ -463,13 +464,37 @@ def write_image_atomic(path: str | os.PathLike[str], rgb_or_mask: np.ndarray) ->
         msg = f"write_image_atomic() writes PNG only; give a path ending in .png, not {shown}"
         raise InvalidParameterError(msg)
     png = _encode_png(rgb_or_mask)
+    atomic_write_bytes(target, png, parents=False)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, parents: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The bytes go to a fresh temporary file in the same folder (created
+    exclusively, so no other file is followed or reused), are flushed to disk,
+    and the file is renamed over ``path``; the folder is then synced so the
+    rename itself survives a crash.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file.
+    data : bytes
+        The complete new content.
+    parents : bool, optional
+        Create missing parent folders (default); with ``False`` a missing
+        folder raises ``OSError``.
+    """
+    target = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(target))
+    if parents:
+        os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
     # O_EXCL: never follow or reuse someone else's file; 0o666 lets the umask decide.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(png)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
