@@ -12,7 +12,9 @@ import streamlit as st
 from repigment.webapp import shell
 from repigment.webapp.wording import words
 
-st.set_page_config(page_title="repigment", page_icon=":material/healing:", layout="wide")
+# A bundled icon: a ":material/...:" page icon makes the browser fetch it from a font CDN.
+ICON = Path(shell.__file__).resolve().parent / "static" / "icon.png"
+st.set_page_config(page_title="repigment", page_icon=str(ICON), layout="wide")
 
 patient_mode = shell.mode_switch()
 navigation = st.navigation(shell.pages(words(patient_mode)))

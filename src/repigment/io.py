@@ -593,7 +593,7 @@ def _read_limited(f: IO[bytes], max_file_bytes: int, name: str) -> bytes:
     if total > max_file_bytes:
         msg = (
             f"{_label(name)} is larger than the {_megabytes(max_file_bytes)} limit; "
-            "reduce the photo or pass a larger max_file_bytes"
+            "reduce the photo or raise the limit (REPIGMENT_MAX_FILE_MB)"
         )
         raise ImageTooLargeError(msg)
     _check_file_size(total, max_file_bytes, name)
@@ -611,7 +611,7 @@ def _check_file_size(size: int, max_file_bytes: int, name: str) -> None:
     if size > max_file_bytes:
         msg = (
             f"{label} is {_megabytes(size)}, more than the {_megabytes(max_file_bytes)} limit; "
-            "reduce the photo or pass a larger max_file_bytes"
+            "reduce the photo or raise the limit (REPIGMENT_MAX_FILE_MB)"
         )
         raise ImageTooLargeError(msg)
 
@@ -657,7 +657,7 @@ def _bomb_message(label: str, pillow_message: str, max_pixels: int | None) -> st
     if max_pixels is not None and max_pixels < pillow_limit:
         return (
             f"{label} declares {pixels}, more than the limit of {max_pixels:,}; "
-            "downscale the photo or pass a larger max_pixels"
+            "downscale the photo or raise the limit (REPIGMENT_MAX_PIXELS)"
         )
     return (
         f"{label} declares {pixels}, more than Pillow's safety limit of {pillow_limit:,}; "
@@ -742,7 +742,7 @@ def _read_header(im: Image.Image, label: str, max_pixels: int) -> _Header:
     if width * height > max_pixels:
         msg = (
             f"{label} has {width}x{height} = {width * height:,} pixels, more than the limit of "
-            f"{max_pixels:,}; downscale the photo or pass a larger max_pixels"
+            f"{max_pixels:,}; downscale the photo or raise the limit (REPIGMENT_MAX_PIXELS)"
         )
         raise ImageTooLargeError(msg)
     if min(width, height) < MIN_SIDE:
