@@ -67,6 +67,58 @@ NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 _\-]{0,20}\.(jpg|png|heic)", fullma
 )
 
 
+# --------------------------------------------------------------------------
+# batch manifest
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(data=st.one_of(st.binary(max_size=400),
+                      st.lists(st.sampled_from(["patient,patch,date,image", "treatment_start", "marker_mm", ",",
+                                                "\n", '"', "P1", "face", "2026-01-05", "a.jpg", "../x", "\ufeff",
+                                                "\r", "\x00", " ", "2026-02-30", "/etc/x", "0", "-5", "nan"]),
+                               max_size=40).map(lambda parts: "".join(parts).encode())))
+def test_manifest_never_raises_anything_but_series_error(series_dir, data):
+    from repigment.batch import read_manifest
+
+    path = series_dir / "manifest.csv"
+    path.write_bytes(data)
+    try:
+        manifest = read_manifest(path)
+    except SeriesError as exc:
+        assert "\n" not in str(exc), repr(str(exc))
+        return
+    root = series_dir.resolve()
+    assert all(root in v.path.parents for series in manifest.series for v in series.visits)
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(rows=st.lists(st.tuples(st.sampled_from(["P-1", "P-2", "P 3"]), st.sampled_from(["face", "left hand"]),
+                               st.dates(), NAME), min_size=1, max_size=15, unique_by=lambda r: (r[0], r[1], r[3])))
+def test_manifest_groups_rows_into_series(series_dir, rows):
+    from repigment.batch import read_manifest
+
+    # Distinct stems within a series (masks are named by stem).
+    stems = {}
+    for patient, patch, _, name in rows:
+        key = (patient, patch, Path(name).stem.lower())
+        assume(key not in stems)
+        stems[key] = True
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["patient", "patch", "date", "image"])
+    for patient, patch, date, name in rows:
+        writer.writerow([patient, patch, date.isoformat(), name])
+    path = series_dir / "manifest.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    manifest = read_manifest(path)
+    expected = {}
+    for patient, patch, date, name in rows:
+        expected.setdefault((patient, patch), []).append((date, name))
+    got = {(s.patient, s.patch): [(v.date, v.image) for v in s.visits] for s in manifest.series}
+    assert got == expected
+    assert len({s.folder for s in manifest.series}) == len(manifest.series)
+
+
 @settings(max_examples=60, **SETTINGS)
 @given(rows=st.lists(st.tuples(st.dates(), NAME), min_size=1, max_size=20), bom=st.booleans(),
        extra=st.booleans())
