@@ -215,8 +215,9 @@ def plane_area_mm2(mask: np.ndarray, detection: MarkerDetection) -> float:
     float
         Area in mm². Each pixel counts with its own size on the plane, the
         Jacobian determinant of the pixel-to-plane homography,
-        ``det(H) / w(x, y)**3``; the size is clipped to within
-        ``MAX_PERSPECTIVE_CORRECTION`` of the marker's own pixel size.
+        ``det(H) / w(x, y)**3``; the correction is clipped to
+        ``MAX_PERSPECTIVE_CORRECTION`` in length (its square in area) of the
+        marker's own pixel size.
 
     Notes
     -----

@@ -89,9 +89,13 @@ class Limits:
             if text is None or text.strip() == "":
                 continue
             try:
-                number = kind(text.strip())
+                number = float(text.strip())
             except ValueError:
                 raise InvalidParameterError(f"{variable}={text!r} is not a number") from None
+            if kind is int and math.isfinite(number):
+                if number != int(number):
+                    raise InvalidParameterError(f"{variable}={text!r} must be a whole number")
+                number = int(number)
             if not (math.isfinite(number) and number > 0):
                 raise InvalidParameterError(f"{variable} must be a positive finite number, got {text!r}")
             value = int(number * unit) if name in ("max_file_bytes", "max_pixels") else number

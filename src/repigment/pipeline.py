@@ -3,9 +3,12 @@
 This is the layer above the core stages: it loads each photo at working
 resolution, calibrates it, segments it, registers it to the baseline, maps the
 mask into the baseline frame and scores it. Only the baseline's working image
-and footprint are kept between visits, so memory does not grow with the series.
+and footprint are kept at full detail between visits, so memory barely grows
+with the series.
 A visit that cannot be scored (unreadable, not aligned, patch out of frame) is
-reported with its reason and the series goes on.
+reported with its reason and the series goes on. Each visit keeps only its
+small working-resolution mask in memory (and, on request, its registered
+working image); full-resolution masks are written out and dropped.
 """
 
 from __future__ import annotations
@@ -172,8 +175,12 @@ def prepare_photo(
     marker = detect_marker(loaded.rgb, marker_mm=marker_mm)
     exclude = None
     if marker is not None:
-        normalized = normalize_color(loaded.rgb, white_rgb=marker.white_rgb)
         exclude = marker_exclusion_mask(loaded.rgb.shape[:2], marker)
+    # The marker's white balances colour only when it is plausible paper white
+    # (a marker in deep shadow or under coloured light would blow the photo up).
+    gains = None if marker is None else 0.85 / np.maximum(marker.white_rgb, 1e-6)
+    if gains is not None and np.all(marker.white_rgb > 0.02) and np.all((gains > 0.25) & (gains < 4.0)):
+        normalized = normalize_color(loaded.rgb, white_rgb=marker.white_rgb)
     else:
         normalized = normalize_color(loaded.rgb)
     segmentation = depigmented_mask(normalized.rgb, exclude=exclude, threshold=threshold)
@@ -302,6 +309,13 @@ def _validate_options(marker_mm: float, working_size: int) -> None:
         raise InvalidParameterError(f"marker size must be between 1 and 500 mm, got {marker_mm}")
 
 
+def cv2_error() -> type[Exception]:
+    """OpenCV's exception class (imported lazily)."""
+    import cv2
+
+    return cv2.error
+
+
 def _full_resolution_mask(
     working_mask: np.ndarray, homography_full: np.ndarray, baseline_size: tuple[int, int]
 ) -> np.ndarray:
@@ -369,6 +383,16 @@ def analyze_photos(
             f"the series has {len(ordered)} photos, more than the limit of {limits.max_visits}; "
             "split it or raise REPIGMENT_MAX_VISITS"
         )
+    seen: dict[str, str] = {}
+    for photo in ordered:
+        # Masks and result rows are named by the file name's stem.
+        stem = Path(photo.name).stem.lower()
+        if stem in seen:
+            raise SeriesError(
+                f"two photos of the series share the name {Path(photo.name).stem!r} ({seen[stem]}, {photo.name}); "
+                "list each photo once and rename photos that differ only in extension"
+            )
+        seen[stem] = photo.name
     baseline_photo = ordered[0]
     start = treatment_start or baseline_photo.date
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -458,13 +482,14 @@ def analyze_photos(
                 else:
                     work_visible = visible_in_baseline(segmentation.mask.shape, h_work, work_shape)
                     covered = (work_visible & base_mask_work).sum() / base_mask_work.sum()
-                    visible = None if covered >= _FULL_FOOTPRINT_COVERAGE else visible_in_baseline(
+                    visible = None if covered >= 0.999 else visible_in_baseline(
                         segmentation.mask.shape, h_full, full_mask.shape)
                 visit.score, visit.intervals = _score_with_intervals(
                     base_mask_full, full_mask, area_cm2, visible,
                     baseline_cases=base_cases,
                     visit_cases=_threshold_cases(segmentation, h_work, work_shape, region_work),
                     residual_px=visit.registration.residual_px / base.scale,
+                    work_to_full_px=1.0 / base.scale**2,
                 )
                 if mask_writer is not None:
                     visit.mask_path = mask_writer(visit, full_mask)
@@ -475,8 +500,10 @@ def analyze_photos(
                 del full_mask
         except RepigmentError as exc:
             visit.error = str(exc)
-        except (MemoryError, OSError) as exc:
-            visit.error = f"could not process this photo ({type(exc).__name__}: {exc})"
+        except (MemoryError, OSError, ValueError, np.linalg.LinAlgError, cv2_error()) as exc:
+            # One strange photo must not stop the series; say what happened in one line.
+            message = " ".join(str(exc).split())[:200]
+            visit.error = f"could not process this photo ({type(exc).__name__}: {message})"
         visits.append(visit)
         weeks_list.append(visit.weeks_since_start)
         improvement.append(visit.score.repigmentation_pct if visit.ok and visit.score else None)
@@ -596,6 +623,7 @@ def _score_with_intervals(
     baseline_cases: tuple[int, int, int],
     visit_cases: tuple[int, int, int],
     residual_px: float,
+    work_to_full_px: float,
 ) -> tuple[VisitScore, dict[str, tuple[float, float]]]:
     """Score a visit; when part of the baseline footprint is outside the photo
     (``visible`` given), estimate from the visible part and widen the ranges to
@@ -607,7 +635,7 @@ def _score_with_intervals(
         score = score_visit(base_mask_full, full_mask, area_cm2=area_cm2)
         intervals = figure_intervals(
             score, baseline_area_px=base_area, baseline_cases=baseline_cases, visit_cases=visit_cases,
-            boundary_px=_boundary_length(full_mask), residual_px=residual_px,
+            boundary_px=_boundary_length(full_mask), residual_px=residual_px, work_to_full_px=work_to_full_px,
         )
         return score, intervals
     seen_base = base_mask_full & visible
@@ -623,6 +651,7 @@ def _score_with_intervals(
     intervals = figure_intervals(
         score, baseline_area_px=base_area, baseline_cases=baseline_cases, visit_cases=visit_cases,
         boundary_px=_boundary_length(full_mask) * factor, residual_px=residual_px,
+        work_to_full_px=work_to_full_px,
     )
     # Extremes for the unseen part: fully repigmented, or not at all.
     low_area = min(intervals["depigmented_area_px"][0], float(partial.area_px))
@@ -653,6 +682,7 @@ def figure_intervals(
     visit_cases: tuple[int, int, int],
     boundary_px: float,
     residual_px: float,
+    work_to_full_px: float = 1.0,
 ) -> dict[str, tuple[float, float]]:
     """Plausible ranges of a visit's area and percent figures.
 
@@ -669,6 +699,9 @@ def figure_intervals(
         Length of the visit mask's boundary, full-resolution px.
     residual_px : float
         Registration residual (median reprojection error), full-resolution px.
+    work_to_full_px : float, optional
+        Full-resolution pixels per working pixel of the baseline frame, used
+        when a case has no area at the nominal threshold.
 
     Returns
     -------
@@ -683,8 +716,10 @@ def figure_intervals(
     boundary, by ``boundary_px x residual_px`` pixels of area either way.
     """
     def to_full(cases: tuple[int, int, int], nominal_full: int) -> list[float]:
+        # Scale by the nominal full/working ratio; with nothing at the nominal
+        # threshold, by the plain pixel-area factor (the range must not collapse).
         nominal_work = cases[1]
-        ratio = nominal_full / nominal_work if nominal_work else 0.0
+        ratio = nominal_full / nominal_work if nominal_work else work_to_full_px
         return [c * ratio for c in cases]
 
     visit_full = to_full(visit_cases, score.area_px)

@@ -153,10 +153,7 @@ def read_visits_csv(path: Path) -> list[VisitPhoto]:
             continue  # blank line
         if not image:
             raise SeriesError(f"{path.name} line {line}: no image file name")
-        try:
-            date = parse_iso_date(date_text, what=f"{path.name} line {line}: date")
-        except SeriesError:
-            raise
+        date = parse_iso_date(date_text, what=f"{path.name} line {line}: date")
         photos.append(VisitPhoto(path=resolve_inside(folder, image), date=date, date_source="visits.csv"))
     if not photos:
         raise SeriesError(f"{path.name} lists no visits")
