@@ -92,7 +92,6 @@ def analyze(
         from .clinical import clinical_summary, resolve_hand_unit
         from .limits import Limits
         from .pipeline import analyze_series
-        from .results import write_results
         from .vasi import vasi_index_name
 
         # Check the clinical options before the long analysis.
@@ -114,12 +113,17 @@ def analyze(
             def progress(done: int, total: int, name: str) -> None:
                 bar.update(task, completed=done, total=total, description=f"Analysed {name}")
 
+            summaries = []
+
+            def clinical_block(series_result):
+                summaries.append(clinical_summary(series_result, body_region=body_region, hand_unit=hand_unit))
+                return summaries[0]
+
             result = analyze_series(
                 series_dir, out, treatment_start=treatment_start, marker_mm=marker_mm, roi=region, progress=progress,
-                limits=Limits.from_env(), keep_images=True,
+                limits=Limits.from_env(), keep_images=True, clinical=clinical_block,
             )
-        clinical = clinical_summary(result, body_region=body_region, hand_unit=hand_unit)
-        write_results(result, out, clinical=clinical)
+        clinical = summaries[0]
         if not quiet:
             _print_table(result)
             for record in [clinical.get("latest"), *clinical["checkpoints"].values()]:

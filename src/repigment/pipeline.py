@@ -756,6 +756,7 @@ def analyze_series(
     progress: Callable[[int, int, str], None] | None = None,
     keep_images: bool = False,
     limits: Limits | None = None,
+    clinical: Callable[[SeriesResult], dict] | None = None,
 ) -> SeriesResult:
     """Score every visit of a series folder against its baseline photo.
 
@@ -781,6 +782,11 @@ def analyze_series(
         Keep registered visit images for display (see :func:`analyze_photos`).
     limits : Limits, optional
         Processing limits (see :class:`repigment.limits.Limits`).
+    clinical : callable, optional
+        ``clinical(result) -> dict``, for example a
+        :func:`repigment.clinical.clinical_summary` with the patch's region
+        and hand unit; its block is written into ``results.json`` (with
+        ``out_dir``), which is then written once, complete.
 
     Returns
     -------
@@ -813,7 +819,7 @@ def analyze_series(
     )
     result.series_dir = str(series_dir)
     if out_dir is not None:
-        write_results(result, Path(out_dir))
+        write_results(result, Path(out_dir), clinical=None if clinical is None else clinical(result))
     return result
 
 
