@@ -38,7 +38,8 @@ from pathlib import Path
 
 SIZE_12MP = (4000, 3000)
 
-_ANALYZE_CHILD = """
+# Both child scripts report their own peak memory the same way.
+_CHILD_PREAMBLE = """
 import json, resource, sys, time
 
 def _peak_rss_kb():
@@ -52,7 +53,9 @@ def _peak_rss_kb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-from repigment.pipeline import analyze_series
+"""
+
+_ANALYZE_CHILD = _CHILD_PREAMBLE + """from repigment.pipeline import analyze_series
 started, cpu_started = time.perf_counter(), time.process_time()
 result = analyze_series(sys.argv[1], sys.argv[2])
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -60,21 +63,7 @@ failed = [v.image for v in result.visits if not v.ok]
 print(json.dumps({"seconds": seconds, "cpu": cpu, "maxrss_kb": _peak_rss_kb(), "failed": failed}))
 """
 
-_DECODE_CHILD = """
-import json, resource, sys, time
-
-def _peak_rss_kb():
-    # VmHWM: peak RSS of this process image only. ru_maxrss is not usable here: on Linux it
-    # carries the parent's high-water mark across fork/exec (the benchmark holds 12 MP photos).
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-import cv2
+_DECODE_CHILD = _CHILD_PREAMBLE + """import cv2
 seconds = cpu = float("inf")
 for _ in range(5):  # decoding is short: the best of a few passes resists a busy machine
     started, cpu_started = time.perf_counter(), time.process_time()

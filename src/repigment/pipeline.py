@@ -41,7 +41,7 @@ from .registration import (
     warp_to_baseline,
 )
 from .scoring import Milestones, VisitScore, find_milestones, score_visit, weeks_since
-from .segmentation import Segmentation, depigmented_mask, roi_mask
+from .segmentation import Segmentation, depigmented_mask, remove_small_regions, roi_mask
 from .series import VisitPhoto, discover_series
 
 __all__ = [
@@ -112,8 +112,6 @@ class PreparedPhoto:
         # Partly depigmented skin is left out too (it may change by the next
         # visit), but only in regions of some size: on low-contrast skin the
         # half threshold is crossed by noise speckle all over the photo.
-        from .segmentation import remove_small_regions
-
         partial = remove_small_regions(seg.skin & (seg.score > 0.5 * seg.threshold), int(5e-4 * seg.mask.size))
         changing = seg.mask | partial
         patch = cv2.dilate(
@@ -459,7 +457,7 @@ def analyze_photos(
             if index == 0:
                 visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None,
                                                   residual_px=0.0)
-                segmentation, h_work, visit_scale = base_seg, np.eye(3), base.scale
+                segmentation, h_work, visit_scale, coverage = base_seg, np.eye(3), base.scale, 1.0
                 visit.mask_baseline = base_mask_work
                 if keep_images:
                     visit.registered_rgb = base.rgb
@@ -468,7 +466,7 @@ def analyze_photos(
                     visit, photo, base, base_features, base_features_wide, base_mask_work, region_work,
                     marker_mm=marker_mm, working_size=working_size, keep_images=keep_images, limits=limits,
                 )
-                segmentation, h_work, visit_scale = aligned if aligned is not None else (None, None, 1.0)
+                segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4
             if visit.error is None and segmentation is not None:
                 h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
                 visit.homography_full = compose_scaling(h_work, moving_scale=visit_scale, baseline_scale=base.scale)
@@ -477,13 +475,9 @@ def analyze_photos(
                 if region_full is not None and index > 0:
                     full_mask &= region_full
                 area_cm2 = None if marker_full is None else plane_area_mm2(full_mask, marker_full) / 100.0
-                if index == 0:
-                    visible = None
-                else:
-                    work_visible = visible_in_baseline(segmentation.mask.shape, h_work, work_shape)
-                    covered = (work_visible & base_mask_work).sum() / base_mask_work.sum()
-                    visible = None if covered >= 0.999 else visible_in_baseline(
-                        segmentation.mask.shape, h_full, full_mask.shape)
+                # Any unseen part of the baseline footprint is extrapolated (with a wider range).
+                visible = None if coverage >= 0.999 else visible_in_baseline(
+                    segmentation.mask.shape, h_full, full_mask.shape)
                 visit.score, visit.intervals = _score_with_intervals(
                     base_mask_full, full_mask, area_cm2, visible,
                     baseline_cases=base_cases,
@@ -541,13 +535,13 @@ def _register_visit(
     working_size: int,
     keep_images: bool = False,
     limits: Limits,
-) -> tuple[Segmentation, np.ndarray, float] | None:
+) -> tuple[Segmentation, np.ndarray, float, float] | None:
     """Segment and register one visit.
 
     Fills ``visit`` (registration, notes, working-frame mask, or the error) and
     returns the visit's segmentation, the homography from its working frame to
-    the baseline's working frame and its working scale, or ``None`` when it
-    cannot be scored.
+    the baseline's working frame, its working scale and the share of the
+    baseline footprint it shows, or ``None`` when it cannot be scored.
     """
     deadline = Deadline(limits.max_seconds_per_photo)
     prepared = prepare_photo(
@@ -592,7 +586,7 @@ def _register_visit(
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
-    return prepared.segmentation, registration.homography, prepared.scale
+    return prepared.segmentation, registration.homography, prepared.scale, coverage
 
 
 #: The plausible decision range of the segmentation: a pixel counts as

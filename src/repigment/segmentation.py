@@ -109,7 +109,7 @@ class Segmentation:
         Used to see how a figure moves across the plausible decision range
         (before any region of interest is applied).
         """
-        return _remove_small(self.skin & (self.score > threshold), self.min_patch_px)
+        return remove_small_regions(self.skin & (self.score > threshold), self.min_patch_px)
 
 
 def roi_mask(shape: tuple[int, int], roi) -> np.ndarray:
@@ -491,7 +491,7 @@ def depigmented_mask(
         score = np.where(skin, _masked_blur(score, skin, extra_sigma), 0.0).astype(np.float32)
         depig = skin & (score > used_threshold)
 
-    mask = _remove_small(depig, min_patch_px)
+    mask = remove_small_regions(depig, min_patch_px)
     if region is not None:
         mask &= region
     reference_pixels = lab[normal & ~hair]
@@ -572,10 +572,6 @@ def remove_small_regions(mask: np.ndarray, min_px: int) -> np.ndarray:
     >>> int(remove_small_regions(m, 4).sum())
     16
     """
-    return _remove_small(mask, min_px)
-
-
-def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
     import cv2
 
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
