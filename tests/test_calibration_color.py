@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from repigment.calibration import detect_marker, marker_exclusion_mask
+from repigment.calibration import MarkerDetection, detect_marker, marker_exclusion_mask, plane_area_mm2
 from repigment.color import (
     individual_typology_angle,
     ita_category,
@@ -90,3 +90,42 @@ def test_ita_of_known_colours():
     lab = rgb_to_lab(np.array([[[240, 215, 205]]], np.uint8))[0, 0]
     assert lab[1] > 0  # depigmented skin keeps a pink tint
     assert ita_category(60) == "very light" and ita_category(-45) == "dark"
+
+
+def _tilted_view():
+    """A camera looking at the skin plane at a tilt: plane mm -> image pixels."""
+    plane_to_px = np.array([[9.0, 1.2, 140.0], [-0.8, 8.1, 90.0], [0.0021, 0.0013, 1.0]])
+    corners_mm = np.float32([[0, 0], [20, 0], [20, 20], [0, 20]])
+    corners_px = cv2.perspectiveTransform(corners_mm[None], plane_to_px)[0].astype(np.float64)
+    marker = MarkerDetection(1, corners_px, 0.0, 0.0, np.ones(3), marker_mm=20.0)
+    return plane_to_px, marker
+
+
+def test_plane_area_of_a_tilted_view_is_the_area_on_the_skin():
+    plane_to_px, marker = _tilted_view()
+    # A 30 x 40 mm rectangle on the skin, away from the marker, seen in perspective.
+    rect_mm = np.float32([[40, 10], [70, 10], [70, 50], [40, 50]])
+    rect_px = cv2.perspectiveTransform(rect_mm[None], plane_to_px)[0]
+    mask = np.zeros((700, 1000), np.uint8)
+    cv2.fillPoly(mask, [np.round(rect_px).astype(np.int32)], 1)
+    pixels = int(mask.sum())
+    area = plane_area_mm2(mask.astype(bool), marker)
+    assert area == pytest.approx(1200.0, rel=0.01)
+    # One mm-per-pixel figure from the marker would be clearly off at this tilt.
+    naive = pixels * (20.0 / np.sqrt(cv2.contourArea(marker.corners.astype(np.float32)))) ** 2
+    assert abs(naive - 1200.0) > 0.05 * 1200.0
+
+
+@pytest.mark.parametrize("shape", [(61, 83), (800, 1203), (17, 5)])
+def test_plane_area_in_blocks_equals_the_per_pixel_sum(shape):
+    plane_to_px, marker = _tilted_view()
+    rng = np.random.default_rng(shape[0])
+    mask = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 3) > 0.5
+    h = cv2.getPerspectiveTransform(marker.corners.astype(np.float32), np.float32([[0, 0], [20, 0], [20, 20], [0, 20]]))
+    h = h / h[2, 2]
+    ys, xs = np.nonzero(mask)
+    det = np.linalg.det(h)
+    centre = marker.corners.mean(axis=0)
+    reference = det / abs(h[2, 0] * centre[0] + h[2, 1] * centre[1] + 1.0) ** 3
+    sizes = np.clip(det / np.abs(h[2, 0] * xs + h[2, 1] * ys + 1.0) ** 3, reference / 1.5**2, reference * 1.5**2)
+    assert plane_area_mm2(mask, marker) == pytest.approx(float(sizes.sum()), rel=1e-4)

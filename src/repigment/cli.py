@@ -180,20 +180,14 @@ def segment(
     region = _parse_roi(roi)
 
     def action():
-        import cv2
-        import numpy as np
-
+        from .io import atomic_write_bytes, encode_png
         from .limits import Limits
         from .pipeline import segment_image
-        from .results import atomic_write_bytes
 
         if out.suffix.lower() != ".png":
             _fail(f"--out must be a .png file, got {out.name!r}")
         result = segment_image(image, roi=region, marker_mm=marker_mm, limits=Limits.from_env())
-        ok, encoded = cv2.imencode(".png", result.mask.astype(np.uint8) * 255)
-        if not ok:
-            _fail("could not encode the mask as PNG", code=1)
-        atomic_write_bytes(out, encoded.tobytes())
+        atomic_write_bytes(out, encode_png(result.mask.astype(bool)))
         area = f"{result.area_cm2:.2f} cm²" if result.area_cm2 is not None else f"{result.area_px} px"
         typer.echo(f"depigmented area {area}; wrote {out}", err=True)
 

@@ -127,10 +127,11 @@ def normalize_color(
     does not need it either, because it judges every pixel against the normal
     skin of the same photo, which cancels any per-channel gain.
     """
+    import cv2
+
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
-    linear = srgb_to_linear(rgb)
     if white_rgb is not None:
         white = np.asarray(white_rgb, dtype=np.float64).reshape(3)
         if np.any(white <= 1e-4):
@@ -138,7 +139,9 @@ def normalize_color(
         gains = REFERENCE_WHITE_LINEAR / white
         method: Literal["marker", "exposure"] = "marker"
     else:
-        brightness = linear.max(axis=2)
+        # sRGB decoding is monotonic: the brightest channel in linear light is
+        # the decoded brightest 8-bit channel.
+        brightness = srgb_to_linear(np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2]))
         values = brightness.ravel() if mask is None else brightness[np.asarray(mask, bool)]
         if values.size < 16:
             values = brightness.ravel()
@@ -152,7 +155,10 @@ def normalize_color(
         gain = max(gain, min(1.0, 0.98 / max(float(brightest), 1e-4)))
         gains = np.full(3, gain)
         method = "exposure"
-    balanced = linear_to_srgb(linear * gains.astype(np.float32))
+    # The result depends on each 8-bit value and channel alone: apply it as a
+    # 256-entry table per channel (same values as converting every pixel).
+    table = np.stack([linear_to_srgb(_SRGB_TO_LINEAR_LUT * np.float32(g)) for g in gains], axis=-1)
+    balanced = cv2.LUT(np.ascontiguousarray(rgb), table.reshape(256, 1, 3))
     return ColorNormalization(rgb=balanced, gains=gains, method=method)
 
 

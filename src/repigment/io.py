@@ -57,6 +57,7 @@ __all__ = [
     "strip_location",
     "write_image_atomic",
     "atomic_write_bytes",
+    "encode_png",
 ]
 
 #: Largest accepted pixel count (width * height), a guard against decompression bombs.
@@ -463,7 +464,7 @@ def write_image_atomic(path: str | os.PathLike[str], rgb_or_mask: np.ndarray) ->
         shown = _label(os.path.basename(str(target)))
         msg = f"write_image_atomic() writes PNG only; give a path ending in .png, not {shown}"
         raise InvalidParameterError(msg)
-    png = _encode_png(rgb_or_mask)
+    png = encode_png(rgb_or_mask)
     atomic_write_bytes(target, png, parents=False)
 
 
@@ -988,7 +989,39 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
 # Writing
 
 
-def _encode_png(image: np.ndarray) -> bytes:
+def encode_png(image: np.ndarray) -> bytes:
+    """Encode an image or mask as PNG bytes (lossless).
+
+    Parameters
+    ----------
+    image : ndarray
+        ``(H, W)`` bool mask (encoded as 0/255), ``(H, W)`` uint8 or uint16
+        greyscale, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA of dtype uint8 or uint16.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    InvalidParameterError
+        The array has an unsupported shape or dtype.
+
+    Notes
+    -----
+    Greyscale images and masks are written without row filters, with zlib's
+    run-length strategy at its fastest level: a 12-megapixel mask encodes about
+    5x faster than with the defaults, and smaller, because a mask is long runs of
+    0 and 255. (OpenCV older than 4.11 ignores the filter flag.)
+
+    Examples
+    --------
+    >>> import cv2
+    >>> mask = np.zeros((6, 9), bool); mask[1:4, 2:7] = True
+    >>> decoded = cv2.imdecode(np.frombuffer(encode_png(mask), np.uint8), cv2.IMREAD_UNCHANGED)
+    >>> decoded.dtype.name, sorted(np.unique(decoded).tolist()), int((decoded == 255).sum())
+    ('uint8', [0, 255], 15)
+    """
     arr = np.asarray(image)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
@@ -1005,7 +1038,12 @@ def _encode_png(image: np.ndarray) -> bytes:
     if arr.ndim == 3:  # OpenCV writes BGR(A)
         code = cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
         arr = cv2.cvtColor(np.ascontiguousarray(arr), code)
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(arr))
+    params: list[int] = []
+    if arr.ndim == 2:
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+        if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+            params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(arr), params)
     if not ok:  # pragma: no cover - inputs are validated above
         msg = f"OpenCV could not encode an array of shape {arr.shape} as PNG"
         raise InvalidParameterError(msg)

@@ -487,7 +487,7 @@ def analyze_photos(
                 )
                 if mask_writer is not None:
                     visit.mask_path = mask_writer(visit, full_mask)
-                if visit.score.new_depigmentation_px > 0.05 * base_mask_full.sum() and index > 0:
+                if visit.score.new_depigmentation_px > 0.05 * np.count_nonzero(base_mask_full) and index > 0:
                     visit.notes.append(
                         f"new depigmentation outside the baseline footprint: {visit.score.new_depigmentation_px} px"
                     )
@@ -572,7 +572,7 @@ def _register_visit(
         visit.error = f"not aligned to the baseline: {registration.reason}"
         return None
     visible = visible_in_baseline(prepared.segmentation.mask.shape, registration.homography, base_mask_work.shape)
-    coverage = float((visible & base_mask_work).sum() / max(base_mask_work.sum(), 1))
+    coverage = float(np.count_nonzero(visible & base_mask_work) / max(np.count_nonzero(base_mask_work), 1))
     if coverage < _MIN_FOOTPRINT_COVERAGE:
         visit.error = (
             f"the photo shows only {coverage:.0%} of the baseline patch; frame the whole patch as at baseline"
@@ -604,7 +604,7 @@ def _threshold_cases(
         warped = warp_to_baseline(mask, homography, work_shape)
         if region is not None:
             warped &= region
-        areas.append(int(warped.sum()))
+        areas.append(int(np.count_nonzero(warped)))
     return areas[0], areas[1], areas[2]
 
 
@@ -624,7 +624,7 @@ def _score_with_intervals(
     cover any change in the unseen part."""
     import dataclasses
 
-    base_area = int(base_mask_full.sum())
+    base_area = int(np.count_nonzero(base_mask_full))
     if visible is None:
         score = score_visit(base_mask_full, full_mask, area_cm2=area_cm2)
         intervals = figure_intervals(
@@ -633,7 +633,7 @@ def _score_with_intervals(
         )
         return score, intervals
     seen_base = base_mask_full & visible
-    seen_area = int(seen_base.sum())
+    seen_area = int(np.count_nonzero(seen_base))
     unseen = base_area - seen_area
     partial = score_visit(seen_base, full_mask, area_cm2=area_cm2)
     factor = base_area / seen_area

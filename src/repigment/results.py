@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import RepigmentError
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, encode_png
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -88,13 +87,8 @@ class MaskWriter:
         self.out_dir = Path(out_dir)
 
     def __call__(self, visit, mask: np.ndarray) -> str:
-        import cv2
-
         relative = f"masks/{Path(visit.image).stem}.png"
-        ok, encoded = cv2.imencode(".png", mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if not ok:
-            raise RepigmentError(f"could not encode the mask of {visit.image} as PNG")
-        atomic_write_bytes(self.out_dir / relative, encoded.tobytes())
+        atomic_write_bytes(self.out_dir / relative, encode_png(mask.astype(bool)))
         return relative
 
 
