@@ -1,5 +1,6 @@
 """The series pipeline against generated series whose truth is known."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -224,3 +225,25 @@ def test_segment_image_returns_an_upright_full_size_mask(combined_series):
     again = segment_image(path)
     assert again.mask.shape == expected.shape
     assert _dice(again.mask, upright.mask) > 0.95
+
+
+def test_prefetching_the_next_photo_changes_nothing(combined_series, tmp_path):
+    """The next photo is prepared in a background thread; the figures, notes and
+    per-visit errors must be those of a strictly sequential run."""
+    from repigment.pipeline import analyze_photos
+    from repigment.series import discover_series
+
+    directory, _ = combined_series
+    photos = discover_series(directory)
+    broken = tmp_path / photos[2].path.name
+    broken.write_bytes(photos[2].path.read_bytes()[:5000])  # truncated mid-series
+    photos[2] = dataclasses.replace(photos[2], path=broken)
+    runs = [analyze_photos(photos, prefetch=prefetch) for prefetch in (True, False)]
+    for threaded, sequential in zip(runs[0].visits, runs[1].visits):
+        assert threaded.error == sequential.error
+        assert threaded.notes == sequential.notes
+        if sequential.ok:
+            assert threaded.score == sequential.score
+            np.testing.assert_array_equal(threaded.mask_baseline, sequential.mask_baseline)
+    assert runs[0].visits[2].error is not None and "truncated" in runs[0].visits[2].error.lower()
+    assert sum(v.ok for v in runs[0].visits) == len(photos) - 1

@@ -527,6 +527,7 @@ def _score_series(job: _SeriesJob) -> _SeriesOutcome:
                 marker_mm=series.marker_mm,
                 working_size=job.record["options"]["working_size"],
                 mask_writer=MaskWriter(tmp),
+                prefetch=False,  # one core per worker (see _configure_worker)
             )
         except RepigmentError as exc:  # the baseline is unusable: nothing to measure against
             return _SeriesOutcome(series.folder, "failed", _first_line(exc))

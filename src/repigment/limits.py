@@ -111,6 +111,18 @@ class Deadline:
     def __init__(self, seconds: float):
         self.seconds = seconds
         self._end = time.monotonic() + seconds
+        self._paused_at: float | None = None
+
+    def pause(self) -> None:
+        """Stop the clock (a prepared photo waiting its turn is not working on its budget)."""
+        if self._paused_at is None:
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        """Restart the clock stopped by :meth:`pause`."""
+        if self._paused_at is not None:
+            self._end += time.monotonic() - self._paused_at
+            self._paused_at = None
 
     def check(self, stage: str) -> None:
         if time.monotonic() > self._end:

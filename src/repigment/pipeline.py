@@ -62,8 +62,8 @@ __all__ = [
 #: a 12 MP phone photo's 4000 px, so JPEG decoding lands on it directly.
 DEFAULT_WORKING_SIZE = 1000
 #: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-v1"
-REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v1"
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-v2"
+REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Share of the baseline footprint a visit photo must show to be scored at all,
 # and above which it counts as showing all of it.
 _MIN_FOOTPRINT_COVERAGE = 0.85
@@ -332,6 +332,7 @@ def analyze_photos(
     progress: Callable[[int, int, str], None] | None = None,
     keep_images: bool = False,
     limits: Limits | None = None,
+    prefetch: bool = True,
 ) -> SeriesResult:
     """Score visit photos against the earliest one.
 
@@ -360,6 +361,11 @@ def analyze_photos(
         visit at the default working size.
     limits : Limits, optional
         Pixel, file-size, visit-count and time limits.
+    prefetch : bool, optional
+        Load and segment the next photo in a background thread while the
+        current one is registered, scored and written (two cores' worth of
+        work; at most one extra working-resolution photo in memory). Turn off
+        where every process should use one core (batch workers do).
 
     Returns
     -------
@@ -446,63 +452,80 @@ def analyze_photos(
             "figures are uncertain; a Wood's lamp (UV) photo shows such patches better"
         )
 
+    def prepare(photo: VisitPhoto) -> tuple[PreparedPhoto, ImageFeatures, Deadline]:
+        """Everything about a visit that does not need the baseline's registration."""
+        deadline = Deadline(limits.max_seconds_per_photo)
+        prepared = prepare_photo(
+            photo.path, marker_mm=marker_mm, threshold=base_seg.threshold, working_size=working_size,
+            limits=limits, deadline=deadline,
+        )
+        features = image_features(prepared.rgb, prepared.registration_mask())
+        deadline.pause()  # waiting for its turn is not time spent on this photo
+        return prepared, features, deadline
+
     visits: list[VisitResult] = []
     weeks_list: list[float] = []
     improvement: list[float | None] = []
     total = len(ordered)
-    for index, photo in enumerate(ordered):
-        visit = VisitResult(image=photo.name, date=photo.date, weeks_since_start=weeks_since(start, photo.date),
-                            notes=list(series_notes))
-        try:
-            if index == 0:
-                visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None,
-                                                  residual_px=0.0)
-                segmentation, h_work, visit_scale, coverage = base_seg, np.eye(3), base.scale, 1.0
-                visit.mask_baseline = base_mask_work
-                if keep_images:
-                    visit.registered_rgb = base.rgb
-            else:
-                aligned = _register_visit(
-                    visit, photo, base, base_features, base_features_wide, base_mask_work, region_work,
-                    marker_mm=marker_mm, working_size=working_size, keep_images=keep_images, limits=limits,
-                )
-                segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4
-            if visit.error is None and segmentation is not None:
-                h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
-                visit.homography_full = compose_scaling(h_work, moving_scale=visit_scale, baseline_scale=base.scale)
-                full_mask = base_mask_full if index == 0 else _full_resolution_mask(
-                    segmentation.mask, h_full, base.original_size)
-                if region_full is not None and index > 0:
-                    full_mask &= region_full
-                area_cm2 = None if marker_full is None else plane_area_mm2(full_mask, marker_full) / 100.0
-                # Any unseen part of the baseline footprint is extrapolated (with a wider range).
-                visible = None if coverage >= 0.999 else visible_in_baseline(
-                    segmentation.mask.shape, h_full, full_mask.shape)
-                visit.score, visit.intervals = _score_with_intervals(
-                    base_mask_full, full_mask, area_cm2, visible,
-                    baseline_cases=base_cases,
-                    visit_cases=_threshold_cases(segmentation, h_work, work_shape, region_work),
-                    residual_px=visit.registration.residual_px / base.scale,
-                    work_to_full_px=1.0 / base.scale**2,
-                )
-                if mask_writer is not None:
-                    visit.mask_path = mask_writer(visit, full_mask)
-                if visit.score.new_depigmentation_px > 0.05 * np.count_nonzero(base_mask_full) and index > 0:
-                    visit.notes.append(
-                        f"new depigmentation outside the baseline footprint: {visit.score.new_depigmentation_px} px"
+    with _Prefetcher(prepare, ordered[1:], enabled=prefetch) as prefetched:
+        upcoming = iter(prefetched)
+        for index, photo in enumerate(ordered):
+            visit = VisitResult(image=photo.name, date=photo.date, weeks_since_start=weeks_since(start, photo.date),
+                                notes=list(series_notes))
+            try:
+                if index == 0:
+                    visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None,
+                                                      residual_px=0.0)
+                    segmentation, h_work, visit_scale, coverage = base_seg, np.eye(3), base.scale, 1.0
+                    visit.mask_baseline = base_mask_work
+                    if keep_images:
+                        visit.registered_rgb = base.rgb
+                else:
+                    prepared, features, deadline = next(upcoming)()
+                    deadline.resume()
+                    aligned = _register_visit(
+                        visit, prepared, features, deadline, base, base_features, base_features_wide,
+                        base_mask_work, region_work, keep_images=keep_images,
                     )
-                del full_mask
-        except RepigmentError as exc:
-            visit.error = str(exc)
-        except (MemoryError, OSError, ValueError, np.linalg.LinAlgError, cv2_error()) as exc:
-            # One strange photo must not stop the series; say what happened in one line.
-            message = " ".join(str(exc).split())[:200]
-            visit.error = f"could not process this photo ({type(exc).__name__}: {message})"
-        visits.append(visit)
-        weeks_list.append(visit.weeks_since_start)
-        improvement.append(visit.score.repigmentation_pct if visit.ok and visit.score else None)
-        if progress is not None:
-            progress(index + 1, total, photo.name)
+                    segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4
+                if visit.error is None and segmentation is not None:
+                    h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
+                    visit.homography_full = compose_scaling(h_work, moving_scale=visit_scale, baseline_scale=base.scale)
+                    full_mask = base_mask_full if index == 0 else _full_resolution_mask(
+                        segmentation.mask, h_full, base.original_size)
+                    if region_full is not None and index > 0:
+                        full_mask &= region_full
+                    area_cm2 = None if marker_full is None else plane_area_mm2(full_mask, marker_full) / 100.0
+                    # Any unseen part of the baseline footprint is extrapolated (with a wider range).
+                    visible = None if coverage >= 0.999 else visible_in_baseline(
+                        segmentation.mask.shape, h_full, full_mask.shape)
+                    visit.score, visit.intervals = _score_with_intervals(
+                        base_mask_full, full_mask, area_cm2, visible,
+                        # Traced in the working frame (far fewer pixels) and scaled to full resolution.
+                        boundary_px=_boundary_length(visit.mask_baseline) / base.scale,
+                        baseline_cases=base_cases,
+                        visit_cases=_threshold_cases(segmentation, h_work, work_shape, region_work),
+                        residual_px=visit.registration.residual_px / base.scale,
+                        work_to_full_px=1.0 / base.scale**2,
+                    )
+                    if mask_writer is not None:
+                        visit.mask_path = mask_writer(visit, full_mask)
+                    if visit.score.new_depigmentation_px > 0.05 * np.count_nonzero(base_mask_full) and index > 0:
+                        visit.notes.append(
+                            f"new depigmentation outside the baseline footprint: {visit.score.new_depigmentation_px} px"
+                        )
+                    del full_mask
+            except RepigmentError as exc:
+                visit.error = str(exc)
+            except (MemoryError, OSError, ValueError, np.linalg.LinAlgError, cv2_error()) as exc:
+                # One strange photo must not stop the series; say what happened in one line.
+                message = " ".join(str(exc).split())[:200]
+                visit.error = f"could not process this photo ({type(exc).__name__}: {message})"
+            visits.append(visit)
+            weeks_list.append(visit.weeks_since_start)
+            improvement.append(visit.score.repigmentation_pct if visit.ok and visit.score else None)
+            if progress is not None:
+                progress(index + 1, total, photo.name)
 
     return SeriesResult(
         treatment_start=start,
@@ -522,36 +545,68 @@ def analyze_photos(
     )
 
 
+class _Prefetcher:
+    """Runs ``prepare`` on each item, one item ahead of the consumer.
+
+    Iterating yields a zero-argument callable per item that returns the
+    prepared value or raises what ``prepare`` raised, so one failing photo is
+    handled in its own turn. Without ``enabled`` everything runs in the
+    calling thread, in order.
+    """
+
+    def __init__(self, prepare, items, *, enabled: bool):
+        self._prepare = prepare
+        self._items = list(items)
+        self._executor = None
+        if enabled and len(self._items) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repigment-prefetch")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __iter__(self):
+        if self._executor is None:
+            for item in self._items:
+                yield lambda item=item: self._prepare(item)
+            return
+        pending = self._executor.submit(self._prepare, self._items[0])
+        for index in range(len(self._items)):
+            current = pending
+            if index + 1 < len(self._items):  # queued now, started as soon as ``current`` is done
+                pending = self._executor.submit(self._prepare, self._items[index + 1])
+            yield current.result
+
+
 def _register_visit(
     visit: VisitResult,
-    photo: VisitPhoto,
+    prepared: PreparedPhoto,
+    features: ImageFeatures,
+    deadline: Deadline,
     base: PreparedPhoto,
     base_features: ImageFeatures,
     base_features_wide: Callable[[], ImageFeatures],
     base_mask_work: np.ndarray,
     region_work: np.ndarray | None,
     *,
-    marker_mm: float,
-    working_size: int,
     keep_images: bool = False,
-    limits: Limits,
 ) -> tuple[Segmentation, np.ndarray, float, float] | None:
-    """Segment and register one visit.
+    """Register one prepared visit photo.
 
     Fills ``visit`` (registration, notes, working-frame mask, or the error) and
     returns the visit's segmentation, the homography from its working frame to
     the baseline's working frame, its working scale and the share of the
     baseline footprint it shows, or ``None`` when it cannot be scored.
     """
-    deadline = Deadline(limits.max_seconds_per_photo)
-    prepared = prepare_photo(
-        photo.path, marker_mm=marker_mm, threshold=base.segmentation.threshold, working_size=working_size,
-        limits=limits, deadline=deadline,
-    )
     visit.notes.extend(prepared.segmentation.notes)
-    moving_skin = prepared.registration_mask()
+    moving_skin = features.mask
     registration = register_to_baseline(
-        None, prepared.rgb, moving_mask=moving_skin, baseline_features=base_features
+        None, prepared.rgb, baseline_features=base_features, moving_features=features
     )
     if not registration.ok and registration.code in ("no_texture", "few_matches", "few_inliers", "narrow"):
         # Too little normal skin in view: take features from the whole frame
@@ -597,10 +652,15 @@ DECISION_RANGE = (0.8, 1.2)
 def _threshold_cases(
     segmentation: Segmentation, homography: np.ndarray, work_shape: tuple[int, int], region: np.ndarray | None
 ) -> tuple[int, int, int]:
-    """Areas (baseline working px) at the low, nominal and high threshold."""
+    """Areas (baseline working px) at the low, nominal and high threshold.
+
+    ``segmentation`` is a whole-photo one (no region of interest), as
+    :func:`prepare_photo` makes; ``region`` restricts it here.
+    """
     areas = []
     for factor in (DECISION_RANGE[0], 1.0, DECISION_RANGE[1]):
-        mask = segmentation.mask_at(segmentation.threshold * factor)
+        # The nominal case is the segmentation's own mask (before any region of interest).
+        mask = segmentation.mask if factor == 1.0 else segmentation.mask_at(segmentation.threshold * factor)
         warped = warp_to_baseline(mask, homography, work_shape)
         if region is not None:
             warped &= region
@@ -614,6 +674,7 @@ def _score_with_intervals(
     area_cm2: float | None,
     visible: np.ndarray | None,
     *,
+    boundary_px: float,
     baseline_cases: tuple[int, int, int],
     visit_cases: tuple[int, int, int],
     residual_px: float,
@@ -629,7 +690,7 @@ def _score_with_intervals(
         score = score_visit(base_mask_full, full_mask, area_cm2=area_cm2)
         intervals = figure_intervals(
             score, baseline_area_px=base_area, baseline_cases=baseline_cases, visit_cases=visit_cases,
-            boundary_px=_boundary_length(full_mask), residual_px=residual_px, work_to_full_px=work_to_full_px,
+            boundary_px=boundary_px, residual_px=residual_px, work_to_full_px=work_to_full_px,
         )
         return score, intervals
     seen_base = base_mask_full & visible
@@ -644,7 +705,7 @@ def _score_with_intervals(
     )
     intervals = figure_intervals(
         score, baseline_area_px=base_area, baseline_cases=baseline_cases, visit_cases=visit_cases,
-        boundary_px=_boundary_length(full_mask) * factor, residual_px=residual_px,
+        boundary_px=boundary_px * factor, residual_px=residual_px,
         work_to_full_px=work_to_full_px,
     )
     # Extremes for the unseen part: fully repigmented, or not at all.
