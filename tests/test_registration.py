@@ -91,3 +91,22 @@ def test_compose_scaling_and_warp_map_a_mask_into_the_full_frame():
     assert full.shape == (200, 300)
     assert abs(int(full.sum()) - 4 * int(mask.sum())) < 0.03 * 4 * mask.sum()
     assert visible_in_baseline((100, 150), h_full, (200, 300)).mean() > 0.98
+
+
+def test_features_are_the_strongest_of_the_allowed_skin_not_of_the_whole_photo():
+    """A high-contrast object (the marker, a ruler) outside the allowed mask
+    must not use up the feature budget: the skin keeps its full share."""
+    from repigment import registration
+
+    skin = _skin_texture(5, size=(960, 1280))
+    board = (np.random.default_rng(1).random((40, 40)) > 0.5).astype(np.uint8) * 255  # marker-like modules
+    photo = skin.copy()
+    photo[:, 700:] = cv2.resize(board, (580, 960), interpolation=cv2.INTER_NEAREST)[..., None]
+    allowed = np.zeros(photo.shape[:2], bool)
+    allowed[:, :600] = True
+    alone = registration.image_features(skin, allowed)
+    beside_board = registration.image_features(photo, allowed)
+    assert len(alone.points) >= 200
+    assert len(beside_board.points) >= 0.9 * len(alone.points)
+    assert beside_board.points[:, 0].max() < 600
+    assert beside_board.descriptors.shape == (len(beside_board.points), 128)

@@ -148,3 +148,26 @@ def test_fill_holes_matches_scipy(seed):
     expected = ndi.binary_fill_holes(mask)
     assert expected.sum() > mask.sum()  # the pattern has holes to fill
     np.testing.assert_array_equal(fill_holes(mask), expected)
+
+
+@pytest.mark.parametrize("boost", [1.3, 0.8])
+def test_threshold_follows_a_visits_own_level_of_full_depigmentation(boost):
+    """The same patch photographed with more (or less) contrast between
+    depigmented and normal skin keeps its area when the baseline's level is
+    given, and visibly changes it with the bare baseline threshold."""
+    truth = _patch_mask()
+    soft = cv2.GaussianBlur(truth.astype(np.float32), (0, 0), 8.0)  # a blurred border
+
+    def photo(contrast):
+        normal = np.array(NORMAL, np.float32)
+        lighter = normal + contrast * (np.array(DEPIGMENTED, np.float32) - normal)
+        image = _photo(7)
+        return _finish(image + soft[..., None] * (lighter - normal))
+
+    baseline = depigmented_mask(photo(1.0))
+    assert baseline.depigmented_level is not None
+    visit = photo(boost)
+    followed = depigmented_mask(visit, threshold=baseline.threshold, reference_level=baseline.depigmented_level)
+    fixed = depigmented_mask(visit, threshold=baseline.threshold)
+    assert abs(followed.area_px / baseline.area_px - 1) < 0.01
+    assert abs(fixed.area_px / baseline.area_px - 1) > 0.02

@@ -170,7 +170,9 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     if rgb.dtype != np.uint8:
         raise TypeError(f"rgb must be uint8, got {rgb.dtype}")
     # OpenCV's float path gives true L*a*b* (L in 0-100) without 8-bit rounding.
-    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    scaled = rgb.astype(np.float32)
+    scaled *= np.float32(1.0 / 255.0)
+    return cv2.cvtColor(scaled, cv2.COLOR_RGB2Lab)
 
 
 def individual_typology_angle(lab: np.ndarray) -> np.ndarray:

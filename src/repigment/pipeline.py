@@ -133,6 +133,7 @@ def prepare_photo(
     working_size: int = DEFAULT_WORKING_SIZE,
     limits: Limits | None = None,
     deadline: Deadline | None = None,
+    reference_level: float | None = None,
 ) -> PreparedPhoto:
     """Load, calibrate, colour-normalise and segment one photo.
 
@@ -144,6 +145,9 @@ def prepare_photo(
         Printed side of the scale marker, mm.
     threshold : float, optional
         Depigmentation threshold to apply (a series' baseline threshold).
+    reference_level : float, optional
+        The baseline's level of full depigmentation, so the threshold follows
+        this photo's own (see :func:`repigment.segmentation.depigmented_mask`).
     working_size : int, optional
         Longest side of the working image.
     limits : Limits, optional
@@ -181,7 +185,8 @@ def prepare_photo(
         normalized = normalize_color(loaded.rgb, white_rgb=marker.white_rgb)
     else:
         normalized = normalize_color(loaded.rgb)
-    segmentation = depigmented_mask(normalized.rgb, exclude=exclude, threshold=threshold)
+    segmentation = depigmented_mask(
+        normalized.rgb, exclude=exclude, threshold=threshold, reference_level=reference_level)
     if deadline is not None:
         deadline.check("segmentation")
     return PreparedPhoto(
@@ -362,10 +367,11 @@ def analyze_photos(
     limits : Limits, optional
         Pixel, file-size, visit-count and time limits.
     prefetch : bool, optional
-        Load and segment the next photo in a background thread while the
-        current one is registered, scored and written (two cores' worth of
-        work; at most one extra working-resolution photo in memory). Turn off
-        where every process should use one core (batch workers do).
+        Load and segment the next two photos in background threads while the
+        current one is registered, scored and written (about two cores' worth
+        of work; at most three working-resolution photos in memory, never a
+        full-size one). Turn off where every process should use one core
+        (batch workers do).
 
     Returns
     -------
@@ -457,7 +463,7 @@ def analyze_photos(
         deadline = Deadline(limits.max_seconds_per_photo)
         prepared = prepare_photo(
             photo.path, marker_mm=marker_mm, threshold=base_seg.threshold, working_size=working_size,
-            limits=limits, deadline=deadline,
+            limits=limits, deadline=deadline, reference_level=base_seg.depigmented_level,
         )
         features = image_features(prepared.rgb, prepared.registration_mask())
         deadline.pause()  # waiting for its turn is not time spent on this photo
@@ -546,7 +552,7 @@ def analyze_photos(
 
 
 class _Prefetcher:
-    """Runs ``prepare`` on each item, one item ahead of the consumer.
+    """Runs ``prepare`` on each item in worker threads, ``ahead`` items ahead of the consumer.
 
     Iterating yields a zero-argument callable per item that returns the
     prepared value or raises what ``prepare`` raised, so one failing photo is
@@ -554,14 +560,15 @@ class _Prefetcher:
     calling thread, in order.
     """
 
-    def __init__(self, prepare, items, *, enabled: bool):
+    def __init__(self, prepare, items, *, enabled: bool, ahead: int = 2):
         self._prepare = prepare
         self._items = list(items)
+        self._ahead = ahead
         self._executor = None
         if enabled and len(self._items) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="repigment-prefetch")
+            self._executor = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="repigment-prefetch")
 
     def __enter__(self):
         return self
@@ -575,11 +582,13 @@ class _Prefetcher:
             for item in self._items:
                 yield lambda item=item: self._prepare(item)
             return
-        pending = self._executor.submit(self._prepare, self._items[0])
+        from collections import deque
+
+        queued = deque(self._executor.submit(self._prepare, item) for item in self._items[: self._ahead])
         for index in range(len(self._items)):
-            current = pending
-            if index + 1 < len(self._items):  # queued now, started as soon as ``current`` is done
-                pending = self._executor.submit(self._prepare, self._items[index + 1])
+            current = queued.popleft()
+            if index + self._ahead < len(self._items):  # taken up as soon as a worker is free
+                queued.append(self._executor.submit(self._prepare, self._items[index + self._ahead]))
             yield current.result
 
 

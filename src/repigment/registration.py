@@ -37,8 +37,8 @@ _MIN_SPREAD = 0.04
 _MIN_TEXTURE_AGREEMENT = 0.25
 _RANSAC_PX = 3.0
 # The strongest keypoints kept per photo. Matching cost grows with the square
-# of this; skin photos give hundreds of inliers at 1,500 (25 are required).
-_MAX_FEATURES = 1500
+# of this; skin photos give hundreds of inliers at 1,000 (25 are required).
+_MAX_FEATURES = 1000
 # SIFT runs on a copy this much smaller than the working image.
 _FEATURE_SCALE = 0.4
 
@@ -140,8 +140,15 @@ def image_features(rgb: np.ndarray, mask: np.ndarray | None = None) -> ImageFeat
     small = cv2.resize(grey, small_size, interpolation=cv2.INTER_AREA)
     small_mask = None if mask is None else cv2.resize(
         mask.astype(np.uint8) * 255, small_size, interpolation=cv2.INTER_NEAREST)
-    sift = cv2.SIFT_create(nfeatures=_MAX_FEATURES, contrastThreshold=0.02)
-    keypoints, descriptors = sift.detectAndCompute(small, small_mask)
+    sift = cv2.SIFT_create(contrastThreshold=0.02)
+    # SIFT's own nfeatures cap would keep the strongest keypoints of the whole
+    # photo *before* applying the mask, and the marker's corners or the patch's
+    # border can take them all: keep the strongest allowed ones instead.
+    keypoints = sift.detect(small, small_mask)
+    if len(keypoints) > _MAX_FEATURES:
+        order = sorted(range(len(keypoints)), key=lambda i: -keypoints[i].response)  # stable: deterministic
+        keypoints = [keypoints[i] for i in order[:_MAX_FEATURES]]
+    keypoints, descriptors = sift.compute(small, keypoints)
     points = np.float32([k.pt for k in keypoints]).reshape(-1, 2)
     points = (points + 0.5) * np.float32([width / small_size[0], height / small_size[1]]) - 0.5
     return ImageFeatures(grey=grey, texture=_band_pass(grey), points=points, descriptors=descriptors, mask=mask)

@@ -42,6 +42,7 @@ __all__ = [
     "roi_mask",
     "remove_small_regions",
     "fill_holes",
+    "LEVEL_RATIO_LIMITS",
 ]
 
 #: Weights of (R, G, B) optical density in the depigmentation score. Mostly
@@ -68,8 +69,9 @@ _OPTICAL_DENSITY_LUT = -np.log(np.clip(srgb_to_linear(np.arange(256, dtype=np.ui
 #: Projections of (R, G, B) optical density the segmentation works on: the
 #: melanin score's density, and blue minus red (the shading-free first guess).
 _PROJECTIONS = np.array([MELANIN_WEIGHTS, [-1.0, 0.0, 1.0]], dtype=np.float32)
-#: Pixels brighter than 90 % linear light in every channel are specular glare.
-_GLARE_DENSITY = float(-np.log(0.9))
+#: Pixels brighter than 90 % linear light in every channel are specular glare:
+#: the smallest 8-bit sRGB value above 0.9 linear.
+_GLARE_SRGB = int(np.argmax(srgb_to_linear(np.arange(256, dtype=np.uint8)) > 0.9))
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class Segmentation:
         Robust standard deviation of the score on normal skin (noise level).
     notes : tuple of str
         Conditions worth telling the user (for example no distinct patch).
+    min_patch_px : int
+        Smallest depigmented region kept, pixels.
+    depigmented_level : float or None
+        Median score well inside the depigmented regions (the photo's level
+        of full depigmentation), or ``None`` when too few such pixels exist.
     """
 
     mask: np.ndarray
@@ -107,6 +114,7 @@ class Segmentation:
     normal_sigma: float
     notes: tuple[str, ...] = field(default=())
     min_patch_px: int = 0
+    depigmented_level: float | None = None
 
     @property
     def area_px(self) -> int:
@@ -441,6 +449,7 @@ def depigmented_mask(
     exclude: np.ndarray | None = None,
     threshold: float | None = None,
     min_patch_px: int | None = None,
+    reference_level: float | None = None,
 ) -> Segmentation:
     """Segment depigmented skin in a photo.
 
@@ -460,6 +469,13 @@ def depigmented_mask(
     min_patch_px : int, optional
         Depigmented components smaller than this are dropped as noise.
         Default: 0.01 % of the image.
+    reference_level : float, optional
+        With ``threshold``: the :attr:`Segmentation.depigmented_level` of the
+        photo that threshold came from. The threshold is then scaled by this
+        photo's own level over it (within ``LEVEL_RATIO_LIMITS``), so that a
+        pixel still counts as depigmented at half of *full* depigmentation
+        when a photo renders depigmented skin with more or less contrast
+        (light, camera processing, blur).
 
     Returns
     -------
@@ -513,7 +529,8 @@ def depigmented_mask(
 
     # Hairs and glare are missing data: fill them from the skin around them.
     hair = _thin_dark_structures(lab[..., 0], skin)
-    glare = (np.maximum(np.maximum(od[..., 0], od[..., 1]), od[..., 2]) < _GLARE_DENSITY) & skin  # above 90 % linear light in every channel
+    # Glare: above 90 % linear light in every channel.
+    glare = (np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2]) >= _GLARE_SRGB) & skin
     glare = cv2.dilate(glare.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & skin
     trusted = skin & ~hair & ~glare
     if np.count_nonzero(trusted) < 0.5 * np.count_nonzero(skin):
@@ -524,8 +541,8 @@ def depigmented_mask(
     # taken first and filtered instead of the three channels.
     projected = cv2.transform(od, _PROJECTIONS)
     del od
-    filled = _masked_blur(projected, trusted, 3.0, downsample=2)
-    np.copyto(projected, filled, where=(skin & ~trusted)[..., None])
+    untrusted = np.nonzero(skin & ~trusted)
+    projected[untrusted] = _masked_blur(projected, trusted, 3.0, downsample=2)[untrusted]
     # A light smoothing averages sensor noise and pores (about 1 px).
     projected = _masked_blur(projected, skin, 1.0)
     density, chromatic = projected[..., 0], projected[..., 1]
@@ -562,6 +579,12 @@ def depigmented_mask(
         normal = skin & (score < 0.5 * used)
     assert est_threshold is not None
     used_threshold = float(max(est_threshold, _NOISE_FLOOR_SIGMAS * normal_sigma)) if threshold is None else float(threshold)
+    if threshold is not None and reference_level is not None and reference_level > 0:
+        level = _depigmented_level(depig, score)
+        if level is not None:
+            low, high = LEVEL_RATIO_LIMITS
+            used_threshold *= float(np.clip(level / reference_level, low, high))
+            depig = skin & (score > used_threshold)
     if threshold is None and contrast is None:
         notes.append("no distinct depigmented skin in this photo")
 
@@ -576,10 +599,11 @@ def depigmented_mask(
         depig = skin & (score > used_threshold)
 
     mask = remove_small_regions(depig, min_patch_px)
+    depigmented_level = _depigmented_level(mask, score)
     if region is not None:
         mask &= region
-    # Every other row and column is plenty for a median colour.
-    reference_pixels = lab[::2, ::2][(normal & ~hair)[::2, ::2]]
+    # Every third row and column is plenty for a median colour.
+    reference_pixels = lab[::3, ::3][(normal & ~hair)[::3, ::3]]
     step = max(1, len(reference_pixels) // 50_000)
     normal_lab = np.median(reference_pixels[::step], axis=0) if len(reference_pixels) else np.full(3, np.nan)
     return Segmentation(
@@ -592,7 +616,29 @@ def depigmented_mask(
         normal_sigma=float(normal_sigma),
         notes=tuple(notes),
         min_patch_px=min_patch_px,
+        depigmented_level=depigmented_level,
     )
+
+
+#: Bounds of the factor by which a visit's threshold follows its own level of
+#: full depigmentation (see ``reference_level`` of :func:`depigmented_mask`).
+LEVEL_RATIO_LIMITS = (0.8, 1.25)
+# The level is measured this far (share of the longest side) inside the
+# regions, away from their blurred borders, on at least this many pixels.
+_LEVEL_INSET = 0.003
+_LEVEL_MIN_PX = 500
+
+
+def _depigmented_level(mask: np.ndarray, score: np.ndarray) -> float | None:
+    """Median score of ``mask``'s pixels away from its borders (None if too few)."""
+    import cv2
+
+    inset = max(1, round(_LEVEL_INSET * max(mask.shape)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1))
+    inner = cv2.erode(mask.view(np.uint8), kernel).astype(bool)
+    if np.count_nonzero(inner) < _LEVEL_MIN_PX:
+        return None
+    return float(np.median(_subsample(score[inner])))
 
 
 def _extra_smoothing(signal_to_noise: float) -> float:
@@ -640,11 +686,28 @@ def _reference_region(normal: np.ndarray, depig: np.ndarray, skin: np.ndarray) -
 
     if not depig.any():
         return normal
-    size = max(3, int(0.03 * max(normal.shape)) | 1)
-    near = cv2.dilate(depig.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))).astype(bool)
+    near = _dilate_coarsely(depig, 0.015 * max(normal.shape))
     away = normal & ~near
     # Keep the margin only when enough normal skin is left without it.
     return away if np.count_nonzero(away) > 0.25 * np.count_nonzero(normal) else normal
+
+
+def _dilate_coarsely(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Grow ``mask`` by about ``radius`` pixels, working at half resolution.
+
+    For wide safety margins, where a pixel more or less does not matter: the
+    disk is four times smaller at half resolution, and the result is at most
+    one pixel wider than an exact dilation.
+    """
+    import cv2
+
+    height, width = mask.shape
+    half = ((width + 1) // 2, (height + 1) // 2)
+    # Any marked pixel in a 2 x 2 block marks the block.
+    small = cv2.resize(mask.view(np.uint8), half, interpolation=cv2.INTER_AREA) > 0
+    size = 2 * max(1, round(radius / 2)) + 1
+    grown = cv2.dilate(small.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    return cv2.resize(grown, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 def remove_small_regions(mask: np.ndarray, min_px: int) -> np.ndarray:
