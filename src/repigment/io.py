@@ -1024,7 +1024,7 @@ def encode_png(image: np.ndarray) -> bytes:
     """
     arr = np.asarray(image)
     if arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
+        arr = np.ascontiguousarray(arr).view(np.uint8) * np.uint8(255)  # one pass over the pixels
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.dtype not in (np.uint8, np.uint16) or arr.size == 0 or not (

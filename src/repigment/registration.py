@@ -375,7 +375,8 @@ def warp_to_baseline(mask: np.ndarray, homography: np.ndarray, baseline_shape: t
         np.where(mask, np.uint8(255), np.uint8(0)), homography, (width, height),
         flags=cv2.INTER_LINEAR, borderValue=0,
     )
-    return warped >= 128
+    # Cut at one half (>= 128) straight into 0/1 bytes, viewed as bool.
+    return cv2.threshold(warped, 127, 1, cv2.THRESH_BINARY)[1].view(bool)
 
 
 def visible_in_baseline(moving_shape: tuple[int, int], homography: np.ndarray, baseline_shape: tuple[int, int]) -> np.ndarray:

@@ -575,8 +575,11 @@ def depigmented_mask(
             est_threshold, contrast = _estimate_threshold(score[skin], normal_sigma)
         floor = _NOISE_FLOOR_SIGMAS * normal_sigma
         used = max(est_threshold, floor) if threshold is None else threshold
+        previous = depig, normal
         depig = skin & (score > used)
         normal = skin & (score < 0.5 * used)
+        if np.array_equal(depig, previous[0]) and np.array_equal(normal, previous[1]):
+            break  # converged: another pass would repeat this one exactly
     assert est_threshold is not None
     used_threshold = float(max(est_threshold, _NOISE_FLOOR_SIGMAS * normal_sigma)) if threshold is None else float(threshold)
     if threshold is not None and reference_level is not None and reference_level > 0:
