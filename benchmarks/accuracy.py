@@ -52,6 +52,7 @@ class VisitOutcome:
     error: str | None
     interval: tuple[float, float] | None = None
     registered: bool | None = None  # None: the series itself could not be scored
+    doubted: bool = False  # scored, but with a note that the figures are in doubt
 
 
 def series_specs(count: int, seed_offset: int):
@@ -125,9 +126,14 @@ def run_series(spec, workdir: str) -> list[VisitOutcome]:
                 error=visit.error,
                 interval=visit.intervals.get("repigmentation_pct") if visit.ok else None,
                 registered=visit.registration is not None and visit.registration.ok,
+                doubted=visit.ok and any(_DOUBT in note for note in visit.notes),
             )
         )
     return outcomes
+
+
+# The pipeline's notes that tell the user not to trust a visit's figures.
+_DOUBT = "before trusting these figures"
 
 
 def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, bool]], dict]:
@@ -144,8 +150,14 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
         values = [o.dice for o in right_place if o.skin_type == t and o.dice is not None]
         by_type[t] = statistics.median(values) if values else float("nan")
     covered = [o.interval[0] <= o.truth_pct <= o.interval[1] for o in followups if o.interval is not None]
+    doubted = [o for o in followups if o.measured_pct is not None and o.doubted]
+    trusted_errors = [abs(o.measured_pct - o.truth_pct) for o in followups if o.measured_pct is not None
+                      and not o.doubted]
     figures = {
         "interval_coverage": float(np.mean(covered)) if covered else float("nan"),
+        "visits_doubted": len(doubted),
+        "visits_doubted_off_by_over_10": sum(abs(o.measured_pct - o.truth_pct) > 10 for o in doubted),
+        "mae_pct_points_not_doubted": float(np.mean(trusted_errors)) if trusted_errors else float("nan"),
         "median_dice": statistics.median(dices) if dices else float("nan"),
         "mae_pct_points": float(np.mean(errors)) if errors else float("nan"),
         "max_abs_stable_pct": max(stable) if stable else float("nan"),
@@ -169,6 +181,10 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
          figures["wrong_place_flagged"] == 1.0),
     ]
     rows.append(("truth inside repigmentation % interval", f"{figures['interval_coverage']:.0%}", "(info)", True))
+    rows.append(("visits scored with a doubt note (off by >10)",
+                 f"{len(doubted)} ({figures['visits_doubted_off_by_over_10']})", "(info)", True))
+    rows.append(("MAE repigmentation %, visits without one", f"{figures['mae_pct_points_not_doubted']:.2f} points",
+                 "(info)", True))
     for t in TYPES:
         rows.append((f"median Dice, skin type {t}", f"{by_type[t]:.3f}", ">= 0.85", by_type[t] >= 0.85))
     return rows, figures

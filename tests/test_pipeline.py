@@ -247,3 +247,30 @@ def test_prefetching_the_next_photo_changes_nothing(combined_series, tmp_path):
             np.testing.assert_array_equal(threaded.mask_baseline, sequential.mask_baseline)
     assert runs[0].visits[2].error is not None and "truncated" in runs[0].visits[2].error.lower()
     assert sum(v.ok for v in runs[0].visits) == len(photos) - 1
+
+
+def test_implausibly_fast_early_response_is_flagged(tmp_path_factory):
+    """A baseline photo whose mask holds light normal skin (a sheen) makes the
+    next visits look largely repigmented within weeks; that is flagged."""
+    directory, truth = _write(tmp_path_factory, "sheen", seed=41, skin_type="III", course="stable",
+                              weeks=(0, 4, 8, 24), final_residual=1.0)
+    baseline = directory / truth["visits"][0]["image"]
+    photo = cv2.imread(str(baseline)).astype(np.float32)
+    patch = cv2.imread(str(directory / "truth" / f"{baseline.stem}_photo.png"), cv2.IMREAD_GRAYSCALE) > 0
+    ys, xs = np.nonzero(patch)
+    sheen = np.zeros(patch.shape, np.float32)
+    # A large pale area beside the patch, as light as depigmented skin.
+    centre = (int(xs.max() + (xs.max() - xs.min())), int(ys.mean()))
+    axes = (int(xs.max() - xs.min()), int(ys.max() - ys.min()))
+    cv2.ellipse(sheen, centre, axes, 0, 0, 360, 1.0, -1)
+    sheen = cv2.GaussianBlur(sheen, (0, 0), 3)[..., None]
+    depigmented = photo[patch].mean(axis=0)
+    cv2.imwrite(str(baseline), np.clip(photo * (1 - sheen) + depigmented * sheen, 0, 255).astype(np.uint8),
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+    result = analyze_series(directory)
+    early = [v for v in result.visits[1:] if v.weeks_since_start <= 8]
+    late = [v for v in result.visits if v.weeks_since_start > 8]
+    assert early and all(v.ok and v.score.repigmentation_pct >= 30 for v in early)
+    assert all(any("faster than treatment" in note for note in v.notes) for v in early)
+    assert not any("faster than treatment" in note for v in late for note in v.notes)
+    assert all(any("baseline photo is in doubt" in note for note in v.notes) for v in late if v.ok and v.weeks_since_start > 0)

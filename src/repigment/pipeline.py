@@ -70,6 +70,12 @@ _MIN_FOOTPRINT_COVERAGE = 0.85
 _FULL_FOOTPRINT_COVERAGE = 0.98
 # Below this many noise levels of contrast at baseline, every visit carries a warning.
 _LOW_CONTRAST_SIGMAS = 5.0
+# Ruxolitinib cream repigments slowly: faint signs in weeks 4-8, visible
+# response in weeks 12-24 (Opzelura label; TRuE-V1/V2 trials). A third of the patch
+# repigmented within the first 8 weeks more likely means the baseline mask
+# holds something that is not vitiligo (glare, sheen, pale normal skin).
+_EARLY_WEEKS = 8.0
+_EARLY_IMPLAUSIBLE_PCT = 30.0
 
 
 @dataclass
@@ -472,6 +478,7 @@ def analyze_photos(
     visits: list[VisitResult] = []
     weeks_list: list[float] = []
     improvement: list[float | None] = []
+    implausible_weeks: list[float] = []
     total = len(ordered)
     with _Prefetcher(prepare, ordered[1:], enabled=prefetch) as prefetched:
         upcoming = iter(prefetched)
@@ -520,6 +527,15 @@ def analyze_photos(
                         visit.notes.append(
                             f"new depigmentation outside the baseline footprint: {visit.score.new_depigmentation_px} px"
                         )
+                    if (visit.weeks_since_start <= _EARLY_WEEKS
+                            and visit.score.repigmentation_pct >= _EARLY_IMPLAUSIBLE_PCT):
+                        implausible_weeks.append(visit.weeks_since_start)
+                        visit.notes.append(
+                            f"{visit.score.repigmentation_pct:.0f}% repigmentation by week "
+                            f"{visit.weeks_since_start:.0f} is faster than treatment repigments skin (faint "
+                            "signs in weeks 4-8): check that the baseline photo shows no glare, sheen or light "
+                            "normal skin taken for depigmentation before trusting these figures"
+                        )
                     del full_mask
             except RepigmentError as exc:
                 visit.error = str(exc)
@@ -533,6 +549,14 @@ def analyze_photos(
             if progress is not None:
                 progress(index + 1, total, photo.name)
 
+    if implausible_weeks:
+        # The baseline is what is in doubt, so every figure measured against it is.
+        for visit in visits[1:]:
+            if visit.ok and visit.weeks_since_start > _EARLY_WEEKS:
+                visit.notes.append(
+                    f"the response by week {implausible_weeks[0]:.0f} was implausibly fast, so the baseline photo "
+                    "is in doubt: check it before trusting these figures"
+                )
     return SeriesResult(
         treatment_start=start,
         baseline=baseline_photo.name,
