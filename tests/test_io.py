@@ -804,3 +804,40 @@ def test_damaged_files_raise_only_repigment_errors(fmt: str, edits: list, cut: f
             assert result.rgb.dtype == np.uint8 and result.rgb.ndim == 3 and result.rgb.shape[2] == 3
         if call is rio.strip_location:  # nothing left to strip
             assert rio.strip_location(result) == result
+
+
+
+def test_threads_loading_at_once_leave_the_warning_filters_as_they_were():
+    """The loader silences Pillow's warnings inside itself. When two threads
+    load at once (the pipeline prefetches) and the first to start finishes
+    first, an unguarded save-and-restore of the filters would leave the
+    first one's filters installed for the whole process."""
+    import threading
+    import time
+    import warnings
+
+    from repigment.io import _quiet_pillow
+
+    before = list(warnings.filters)
+    first_inside, release_first, release_second = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with _quiet_pillow():
+            first_inside.set()
+            release_first.wait(5)
+
+    def second():
+        first_inside.wait(5)
+        with _quiet_pillow():
+            release_second.wait(5)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    first_inside.wait(5)
+    time.sleep(0.05)  # the second thread is now inside too, or waiting for the first
+    release_first.set()
+    threads[0].join(5)
+    release_second.set()
+    threads[1].join(5)
+    assert warnings.filters == before

@@ -273,4 +273,50 @@ def test_implausibly_fast_early_response_is_flagged(tmp_path_factory):
     assert early and all(v.ok and v.score.repigmentation_pct >= 30 for v in early)
     assert all(any("faster than treatment" in note for note in v.notes) for v in early)
     assert not any("faster than treatment" in note for v in late for note in v.notes)
-    assert all(any("baseline photo is in doubt" in note for note in v.notes) for v in late if v.ok and v.weeks_since_start > 0)
+    assert all(any("baseline photo is in doubt" in note for note in v.notes) for v in late if v.ok)
+
+
+def test_a_photo_waiting_for_its_turn_does_not_spend_its_time_limit(monkeypatch):
+    """Prepared photos wait for the main thread; the per-photo limit counts
+    only the time spent working on the photo."""
+    import time as _time
+
+    from repigment.limits import ProcessingTimeLimitError
+    from repigment.limits import Deadline
+
+    clock = [100.0]
+    monkeypatch.setattr(_time, "monotonic", lambda: clock[0])
+    deadline = Deadline(10.0)
+    clock[0] += 6.0  # six seconds of work
+    deadline.pause()
+    clock[0] += 60.0  # a minute in the queue
+    deadline.resume()
+    deadline.check("registration")  # 6 s spent: within the limit
+    clock[0] += 5.0
+    with pytest.raises(ProcessingTimeLimitError, match="10 s limit"):
+        deadline.check("registration")
+
+
+def test_prefetching_prepares_later_photos_in_background_threads(combined_series, monkeypatch):
+    import threading
+
+    import repigment.pipeline as pipeline
+    from repigment.series import discover_series
+
+    directory, _ = combined_series
+    threads = []
+    original = pipeline.prepare_photo
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "prepare_photo", recording)
+    photos = discover_series(directory)
+    pipeline.analyze_photos(photos, prefetch=True)
+    assert threads[0] == threading.current_thread().name  # the baseline, first
+    assert len(threads) == len(photos)
+    assert all(name.startswith("repigment-prefetch") for name in threads[1:])
+    threads.clear()
+    pipeline.analyze_photos(photos, prefetch=False)
+    assert set(threads) == {threading.current_thread().name}

@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import struct
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -617,10 +618,16 @@ def _check_file_size(size: int, max_file_bytes: int, name: str) -> None:
         raise ImageTooLargeError(msg)
 
 
+# ``warnings.catch_warnings`` saves and restores the process-wide filter list:
+# two threads loading photos at once (the pipeline prefetches) would restore
+# each other's filters and leave them installed. One loader at a time.
+_WARNING_FILTERS_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_pillow() -> Iterator[None]:
     """Keep Pillow's data warnings (bombs, odd EXIF, bad MPO...) inside the loader."""
-    with warnings.catch_warnings():
+    with _WARNING_FILTERS_LOCK, warnings.catch_warnings():
         # Our own pixel limit replaces Pillow's warning.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         # Plugins report damaged metadata as plain UserWarnings.
@@ -1009,10 +1016,10 @@ def encode_png(image: np.ndarray) -> bytes:
 
     Notes
     -----
-    Greyscale images and masks are written without row filters, with zlib's
-    run-length strategy at its fastest level: a 12-megapixel mask encodes about
-    5x faster than with the defaults, and smaller, because a mask is long runs of
-    0 and 255. (OpenCV older than 4.11 ignores the filter flag.)
+    8-bit greyscale images and masks are written without row filters, with
+    zlib's run-length strategy at its fastest level: a 12-megapixel mask encodes
+    about 5x faster than with the defaults, and smaller, because a mask is long
+    runs of 0 and 255. (OpenCV older than 4.11 ignores the filter flag.)
 
     Examples
     --------
@@ -1039,7 +1046,7 @@ def encode_png(image: np.ndarray) -> bytes:
         code = cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
         arr = cv2.cvtColor(np.ascontiguousarray(arr), code)
     params: list[int] = []
-    if arr.ndim == 2:
+    if arr.ndim == 2 and arr.dtype == np.uint8:
         params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
         if hasattr(cv2, "IMWRITE_PNG_FILTER"):
             params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]

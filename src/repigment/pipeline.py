@@ -239,6 +239,9 @@ class VisitResult:
     homography_full : ndarray, shape (3, 3), or None
         Maps this photo's full-resolution upright pixels to the baseline
         photo's full-resolution pixels (when aligned).
+    threshold : float or None
+        Depigmentation score threshold applied to this photo (the baseline's,
+        scaled by this photo's level of full depigmentation).
     """
 
     image: str
@@ -253,6 +256,7 @@ class VisitResult:
     registered_rgb: np.ndarray | None = None
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     homography_full: np.ndarray | None = None
+    threshold: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -275,7 +279,8 @@ class SeriesResult:
     marker_mm : float
     marker_id : int or None
     threshold : float
-        Depigmentation threshold applied at every visit.
+        Depigmentation threshold of the baseline; each visit applies it scaled
+        by its own level of full depigmentation (``VisitResult.threshold``).
     contrast : float or None
         Depigmentation contrast measured at baseline.
     milestones : Milestones
@@ -375,9 +380,10 @@ def analyze_photos(
     prefetch : bool, optional
         Load and segment the next two photos in background threads while the
         current one is registered, scored and written (about two cores' worth
-        of work; at most three working-resolution photos in memory, never a
-        full-size one). Turn off where every process should use one core
-        (batch workers do).
+        of work). Up to two more photos are then in memory at once: at working
+        resolution for JPEGs, which are decoded straight to it, briefly at full
+        size for other formats. Turn off where every process should use one
+        core (batch workers with a core each do).
 
     Returns
     -------
@@ -502,6 +508,7 @@ def analyze_photos(
                     )
                     segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4
                 if visit.error is None and segmentation is not None:
+                    visit.threshold = segmentation.threshold
                     h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
                     visit.homography_full = compose_scaling(h_work, moving_scale=visit_scale, baseline_scale=base.scale)
                     full_mask = base_mask_full if index == 0 else _full_resolution_mask(
@@ -552,7 +559,7 @@ def analyze_photos(
     if implausible_weeks:
         # The baseline is what is in doubt, so every figure measured against it is.
         for visit in visits[1:]:
-            if visit.ok and visit.weeks_since_start > _EARLY_WEEKS:
+            if visit.ok and not any("faster than treatment" in note for note in visit.notes):
                 visit.notes.append(
                     f"the response by week {implausible_weeks[0]:.0f} was implausibly fast, so the baseline photo "
                     "is in doubt: check it before trusting these figures"
@@ -585,34 +592,37 @@ class _Prefetcher:
     """
 
     def __init__(self, prepare, items, *, enabled: bool, ahead: int = 2):
+        from collections import deque
+
         self._prepare = prepare
         self._items = list(items)
         self._ahead = ahead
         self._executor = None
+        self._queued: deque = deque()
         if enabled and len(self._items) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             self._executor = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="repigment-prefetch")
 
     def __enter__(self):
+        if self._executor is not None:  # start now, while the caller finishes the baseline
+            self._queued.extend(self._executor.submit(self._prepare, item) for item in self._items[: self._ahead])
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, *exc_info):
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            # On an error or Ctrl-C, do not wait for photos still being prepared.
+            self._executor.shutdown(wait=exc_type is None, cancel_futures=True)
 
     def __iter__(self):
         if self._executor is None:
             for item in self._items:
                 yield lambda item=item: self._prepare(item)
             return
-        from collections import deque
-
-        queued = deque(self._executor.submit(self._prepare, item) for item in self._items[: self._ahead])
         for index in range(len(self._items)):
-            current = queued.popleft()
+            current = self._queued.popleft()
             if index + self._ahead < len(self._items):  # taken up as soon as a worker is free
-                queued.append(self._executor.submit(self._prepare, self._items[index + self._ahead]))
+                self._queued.append(self._executor.submit(self._prepare, self._items[index + self._ahead]))
             yield current.result
 
 

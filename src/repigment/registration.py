@@ -99,20 +99,25 @@ class ImageFeatures:
     ----------
     grey : ndarray of uint8, shape (H, W)
         Contrast-normalised grey image.
-    texture : ndarray of float32, shape (H, W)
-        Its fine texture (band-passed), compared after alignment.
     points : ndarray of float32, shape (N, 2)
         Keypoint positions (x, y).
     descriptors : ndarray of float32, shape (N, 128) or None
     mask : ndarray of bool or None
         Where features were allowed.
+    texture : ndarray of float32, shape (H, W), optional
+        The grey image's fine texture (band-passed), compared after
+        alignment; computed from ``grey`` when not given.
     """
 
     grey: np.ndarray
-    texture: np.ndarray
     points: np.ndarray
     descriptors: np.ndarray | None
     mask: np.ndarray | None
+    texture: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.texture is None:
+            object.__setattr__(self, "texture", _band_pass(self.grey))
 
 
 def image_features(rgb: np.ndarray, mask: np.ndarray | None = None) -> ImageFeatures:
@@ -151,7 +156,7 @@ def image_features(rgb: np.ndarray, mask: np.ndarray | None = None) -> ImageFeat
     keypoints, descriptors = sift.compute(small, keypoints)
     points = np.float32([k.pt for k in keypoints]).reshape(-1, 2)
     points = (points + 0.5) * np.float32([width / small_size[0], height / small_size[1]]) - 0.5
-    return ImageFeatures(grey=grey, texture=_band_pass(grey), points=points, descriptors=descriptors, mask=mask)
+    return ImageFeatures(grey=grey, points=points, descriptors=descriptors, mask=mask)
 
 
 def _failed(code: str, reason: str, **kwargs) -> Registration:

@@ -120,6 +120,7 @@ def _visit_dict(visit) -> dict[str, Any]:
         "residual_fraction": _round(score.residual_fraction, 5) if score else None,
         "new_depigmentation_px": score.new_depigmentation_px if score else None,
         "mask": visit.mask_path if score else None,
+        "threshold": _round(visit.threshold, 5) if score else None,
         "error": visit.error,
         "notes": list(visit.notes),
         "intervals": {
@@ -195,6 +196,8 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
             "registration": REGISTRATION_METHOD,
             "working_size": result.working_size,
             "threshold": _round(result.threshold, 5),
+            "threshold_per_visit": "the baseline's, scaled by the visit's level of full depigmentation "
+                                   "(x0.8-x1.25); see visits[].threshold",
             "baseline_contrast": _round(result.contrast, 5),
             "area_frame": "baseline photo pixels (full resolution)",
             "milestones_from": "repigmentation_pct",

@@ -19,7 +19,10 @@ Method
    depigmentation, and a pixel is depigmented when it has lost more than half of
    it (``s > contrast / 2``), the same 50 % point at which the VASI scale turns
    from "pigmented exceeds" to "depigmented exceeds". A series uses the
-   baseline's threshold at every visit so the criterion does not drift.
+   baseline's threshold at every visit so the criterion does not drift, scaled
+   by the visit's own level of full depigmentation over the baseline's
+   (``reference_level``) so that "half" stays half when a photo renders the
+   patch with more or less contrast.
 
 Thin dark hairs and specular glare are treated as missing data and filled from
 the surrounding skin before the threshold.
@@ -583,10 +586,14 @@ def depigmented_mask(
     assert est_threshold is not None
     used_threshold = float(max(est_threshold, _NOISE_FLOOR_SIGMAS * normal_sigma)) if threshold is None else float(threshold)
     if threshold is not None and reference_level is not None and reference_level > 0:
-        level = _depigmented_level(depig, score)
+        level, support = _depigmented_level(depig, score)
         if level is not None:
             low, high = LEVEL_RATIO_LIMITS
-            used_threshold *= float(np.clip(level / reference_level, low, high))
+            ratio = float(np.clip(level / reference_level, low, high))
+            # Trusted fully from _LEVEL_FULL_PX interior pixels, not at all
+            # below _LEVEL_MIN_PX, so the threshold does not jump as a patch shrinks.
+            weight = float(np.clip((support - _LEVEL_MIN_PX) / (_LEVEL_FULL_PX - _LEVEL_MIN_PX), 0.0, 1.0))
+            used_threshold *= 1.0 + weight * (ratio - 1.0)
             depig = skin & (score > used_threshold)
     if threshold is None and contrast is None:
         notes.append("no distinct depigmented skin in this photo")
@@ -602,7 +609,7 @@ def depigmented_mask(
         depig = skin & (score > used_threshold)
 
     mask = remove_small_regions(depig, min_patch_px)
-    depigmented_level = _depigmented_level(mask, score)
+    depigmented_level, _ = _depigmented_level(mask, score)
     if region is not None:
         mask &= region
     # Every third row and column is plenty for a median colour.
@@ -627,21 +634,27 @@ def depigmented_mask(
 #: full depigmentation (see ``reference_level`` of :func:`depigmented_mask`).
 LEVEL_RATIO_LIMITS = (0.8, 1.25)
 # The level is measured this far (share of the longest side) inside the
-# regions, away from their blurred borders, on at least this many pixels.
+# regions, away from their blurred borders; it is not used on fewer than
+# _LEVEL_MIN_PX such pixels and fully trusted from _LEVEL_FULL_PX on.
 _LEVEL_INSET = 0.003
-_LEVEL_MIN_PX = 500
+_LEVEL_MIN_PX = 200
+_LEVEL_FULL_PX = 2000
 
 
-def _depigmented_level(mask: np.ndarray, score: np.ndarray) -> float | None:
-    """Median score of ``mask``'s pixels away from its borders (None if too few)."""
+def _depigmented_level(mask: np.ndarray, score: np.ndarray) -> tuple[float | None, int]:
+    """Median score of ``mask``'s pixels away from its borders, and their number.
+
+    The level is None when fewer than ``_LEVEL_MIN_PX`` such pixels exist.
+    """
     import cv2
 
     inset = max(1, round(_LEVEL_INSET * max(mask.shape)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1))
     inner = cv2.erode(mask.view(np.uint8), kernel).astype(bool)
-    if np.count_nonzero(inner) < _LEVEL_MIN_PX:
-        return None
-    return float(np.median(_subsample(score[inner])))
+    count = int(np.count_nonzero(inner))
+    if count < _LEVEL_MIN_PX:
+        return None, count
+    return float(np.median(_subsample(score[inner]))), count
 
 
 def _extra_smoothing(signal_to_noise: float) -> float:
@@ -706,8 +719,8 @@ def _dilate_coarsely(mask: np.ndarray, radius: float) -> np.ndarray:
 
     height, width = mask.shape
     half = ((width + 1) // 2, (height + 1) // 2)
-    # Any marked pixel in a 2 x 2 block marks the block.
-    small = cv2.resize(mask.view(np.uint8), half, interpolation=cv2.INTER_AREA) > 0
+    # Any marked pixel in a 2 x 2 block marks the block (255 / 4 survives the rounding).
+    small = cv2.resize(mask.view(np.uint8) * np.uint8(255), half, interpolation=cv2.INTER_AREA) > 0
     size = 2 * max(1, round(radius / 2)) + 1
     grown = cv2.dilate(small.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
     return cv2.resize(grown, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)

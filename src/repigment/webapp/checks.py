@@ -136,6 +136,7 @@ class BaselineReference:
     registration_mask: np.ndarray = field(repr=False)
     threshold: float
     marker_mm: float
+    depigmented_level: float | None = None
 
 
 def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1024) -> BaselineReference:
@@ -148,6 +149,7 @@ def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1
         registration_mask=prepared.registration_mask(),
         threshold=prepared.segmentation.threshold,
         marker_mm=marker_mm,
+        depigmented_level=prepared.segmentation.depigmented_level,
     )
 
 
@@ -184,7 +186,7 @@ def check_alignment(reference: BaselineReference, data: bytes, name: str = "phot
     buffer.name = name
     try:
         prepared = prepare_photo(buffer, marker_mm=reference.marker_mm, threshold=reference.threshold,
-                                 working_size=working_size)
+                                 working_size=working_size, reference_level=reference.depigmented_level)
     except RepigmentError as exc:
         return AlignmentCheck(ok=False, reason=str(exc), framing=None)
     ghost = _preview(ghost_overlay(reference.rgb, prepared.rgb))
