@@ -171,3 +171,15 @@ def test_threshold_follows_a_visits_own_level_of_full_depigmentation(boost):
     fixed = depigmented_mask(visit, threshold=baseline.threshold)
     assert abs(followed.area_px / baseline.area_px - 1) < 0.01
     assert abs(fixed.area_px / baseline.area_px - 1) > 0.02
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_otsu_matches_scikit_image(seed):
+    from skimage.filters import threshold_otsu
+
+    from repigment.segmentation import _otsu
+
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.normal(0, 1, 5000), rng.normal(3 + seed, 0.5, 1000 * (seed + 1))]).astype(np.float32)
+    assert _otsu(values) == pytest.approx(float(threshold_otsu(values, nbins=512)), abs=1e-6)
+    assert _otsu(np.full(10, 2.5, np.float32)) == 2.5
