@@ -601,8 +601,11 @@ def depigmented_mask(
             break  # converged: another pass would repeat this one exactly
     assert est_threshold is not None
     used_threshold = float(max(est_threshold, _NOISE_FLOOR_SIGMAS * normal_sigma)) if threshold is None else float(threshold)
+    # Measured at the same stage in every photo: on the unsmoothed score, at
+    # the threshold the photo was given (the baseline's at every visit).
+    depigmented_level, support = _depigmented_level(depig, score)
     if threshold is not None and reference_level is not None and reference_level > 0:
-        level, support = _depigmented_level(depig, score)
+        level = depigmented_level
         if level is not None:
             low, high = LEVEL_RATIO_LIMITS
             ratio = float(np.clip(level / reference_level, low, high))
@@ -625,7 +628,6 @@ def depigmented_mask(
         depig = skin & (score > used_threshold)
 
     mask = remove_small_regions(depig, min_patch_px)
-    depigmented_level, _ = _depigmented_level(mask, score)
     if region is not None:
         mask &= region
     # Every third row and column is plenty for a median colour.
