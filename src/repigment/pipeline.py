@@ -486,7 +486,7 @@ def analyze_photos(
     visits: list[VisitResult] = []
     weeks_list: list[float] = []
     improvement: list[float | None] = []
-    implausible_weeks: list[float] = []
+    implausible: dict[int, float] = {}  # visit index -> its week, for implausibly fast responses
     total = len(ordered)
     with _Prefetcher(prepare, ordered[1:], enabled=prefetch) as prefetched:
         upcoming = iter(prefetched)
@@ -538,7 +538,7 @@ def analyze_photos(
                         )
                     if (visit.weeks_since_start <= _EARLY_WEEKS
                             and visit.score.repigmentation_pct >= _EARLY_IMPLAUSIBLE_PCT):
-                        implausible_weeks.append(visit.weeks_since_start)
+                        implausible[index] = visit.weeks_since_start
                         visit.notes.append(
                             f"{visit.score.repigmentation_pct:.0f}% repigmentation by week "
                             f"{visit.weeks_since_start:.0f} is faster than treatment repigments skin (faint "
@@ -558,12 +558,13 @@ def analyze_photos(
             if progress is not None:
                 progress(index + 1, total, photo.name)
 
-    if implausible_weeks:
+    if implausible:
         # The baseline is what is in doubt, so every figure measured against it is.
-        for visit in visits[1:]:
-            if visit.ok and not any("faster than treatment" in note for note in visit.notes):
+        first_week = next(iter(implausible.values()))
+        for index, visit in enumerate(visits[1:], start=1):
+            if visit.ok and index not in implausible:
                 visit.notes.append(
-                    f"the response by week {implausible_weeks[0]:.0f} was implausibly fast, so the baseline photo "
+                    f"the response by week {first_week:.0f} was implausibly fast, so the baseline photo "
                     "is in doubt: check it before trusting these figures"
                 )
     return SeriesResult(

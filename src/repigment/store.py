@@ -58,6 +58,7 @@ __all__ = [
     "StoredAnalysisVisit",
     "TreatmentEvent",
     "Visit",
+    "content_path",
     "default_data_dir",
     "migrate",
 ]
@@ -524,6 +525,15 @@ class Patch:
         return BODY_REGIONS.get(self.body_region, self.body_region)
 
 
+def content_path(data_dir: str | os.PathLike[str], kind: str, sha256: str, extension: str) -> Path:
+    """Where the data folder keeps a file named by its content: ``<kind>/<ab>/<sha256><ext>``.
+
+    ``kind`` is ``"photos"`` (uploads, location removed) or ``"derived"`` (masks
+    and registered images of analyses).
+    """
+    return Path(data_dir) / kind / sha256[:2] / f"{sha256}{extension}"
+
+
 @dataclass(frozen=True)
 class Photo:
     """A stored photo of a visit. ``display_name`` is the uploaded name, for display only."""
@@ -545,7 +555,7 @@ class Photo:
 
     @property
     def relative_path(self) -> str:
-        return f"photos/{self.sha256[:2]}/{self.sha256}{self.extension}"
+        return content_path(Path(), "photos", self.sha256, self.extension).as_posix()
 
 
 @dataclass(frozen=True)
@@ -1068,12 +1078,12 @@ class Store:
     def derived_path(self, sha256: str, extension: str) -> Path:
         if not _SHA256.fullmatch(sha256) or extension not in _DERIVED_EXTENSIONS:
             raise InvalidParameterError("not a derived file reference")
-        return self.data_dir / "derived" / sha256[:2] / f"{sha256}{extension}"
+        return content_path(self.data_dir, "derived", sha256, extension)
 
     def _write_file(self, kind: str, digest: str, extension: str, data: bytes) -> Path:
         from .results import atomic_write_bytes
 
-        path = self.data_dir / kind / digest[:2] / f"{digest}{extension}"
+        path = content_path(self.data_dir, kind, digest, extension)
         if path.is_file() and path.stat().st_size == len(data):
             return path  # same content, same name: already there
         try:
@@ -1185,13 +1195,12 @@ def _display_name(name: str) -> str:
 
 def _prepare_photo(photo: NewPhoto) -> _PreparedPhoto:
     """Check a photo, remove its location, and name it by content."""
-    from .io import load_image, read_image_info, strip_location
+    from .io import load_image, strip_location
 
     data = bytes(photo.data)
     name = _display_name(photo.display_name)
-    info = read_image_info(_named(data, name), max_file_bytes=MAX_PHOTO_BYTES)
-    # Decode a small version too: a file truncated inside its pixels passes the header check.
-    load_image(_named(data, name), max_side=256, max_file_bytes=MAX_PHOTO_BYTES)
+    # Decoded (small), not only its header read: a file truncated inside its pixels passes a header check.
+    info = load_image(_named(data, name), max_side=256, max_file_bytes=MAX_PHOTO_BYTES).info
     stripped = strip_location(data) if info.has_location else data
     return _PreparedPhoto(
         data=stripped,

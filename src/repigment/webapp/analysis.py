@@ -26,7 +26,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import RepigmentError
-from ..store import Patch, Patient, Store, StoredAnalysis, StoredAnalysisVisit, Visit
+from ..io import encode_png  # noqa: F401  (re-exported: masks and images of derived results)
+from ..store import Patch, Patient, Store, StoredAnalysis, StoredAnalysisVisit, Visit, content_path
 from ..vasi import HandUnit
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "encode_jpeg",
     "encode_png",
     "get_or_analyse",
+    "link_photos",
     "patient_hand_unit",
     "request_for_patch",
     "vasi_region",
@@ -136,6 +138,34 @@ class PatchAnalysis:
 
     def visit_id(self, position: int) -> int:
         return self.request.photos[position].visit_id
+
+    def full_masks(self) -> Iterator[tuple[str, str]]:
+        """``(mask path as in results.json, sha256 of the stored PNG)`` of every visit with a mask."""
+        for position, entry in enumerate(self.document["visits"]):
+            files = self.files(position)
+            if entry.get("mask") and files is not None and files.full_mask_sha256:
+                yield entry["mask"], files.full_mask_sha256
+
+
+def link_photos(store: Store, photos: Sequence[SeriesPhoto], folder: Path, *, missing_ok: bool = False) -> None:
+    """Put the stored photos in ``folder`` under their upload names (hard links when possible).
+
+    The results name each photo by its upload, not by its hash, so a series is
+    analysed or reported from such a folder.
+    """
+    for photo in photos:
+        source = content_path(store.data_dir, "photos", photo.sha256, photo.extension)
+        if missing_ok and not source.is_file():
+            continue
+        link_or_copy(source, folder / photo.image)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target`` (no copy of the bytes), or copy it across file systems."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _image_names(visits: list[Visit]) -> list[str]:
@@ -265,15 +295,8 @@ def analyse(
     analyze = analyze or analyze_photos
     masks = _MaskStore(store)
     with tempfile.TemporaryDirectory(prefix="series-", dir=store.data_dir / "tmp") as tmp:
-        photos = []
-        for photo in request.photos:
-            source = store.data_dir / "photos" / photo.sha256[:2] / f"{photo.sha256}{photo.extension}"
-            target = Path(tmp) / photo.image
-            try:
-                os.link(source, target)  # the results name the upload, not the hash
-            except OSError:
-                shutil.copyfile(source, target)
-            photos.append(VisitPhoto(path=target, date=photo.date, date_source="given"))
+        link_photos(store, request.photos, Path(tmp))
+        photos = [VisitPhoto(path=Path(tmp) / p.image, date=p.date, date_source="given") for p in request.photos]
         try:
             result = analyze(
                 photos,
@@ -335,21 +358,6 @@ def analyse(
 
 # ---------------------------------------------------------------------------
 # Image files of derived results
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """A mask (bool) or RGB image as PNG bytes."""
-    import cv2
-
-    array = np.asarray(image)
-    if array.dtype == bool:
-        array = array.astype(np.uint8) * 255
-    elif array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise RepigmentError("could not encode an image as PNG")
-    return encoded.tobytes()
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ..store import Store
+from ..store import Store, content_path
 from . import analysis, checks, demo
 
 __all__ = [
@@ -76,8 +76,7 @@ def photo_check(sha256: str, _data: bytes, name: str) -> checks.UploadCheck:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def baseline_reference(data_dir: str, sha256: str, extension: str, marker_mm: float) -> checks.BaselineReference:
     """A patch's baseline photo prepared for alignment checks (shared, read-only arrays)."""
-    path = Path(data_dir) / "photos" / sha256[:2] / f"{sha256}{extension}"
-    return checks.baseline_reference(path, marker_mm=marker_mm)
+    return checks.baseline_reference(content_path(data_dir, "photos", sha256, extension), marker_mm=marker_mm)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -90,8 +89,7 @@ def alignment_check(baseline_sha256: str, sha256: str, _reference: checks.Baseli
 @st.cache_data(show_spinner=False, max_entries=128)
 def derived_image(data_dir: str, sha256: str, extension: str, mask: bool = False) -> np.ndarray:
     """A mask or registered image the store keeps for an analysis."""
-    path = Path(data_dir) / "derived" / sha256[:2] / f"{sha256}{extension}"
-    return analysis.decode_image(path.read_bytes(), mask=mask)
+    return analysis.decode_image(content_path(data_dir, "derived", sha256, extension).read_bytes(), mask=mask)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -99,5 +97,4 @@ def stored_photo(data_dir: str, sha256: str, extension: str, max_side: int = 102
     """A stored photo, upright, at most ``max_side`` pixels (for display)."""
     from ..io import load_image
 
-    path = Path(data_dir) / "photos" / sha256[:2] / f"{sha256}{extension}"
-    return load_image(path, max_side=max_side).rgb
+    return load_image(content_path(data_dir, "photos", sha256, extension), max_side=max_side).rgb

@@ -20,6 +20,7 @@ import streamlit as st
 from ..errors import RepigmentError
 from ..store import Patch, Patient, Store
 from . import analysis, caching
+from .course_data import week_label  # noqa: F401  (the views format weeks through common)
 from .wording import Words, words
 
 __all__ = ["Context", "context", "flash", "guard", "is_patient_mode", "patch_analysis", "select", "show_flash"]
@@ -144,10 +145,6 @@ def patch_analysis(ctx: Context, *, compute: bool = True) -> analysis.PatchAnaly
     result = analysis.get_or_analyse(ctx.store, request, progress=progress)
     bar.empty()
     return result
-
-
-def week_label(weeks: float) -> str:
-    return f"week {weeks:.0f}" if abs(weeks - round(weeks)) < 0.05 else f"week {weeks:.1f}"
 
 
 def no_patch_notice(ctx: Context) -> None:

@@ -134,7 +134,7 @@ def clinical_overview(document: dict[str, Any], *, patient_mode: bool) -> Clinic
             if last.get("patch_vasi_interval"):
                 low, high = last["patch_vasi_interval"]
                 vasi_value += f" ({low:.3f}–{high:.3f})"
-            vasi_value += f" at {_week(last['weeks_since_start'])}"
+            vasi_value += f" at {week_label(last['weeks_since_start'])}"
             if vasi.get("baseline") is not None and last is not clinical["visits"][0]:
                 vasi_value += f", from {vasi['baseline']:.3f} at baseline"
             if last.get("patch_vasi_level") is not None:
@@ -171,7 +171,8 @@ def clinical_overview(document: dict[str, Any], *, patient_mode: bool) -> Clinic
     )
 
 
-def _week(weeks: float) -> str:
+def week_label(weeks: float) -> str:
+    """``week 12``, or ``week 12.4`` when not a whole week."""
     return f"week {weeks:.0f}" if abs(weeks - round(weeks)) < 0.05 else f"week {weeks:.1f}"
 
 

@@ -7,14 +7,12 @@ the pages' download buttons (and for tests).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
 from ..errors import RepigmentError
 from ..store import Patch, Patient, Store
-from .analysis import PatchAnalysis
+from .analysis import PatchAnalysis, link_or_copy, link_photos
 
 __all__ = ["marker_sheet", "marker_sheet_name", "report_name", "report_pdf_bytes"]
 
@@ -36,13 +34,6 @@ def marker_sheet(marker_mm: float | None = None) -> bytes:
 def report_name(patient: Patient) -> str:
     """``report-<patient code>.pdf``: the pseudonymous code only, never a name."""
     return f"report-{patient.code}.pdf"
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def report_pdf_bytes(store: Store, patient: Patient, patch: Patch, result: PatchAnalysis) -> bytes:
@@ -72,15 +63,9 @@ def report_pdf_bytes(store: Store, patient: Patient, patch: Patch, result: Patch
         (out / "masks").mkdir(parents=True)
         photos.mkdir()
         (out / "results.json").write_text(json.dumps(document, allow_nan=False), encoding="utf-8")
-        for position, entry in enumerate(document["visits"]):
-            files = result.files(position)
-            if entry.get("mask") and files is not None and files.full_mask_sha256:
-                # visits[*].mask is "masks/<stem>.png", relative to the analysis folder.
-                target = out / "masks" / Path(entry["mask"]).name
-                _link_or_copy(store.derived_path(files.full_mask_sha256, ".png"), target)
-        for photo in result.request.photos:
-            source = store.data_dir / "photos" / photo.sha256[:2] / f"{photo.sha256}{photo.extension}"
-            if source.is_file():
-                _link_or_copy(source, photos / photo.image)
+        for mask, sha256 in result.full_masks():
+            # visits[*].mask is "masks/<stem>.png", relative to the analysis folder.
+            link_or_copy(store.derived_path(sha256, ".png"), out / "masks" / Path(mask).name)
+        link_photos(store, result.request.photos, photos, missing_ok=True)
         return report_pdf(out, patient_code=patient.code, patch_label=patch.label, treatment=treatment,
                           events=events, series_dir=photos)

@@ -55,11 +55,8 @@ def _zip(ctx: common.Context, result: PatchAnalysis, document_text: str) -> byte
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("results.json", document_text)
         archive.writestr("results.csv", result.csv_text or "")
-        for entry, position in zip(result.document["visits"], range(len(result.document["visits"]))):
-            files = result.files(position)
-            if entry.get("mask") and files is not None and files.full_mask_sha256:
-                path = ctx.store.derived_path(files.full_mask_sha256, ".png")
-                archive.writestr(entry["mask"], path.read_bytes())
+        for mask, sha256 in result.full_masks():
+            archive.writestr(mask, ctx.store.derived_path(sha256, ".png").read_bytes())
     return buffer.getvalue()
 
 
@@ -89,9 +86,10 @@ def _export(ctx: common.Context, result: PatchAnalysis) -> None:
     buttons.download_button("Download JSON", document_text, file_name=f"{stem}_results.json",
                                mime="application/json", icon=":material/data_object:", key="download_json")
     if not ctx.patient_mode:
-        buttons.download_button("Download ZIP with masks", _zip(ctx, result, document_text),
+        # Built when clicked: it reads and packs every full-resolution mask.
+        buttons.download_button("Download ZIP with masks", lambda: _zip(ctx, result, document_text),
                                    file_name=f"{stem}_results.zip", mime="application/zip",
-                                   icon=":material/folder_zip:", key="download_zip")
+                                   icon=":material/folder_zip:", key="download_zip", on_click="ignore")
         st.subheader("results.csv")
         st.dataframe(pd.read_csv(io.StringIO(result.csv_text or "")), hide_index=True, width="stretch")
 

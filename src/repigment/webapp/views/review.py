@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from repigment import visualize
+from repigment import scoring, visualize
 from repigment.webapp import caching, charts, common, course_data
 from repigment.webapp.analysis import PatchAnalysis
 
@@ -84,9 +84,8 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
     else:
         st.markdown(f"**{entry['repigmentation_pct']:.0f}%** of the white area has regained colour since your "
                     "first photo.")
-    tabs = ["Before / after", "Change map"] + ([] if ctx.patient_mode else ["Region of interest"])
-    if ctx.patient_mode:
-        tabs = ["First and this photo", "What changed"]
+    tabs = (["First and this photo", "What changed"] if ctx.patient_mode
+            else ["Before / after", "Change map", "Region of interest"])
     shown = st.tabs(tabs)
     with shown[0]:
         _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, entries[0])
@@ -139,16 +138,14 @@ def _change(ctx, entry, baseline_rgb, baseline_mask, mask, document) -> None:
         return
     st.image(visualize.change_map(baseline_mask, mask, background=baseline_rgb), width="stretch")
     st.html(_legend_html(ctx.patient_mode))
-    if ctx.patient_mode:
+    if ctx.patient_mode or not baseline_mask.any():
         return
-    repigmented = int(np.count_nonzero(baseline_mask & ~mask))
-    still = int(np.count_nonzero(baseline_mask & mask))
-    new = int(np.count_nonzero(mask & ~baseline_mask))
-    total = max(int(np.count_nonzero(baseline_mask)), 1)
+    score = scoring.score_visit(baseline_mask, mask)
     st.caption(
         f"In the baseline's working frame ({baseline_mask.shape[1]}×{baseline_mask.shape[0]} px): repigmented "
-        f"{repigmented / total:.0%} of the baseline footprint, still depigmented {still / total:.0%}; new "
-        f"depigmentation {new:,} px ({entry['new_depigmentation_px']:,} px at full resolution)."
+        f"{1 - score.residual_fraction:.0%} of the baseline footprint, still depigmented "
+        f"{score.residual_fraction:.0%}; new depigmentation {score.new_depigmentation_px:,} px "
+        f"({entry['new_depigmentation_px']:,} px at full resolution)."
     )
 
 
