@@ -913,12 +913,9 @@ def _check_options(workers: int | None, scheduler: str | None) -> int:
 
 
 def _csv_bytes(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
-    buffer = _io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
-    return buffer.getvalue().encode("utf-8")
+    from .results import csv_text
+
+    return csv_text(columns, rows).encode("utf-8")
 
 
 def _series_rows(series: ManifestSeries, doc: dict[str, Any]) -> tuple[list[dict], list[VisitFailure]]:

@@ -32,12 +32,12 @@ import numpy as np
 from .errors import InvalidParameterError, SeriesError
 from .scoring import find_milestones
 from .vasi import (
-    BODY_REGIONS,
     HandUnit,
     VasiSeries,
     entered_hand_unit,
     hand_unit_from_height_weight,
     patch_vasi_level,
+    vasi_improvement_pct,
     vasi_index_name,
     vasi_series,
 )
@@ -132,8 +132,7 @@ def resolve_hand_unit(
 
 
 def _check_region(body_region: str | None) -> None:
-    if body_region is not None and body_region not in BODY_REGIONS:
-        raise InvalidParameterError(f"body region must be one of {', '.join(BODY_REGIONS)}, got {body_region!r}")
+    vasi_index_name(body_region)  # raises for an unknown region
 
 
 def _as_hand_unit(hand_unit: HandUnit | float | None) -> HandUnit | None:
@@ -218,7 +217,7 @@ def checkpoint(
     interval = improvement_intervals[k]
     low, high = (float(interval[0]), float(interval[1])) if interval is not None else (value, value)
     site = "face" if body_region == "face" else "body"
-    index = "F-VASI" if site == "face" else "T-VASI"
+    index = vasi_index_name(body_region)
     if target_week == 24:
         level = MEANINGFUL_IMPROVEMENT_PCT[site]
         endpoint_name = f"level meaningful to patients on the {site} (>= {level:.0f}%)"
@@ -327,7 +326,7 @@ def _visit_pattern_records(
     px_scale: float,
     cm2_per_px: Sequence[float | None],
 ) -> tuple[list[dict | None], list[dict | None]]:
-    from .patterns import classify_pattern, detect_spreading, remaining_contrast
+    from .patterns import classify_pattern, detect_spreading, footprint_ring, remaining_contrast
 
     patterns: list[dict | None] = [None] * len(masks)
     spreads: list[dict | None] = [None] * len(masks)
@@ -335,15 +334,16 @@ def _visit_pattern_records(
     if footprint is None or not footprint.any():
         return patterns, spreads
     base_contrast = None
+    ring = footprint_ring(footprint)  # the same for every visit
     if rgbs[0] is not None and rgbs[0].shape[:2] == footprint.shape:
-        base_contrast = remaining_contrast(rgbs[0], footprint, footprint)
+        base_contrast = remaining_contrast(rgbs[0], footprint, footprint, ring=ring)
     for k in range(1, len(masks)):
         mask = masks[k]
         if mask is None or mask.shape != footprint.shape:
             continue
         ratio = None
         if base_contrast is not None and base_contrast > 0 and rgbs[k] is not None and rgbs[k].shape[:2] == mask.shape:
-            contrast = remaining_contrast(rgbs[k], footprint, mask)
+            contrast = remaining_contrast(rgbs[k], footprint, mask, ring=ring)
             ratio = None if contrast is None else contrast / base_contrast
         patterns[k] = classify_pattern(footprint, mask, contrast_ratio=ratio).to_dict()
         spreads[k] = detect_spreading(footprint, mask, px_scale=px_scale, cm2_per_px=cm2_per_px[k]).to_dict()
@@ -406,7 +406,7 @@ def _summarise(
                 new_cm2 = spreads[k]["area_cm2"]
             level_scores[k] = patch_vasi_level(areas_cm2[0], int(level), hand_unit.cm2, new_area_cm2=new_cm2)
     level_improvement = [
-        None if s is None or not level_scores[0] else (level_scores[0] - s) / level_scores[0] * 100.0
+        None if s is None or level_scores[0] is None else vasi_improvement_pct(level_scores[0], s)
         for s in level_scores
     ]
     continuous_milestones = find_milestones(weeks, improvement)
@@ -549,32 +549,19 @@ def clinical_summary(
     )
 
 
-def _load_mask(path: Path, shape: tuple[int, int] | None) -> np.ndarray | None:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        return None
-    height, width = image.shape
-    if shape is None:
-        factor = min(1.0, _MASK_SIZE / max(height, width))
-        shape = (max(1, int(round(height * factor))), max(1, int(round(width * factor))))
-    if shape != image.shape:
-        image = cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-    return image >= 128
-
-
 def load_masks(document: dict, out_dir: str | Path) -> list[np.ndarray | None]:
     """The saved baseline-frame masks of a run, reduced to at most 1024 px.
 
     ``None`` for a visit without a mask (or an unreadable one).
     """
+    from .io import read_mask
+
     out = Path(out_dir)
     masks: list[np.ndarray | None] = []
-    shape = None
+    shape = None  # the first mask's reduced shape, then every mask in it
     for visit in document.get("visits", []):
         relative = visit.get("mask")
-        mask = None if not relative else _load_mask(out / relative, shape)
+        mask = None if not relative else read_mask(out / relative, shape, max_side=_MASK_SIZE)
         if mask is not None and shape is None:
             shape = mask.shape
         masks.append(mask)
@@ -682,9 +669,7 @@ def vasi_series_from_clinical(clinical: dict) -> VasiSeries | None:
     visits = clinical["visits"]
     scores = tuple(v["patch_vasi"] for v in visits)
     baseline = scores[0]
-    improvement = tuple(
-        None if s is None or not baseline else (baseline - s) / baseline * 100.0 for s in scores
-    )
+    improvement = tuple(None if s is None or baseline is None else vasi_improvement_pct(baseline, s) for s in scores)
     weeks = tuple(float(v["weeks_since_start"]) for v in visits)
     return VasiSeries(
         index=vasi_index_name(clinical.get("body_region")),

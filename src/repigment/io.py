@@ -59,6 +59,7 @@ __all__ = [
     "write_image_atomic",
     "atomic_write_bytes",
     "encode_png",
+    "read_mask",
 ]
 
 #: Largest accepted pixel count (width * height), a guard against decompression bombs.
@@ -467,6 +468,37 @@ def write_image_atomic(path: str | os.PathLike[str], rgb_or_mask: np.ndarray) ->
         raise InvalidParameterError(msg)
     png = encode_png(rgb_or_mask)
     atomic_write_bytes(target, png, parents=False)
+
+
+def read_mask(
+    path: str | os.PathLike[str], shape: tuple[int, int] | None = None, *, max_side: int | None = None
+) -> np.ndarray | None:
+    """Read a 0/255 mask PNG (as repigment writes them) as a bool array.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The mask file.
+    shape : tuple of int, optional
+        ``(H, W)`` to resize to (area average, cut at one half).
+    max_side : int, optional
+        Without ``shape``: reduce (never enlarge) so the longer side is at most this.
+
+    Returns
+    -------
+    ndarray of bool or None
+        ``None`` when the file is missing or not an image.
+    """
+    image = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        return None
+    height, width = image.shape
+    if shape is None and max_side is not None:
+        factor = min(1.0, max_side / max(height, width))
+        shape = (max(1, int(round(height * factor))), max(1, int(round(width * factor))))
+    if shape is not None and shape != image.shape:
+        image = cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return image >= 128
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, parents: bool = True) -> None:

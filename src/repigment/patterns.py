@@ -363,7 +363,23 @@ def classify_pattern(
     return PatternResult(pattern, tuple(components), f, "; ".join(reasons))
 
 
-def remaining_contrast(rgb: np.ndarray, footprint: np.ndarray, visit_mask: np.ndarray) -> float | None:
+def footprint_ring(footprint: np.ndarray) -> np.ndarray:
+    """The ring of skin around a footprint that :func:`remaining_contrast` compares with.
+
+    From about 3 % to 9 % of the image's longest side outside the footprint.
+    """
+    import cv2
+
+    base = np.asarray(footprint, dtype=bool)
+    size = max(5, int(0.03 * max(base.shape)) | 1)
+    near = cv2.dilate(base.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    far = cv2.dilate(base.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3 * size, 3 * size)))
+    return far.astype(bool) & ~near.astype(bool)
+
+
+def remaining_contrast(
+    rgb: np.ndarray, footprint: np.ndarray, visit_mask: np.ndarray, *, ring: np.ndarray | None = None
+) -> float | None:
     """Melanin loss of the still-depigmented skin against the skin around the patch.
 
     Parameters
@@ -376,6 +392,9 @@ def remaining_contrast(rgb: np.ndarray, footprint: np.ndarray, visit_mask: np.nd
         The baseline's depigmented mask.
     visit_mask : ndarray of bool, shape (H, W)
         The visit's depigmented mask in the same frame.
+    ring : ndarray of bool, shape (H, W), optional
+        :func:`footprint_ring` of ``footprint``, when several visits of one
+        footprint are measured (it depends on the footprint alone).
 
     Returns
     -------
@@ -394,18 +413,16 @@ def remaining_contrast(rgb: np.ndarray, footprint: np.ndarray, visit_mask: np.nd
     """
     import cv2
 
-    from .color import srgb_to_linear
-    from .segmentation import MELANIN_WEIGHTS, skin_mask
+    from .segmentation import MELANIN_WEIGHTS, optical_density, skin_mask
 
     base, visit = _check_masks(footprint, visit_mask)
     rgb = np.asarray(rgb)
     if rgb.shape[:2] != base.shape or rgb.ndim != 3 or rgb.dtype != np.uint8:
         raise InvalidParameterError(f"rgb must be a uint8 (H, W, 3) image of the masks' size {base.shape}")
-    density = -np.log(np.clip(srgb_to_linear(rgb), 1.0 / 1024.0, 1.0)) @ MELANIN_WEIGHTS
-    size = max(5, int(0.03 * max(base.shape)) | 1)
-    near = cv2.dilate(base.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
-    far = cv2.dilate(base.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3 * size, 3 * size)))
-    ring = far.astype(bool) & ~near.astype(bool) & ~visit & (rgb.max(axis=2) > 0) & skin_mask(rgb)
+    density = optical_density(rgb) @ MELANIN_WEIGHTS
+    if ring is None:
+        ring = footprint_ring(base)
+    ring = ring & ~visit & (rgb.max(axis=2) > 0) & skin_mask(rgb)
     core = cv2.erode((base & visit).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     if ring.sum() < 50 or core.sum() < 50:
         return None

@@ -876,7 +876,7 @@ def analyze_series(
     roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
         Region of interest in baseline-photo pixels.
     working_size : int, optional
-        Longest side at which photos are analysed (default 1000).
+        Longest side at which photos are analysed (default :data:`DEFAULT_WORKING_SIZE`, 900).
     progress : callable, optional
         ``progress(done, total, image_name)`` after each photo.
     keep_images : bool, optional

@@ -32,6 +32,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InvalidParameterError, RepigmentError, SeriesError
+from .results import SCHEMA_VERSION
 
 __all__ = ["ReportEvent", "load_results", "report_pdf", "write_report"]
 
@@ -110,8 +111,9 @@ def load_results(out_dir: str | Path) -> dict:
         raise SeriesError(f"{path} is not readable JSON ({exc}); rerun `repigment analyze`") from None
     if not isinstance(document, dict) or not document.get("visits") or "baseline" not in document:
         raise SeriesError(f"{path} is not a repigment results file; rerun `repigment analyze`")
-    if document.get("schema_version") != 1:
-        raise SeriesError(f"{path} has schema version {document.get('schema_version')!r}; this version reads 1")
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise SeriesError(
+            f"{path} has schema version {document.get('schema_version')!r}; this version reads {SCHEMA_VERSION}")
     return document
 
 
@@ -170,10 +172,6 @@ class _Page:
         return self.figure.add_axes((x / width, 1 - (y + h) / height, w / width, h / height))
 
 
-def _fmt(value, digits: int = 1, unit: str = "") -> str:
-    return "—" if value is None else f"{value:.{digits}f}{unit}"
-
-
 def _interval(pair, digits: int = 1) -> str:
     return "" if not pair else f" [{pair[0]:.{digits}f}, {pair[1]:.{digits}f}]"
 
@@ -195,19 +193,10 @@ class _Photos:
     problem: str | None
 
 
-def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        return None
-    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA) >= 128
-
-
 def _load_photos(document: dict, out_dir: Path, series_dir: Path | None) -> _Photos:
     import cv2
 
-    from .io import load_image
+    from .io import load_image, read_mask
 
     visits = document["visits"]
     scored = [k for k in _scored(visits) if k > 0]
@@ -218,7 +207,7 @@ def _load_photos(document: dict, out_dir: Path, series_dir: Path | None) -> _Pho
     masks = [None, None]
     for slot, k in enumerate((0, latest)):
         if k is not None and visits[k].get("mask"):
-            masks[slot] = _read_mask(out_dir / visits[k]["mask"], shape)
+            masks[slot] = read_mask(out_dir / visits[k]["mask"], shape)
     problem = None
     base_rgb = latest_rgb = None
     folder = series_dir
@@ -421,8 +410,7 @@ def _photos_page(page: _Page, document: dict, clinical: dict, photos: _Photos) -
         )
         if spread:
             page.text(spread.get("description", "") + ".", size=9, color=_WARN if spread.get("flagged") else _INK)
-        background = photos.baseline if photos.baseline is not None else None
-        image = change_map(photos.base_mask, photos.latest_mask, background=background)
+        image = change_map(photos.base_mask, photos.latest_mask, background=photos.baseline)
         image = crop(image)
         room = _PAGE_MM[1] - 24.0 - page.y - 14.0
         map_w = width * 0.72

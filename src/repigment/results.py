@@ -15,6 +15,7 @@ import csv
 import io as _io
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "result_to_dict",
     "measurements",
     "write_results",
+    "csv_text",
     "results_csv_text",
 ]
 
@@ -217,22 +219,27 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
     return document
 
 
+def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    """CSV with a header row, ``\\n`` line ends, and missing or ``None`` values empty."""
+    buffer = _io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+    return buffer.getvalue()
+
+
 def results_csv_text(result) -> str:
     """``results.csv``: one row per visit, columns :data:`CSV_COLUMNS`."""
-    buffer = _io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    rows = []
     for visit in result.visits:
         row = _visit_dict(visit)
         reg = row.pop("registration")
-        reg.pop("homography")
-        row.pop("notes")
-        row.pop("intervals")
         row["registration_ok"] = reg["ok"]
         row["registration_score"] = reg["score"]
         row["registration_reason"] = reg["reason"]
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS})
-    return buffer.getvalue()
+        rows.append(row)
+    return csv_text(CSV_COLUMNS, rows)
 
 
 def write_results(result, out_dir: str | os.PathLike, *, clinical: dict | None = None) -> Path:

@@ -45,6 +45,7 @@ __all__ = [
     "roi_mask",
     "remove_small_regions",
     "fill_holes",
+    "optical_density",
     "LEVEL_RATIO_LIMITS",
 ]
 
@@ -544,7 +545,7 @@ def depigmented_mask(
             notes=("no skin found in the photo",),
         )
 
-    od = cv2.LUT(rgb, _OPTICAL_DENSITY_LUT)
+    od = optical_density(rgb)
 
     # Hairs and glare are missing data: fill them from the skin around them.
     hair = _thin_dark_structures(lab[..., 0], skin)
@@ -716,14 +717,33 @@ def _estimate_threshold(skin_scores: np.ndarray, normal_sigma: float) -> tuple[f
 
 def _reference_region(normal: np.ndarray, depig: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """Normal skin away from the patch margin (perilesional skin is often lighter)."""
-    import cv2
-
     if not depig.any():
         return normal
     near = _dilate_coarsely(depig, 0.015 * max(normal.shape))
     away = normal & ~near
     # Keep the margin only when enough normal skin is left without it.
     return away if np.count_nonzero(away) > 0.25 * np.count_nonzero(normal) else normal
+
+
+def optical_density(rgb: np.ndarray) -> np.ndarray:
+    """Optical density ``-ln(linear light)`` of each channel of an 8-bit sRGB image.
+
+    Linear light is floored at 1/1024, so black has a finite density.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W, 3)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> od = optical_density(np.array([[[255, 128, 0]]], np.uint8))
+    >>> od.dtype.name, [round(float(v), 3) + 0.0 for v in od.ravel()]
+    ('float32', [0.0, 1.533, 6.931])
+    """
+    import cv2
+
+    return cv2.LUT(np.ascontiguousarray(rgb), _OPTICAL_DENSITY_LUT)
 
 
 def _dilate_coarsely(mask: np.ndarray, radius: float) -> np.ndarray:

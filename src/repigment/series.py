@@ -130,10 +130,11 @@ def read_visits_csv(path: Path) -> list[VisitPhoto]:
     path = Path(path)
     folder = path.parent
     try:
-        raw = path.read_bytes()
+        too_large = path.stat().st_size > MAX_VISITS_FILE_BYTES  # checked before reading it into memory
+        raw = b"" if too_large else path.read_bytes()
     except OSError as exc:
         raise SeriesError(f"cannot read {path.name}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_VISITS_FILE_BYTES:
+    if too_large:
         raise SeriesError(f"{path.name} is larger than {MAX_VISITS_FILE_BYTES // 1024**2} MB; is it the right file?")
     try:
         text = raw.decode("utf-8-sig")
