@@ -9,7 +9,7 @@ would, and compares with the truth.
 Usage::
 
     python benchmarks/accuracy.py                 # 24 series, the figures
-    python benchmarks/accuracy.py --series 48 --seed-offset 5000   # held-out seeds
+    python benchmarks/accuracy.py --series 30 --seed-offset 7000   # held-out seeds
     python benchmarks/accuracy.py --quick          # 6 series, for a fast check
 
 Prints median Dice of the masks, mean absolute error of repigmentation %

@@ -1,11 +1,19 @@
-"""Shared test fixtures: a sample photo series and an isolated data folder.
+"""Shared test fixtures and helpers: a sample photo series, an isolated data folder, the CLI.
 
 Tests never touch the user's data: ``isolated_env`` points ``REPIGMENT_DATA``
 at a temporary folder and clears the other ``REPIGMENT_*`` settings.
+
+Plain helpers (import them with ``from conftest import ...``): :func:`run_cli`,
+:func:`assert_one_line_error`, :func:`png_chunk` and :func:`png_declaring`.
 """
 
 from __future__ import annotations
 
+import os
+import struct
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -62,3 +70,55 @@ def isolated_env(tmp_path, monkeypatch) -> Path:
     data = tmp_path / "data"
     monkeypatch.setenv("REPIGMENT_DATA", str(data))
     return data
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def cli_env(extra: dict[str, str] | None = None, *, clean: bool = False) -> dict[str, str]:
+    """The environment for a CLI subprocess: this one without ``REPIGMENT_DEBUG`` (so errors stay one
+    line), or with ``clean=True`` without any ``REPIGMENT_*`` setting; then ``extra`` on top."""
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("REPIGMENT_") if clean else k == "REPIGMENT_DEBUG")}
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args, cwd=None, env: dict[str, str] | None = None, clean_env: bool = False,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m repigment.cli ARGS`` in a subprocess, output captured as text.
+
+    ``env`` and ``clean_env`` are passed to :func:`cli_env`. A run that takes
+    longer than ``timeout`` seconds fails the test.
+    """
+    try:
+        return subprocess.run([sys.executable, "-m", "repigment.cli", *map(str, args)], capture_output=True,
+                              text=True, timeout=timeout, cwd=cwd, env=cli_env(env, clean=clean_env))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"repigment {' '.join(map(str, args))} timed out after {timeout} s")
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """The CLI failed with exit code 2 and one line on stderr holding every fragment, no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def png_chunk(ctype: bytes, payload: bytes) -> bytes:
+    """One PNG chunk: length, type, payload and CRC."""
+    return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", zlib.crc32(ctype + payload))
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A syntactically valid PNG whose IHDR claims width x height RGB pixels, with almost no data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,7 +246,26 @@ def test_patient_mode_can_be_the_default(app_env, monkeypatch):
     assert at.title[0].value.startswith("My progress")
 
 
-def test_a_palm_photo_without_a_marker_gets_one_line(app_env, sample_series):
+def test_a_palm_photo_without_a_marker_gets_one_line(app_env):
+    from test_handunit import synthetic_hand_photo
+
+    photo, _ = synthetic_hand_photo(5)
+    image = np.array(Image.open(io.BytesIO(photo)))
+    image[int(190 * 4):, int(165 * 4):] = 25  # cover the marker with background (as in test_handunit)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    at = open_app("patients")
+    at.file_uploader(key="hand_photo").set_value([("palm.png", buffer.getvalue(), "image/png")])
+    button(at, "Measure hand unit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1, [e.value for e in at.error]
+    message = at.error[0].value
+    assert "\n" not in message and "Traceback" not in message
+    assert "no scale marker found" in message  # the HandPhotoError itself, not the generic fallback
+    assert not at.success
+
+
+def test_a_cut_off_palm_photo_gets_one_line(app_env, sample_series):
     at = open_app("patients")
     not_a_hand = sorted(sample_series.glob("*.jpg"))[0].read_bytes()[:2000]  # a cut-off JPEG
     at.file_uploader(key="hand_photo").set_value([("palm.jpg", not_a_hand, "image/jpeg")])

@@ -16,14 +16,12 @@ import os
 import signal
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import textwrap
 import time
 import urllib.parse
 import urllib.request
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from conftest import png_declaring
 from test_privacy import GUARD  # the same guard as the CLI privacy test
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,9 +43,6 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networkin
 SQL = "x'); DROP TABLE visits; --"
 SCRIPT = "<script>alert('xss')</script>"
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
-#: Known browser-side fetch, not from the server: app.py's ``page_icon=":material/healing:"`` makes
-#: Streamlit's front end load the favicon from Google's font CDN. No patient data is sent, but the
-#: user's browser contacts Google; reported, to be fixed in app.py (e.g. a bundled icon file).
 
 
 # -- 1. no outbound network ---------------------------------------------------
@@ -153,20 +149,11 @@ def _jpeg(seed: int = 0, size=(320, 240)) -> bytes:
     return buffer.getvalue()
 
 
-def _png_claiming(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
-
-
 HOSTILE_FILES = {
     "empty.jpg": b"",
     "notes.jpg": b"these are my notes, renamed to .jpg\n",
     "truncated.jpg": _jpeg(1)[:1500],
-    "gigapixel.png": _png_claiming(100_000, 100_000),
+    "gigapixel.png": png_declaring(100_000, 100_000),
 }
 
 

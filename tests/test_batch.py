@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import re
 import shutil
 import signal
@@ -26,14 +25,9 @@ from repigment.batch import (
 from repigment.errors import SeriesError
 from repigment.synthetic import SeriesSpec, generate_series, write_series
 
+from conftest import cli_env, run_cli
+
 HEADER = ("patient", "patch", "date", "image")
-
-
-def run_cli(*args):
-    env = {k: v for k, v in os.environ.items() if k != "REPIGMENT_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "repigment.cli", *map(str, args)], capture_output=True, text=True, timeout=300, env=env
-    )
 
 
 def write_manifest(path: Path, rows, header=HEADER) -> Path:
@@ -266,10 +260,9 @@ def test_dask_local_cluster_gives_the_same_numbers(photos, pool_run, tmp_path):
 def test_sigterm_stops_workers_and_leaves_no_partial_output(photos, tmp_path):
     _, manifest = photos
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if k != "REPIGMENT_DEBUG"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "repigment.cli", "batch", str(manifest), "--out", str(out), "--workers", "2", "-q"],
-        stderr=subprocess.PIPE, text=True, env=env,
+        stderr=subprocess.PIPE, text=True, env=cli_env(),
     )
     try:
         deadline = time.monotonic() + 60

@@ -1,10 +1,7 @@
 """The repigment command line end to end, and its failure paths (exit code 2, one line)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,25 +10,10 @@ import pytest
 
 from repigment.synthetic import SeriesSpec, generate_series, write_series
 
+from conftest import assert_one_line_error, run_cli
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_images" / "series_a"
-
-
-def run_cli(*args, cwd=None):
-    env = {k: v for k, v in os.environ.items() if k != "REPIGMENT_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "repigment.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=300, cwd=cwd, env=env,
-    )
-
-
-def assert_one_line_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.fixture(scope="module")

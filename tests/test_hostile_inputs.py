@@ -14,11 +14,6 @@ import io
 import json
 import os
 import shutil
-import struct
-import subprocess
-import sys
-import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,6 +28,8 @@ from repigment.limits import Limits
 from repigment.pipeline import analyze_series, segment_image
 from repigment.synthetic import SeriesSpec, generate_series, write_series
 
+from conftest import assert_one_line_error, png_declaring, run_cli
+
 pillow_heif = pytest.importorskip("pillow_heif")
 HEIF_ENCODER = bool(pillow_heif.libheif_info().get("HEIF"))
 
@@ -45,18 +42,6 @@ BASE_DATE, VISIT_DATE = "2026-01-05", "2026-03-30"
 
 # --------------------------------------------------------------------------
 # Builders
-
-
-def png_chunk(ctype: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", zlib.crc32(ctype + payload))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A well-formed PNG header that claims width x height pixels, with almost no data."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(
-        b"IEND", b""
-    )
 
 
 def encode(arr_or_im, fmt: str, **kwargs) -> bytes:
@@ -257,7 +242,6 @@ def check_same_date(result, folder: Path) -> None:
     assert records[0]["pct"] == pytest.approx(0.0)
     assert records[1]["pct"] > 30
     assert [r["weeks"] for r in records] == [0.0, 0.0]
-    assert [r["weeks"] for r in records] == [0.0, 0.0]
 
 
 def check_before_start(result, folder: Path) -> None:
@@ -428,8 +412,6 @@ SERIES_CASES = {
     "env-seconds-hex": env_case("REPIGMENT_MAX_SECONDS_PER_PHOTO", "0x10"),
 }
 
-# Known bugs: case -> (reason, the tests that show it). Drop an entry once the bug is fixed.
-
 
 def visit_records(result) -> list[dict]:
     """Visits of a SeriesResult or of a results.json document, in one shape."""
@@ -449,16 +431,6 @@ def baseline_name(result) -> str:
 
 # --------------------------------------------------------------------------
 # Building every case once, and running the CLI on all of them
-
-
-def run_cli(args: list, env_extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPIGMENT_")}
-    env.update(env_extra)
-    try:
-        return subprocess.run([sys.executable, "-m", "repigment.cli", *map(str, args)], capture_output=True,
-                              text=True, timeout=CLI_TIMEOUT, env=env)
-    except subprocess.TimeoutExpired as exc:
-        return subprocess.CompletedProcess(exc.cmd, -999, "", f"timed out after {CLI_TIMEOUT} s")
 
 
 @pytest.fixture(scope="module")
@@ -516,15 +488,6 @@ def cli(monkeypatch):
     return invoke
 
 
-def assert_cli_one_line_error(proc, *fragments: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-
-
 def case_params(cases: dict, kind: str) -> list:
     params = []
     for name, case in cases.items():
@@ -561,7 +524,7 @@ def test_segment_cli(built, photo, cli, name):
     out = path.parent / "mask.png"
     proc = cli(["segment", path, "--out", out])
     if case.error is not None:
-        assert_cli_one_line_error(proc, path.name)
+        assert_one_line_error(proc, path.name)
         assert not out.exists()
         return
     assert proc.returncode == 0, proc.stderr
@@ -605,7 +568,7 @@ def test_analyze_cli(built, cli, name, tmp_path):
         args += ["--treatment-start", case.treatment_start]
     proc = cli(args, case.env)
     if case.error is not None:
-        assert_cli_one_line_error(proc, case.fragment)
+        assert_one_line_error(proc, case.fragment)
         assert not results.exists()
         return
     assert proc.returncode == 0, proc.stderr
@@ -625,5 +588,5 @@ SUBPROCESS_CASES = [
 def test_cli_subprocess(built, key, env, tmp_path):
     path = built[key]
     args = ["segment", path, "--out", tmp_path / "m.png"] if key[0] == "image" else ["analyze", path, "--out", tmp_path]
-    proc = run_cli(args, env)
-    assert_cli_one_line_error(proc)
+    proc = run_cli(*args, env=env, clean_env=True, timeout=CLI_TIMEOUT)
+    assert_one_line_error(proc)

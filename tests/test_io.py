@@ -6,7 +6,6 @@ import io
 import os
 import struct
 import time
-import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +23,8 @@ from repigment.errors import (
     InvalidParameterError,
     UnsupportedImageError,
 )
+
+from conftest import png_chunk, png_declaring
 
 pillow_heif = pytest.importorskip("pillow_heif")
 pillow_heif.register_heif_opener()
@@ -92,21 +93,6 @@ def as_array(data: bytes) -> np.ndarray:
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
-
-
-def png_chunk(ctype: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", zlib.crc32(ctype + payload))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A syntactically valid PNG whose IHDR claims width x height RGB pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 # --------------------------------------------------------------------------

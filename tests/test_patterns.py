@@ -1,5 +1,8 @@
 """Pattern of response and spreading, on drawn masks and on generated courses of known truth."""
 
+import re
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -212,4 +215,10 @@ def test_generated_spreading_course_is_flagged_at_the_right_place(spreading):
 
 
 def test_every_pattern_name_is_documented():
-    assert set(PATTERNS) == {"none", "perifollicular", "marginal", "diffuse", "combined", "indeterminate"}
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert PATTERNS
+    # The README's "Pattern of response" bullet names every pattern the classifier can return.
+    bullet = re.search(r"^- \*\*Pattern of response\*\*.*?(?=^- |^#|\Z)", readme, re.M | re.S)
+    assert bullet, "README has no 'Pattern of response' bullet"
+    for name in PATTERNS:
+        assert re.search(rf"\b{re.escape(name)}\b", bullet.group(0)), f"pattern {name!r} missing from README.md"

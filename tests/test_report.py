@@ -1,10 +1,8 @@
 """The PDF report, end to end from `repigment analyze`, rendered to PNG and read back."""
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -15,16 +13,12 @@ from repigment.errors import InvalidParameterError, SeriesError
 from repigment.report import load_results, report_pdf, write_report
 from repigment.synthetic import SeriesSpec, generate_series, write_series
 
+from conftest import run_cli
+
 pytestmark = pytest.mark.skipif(
     shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None, reason="needs poppler-utils"
 )
 ACCENT = np.array([0, 114, 178])  # the chart's line colour
-
-
-def run_cli(*args):
-    env = {k: v for k, v in os.environ.items() if k != "REPIGMENT_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "repigment.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, env=env)
 
 
 def _pages(pdf, tmp_path, dpi=60):
