@@ -525,8 +525,11 @@ def _table_page(page: _Page, document: dict, clinical: dict, rows: Sequence[int]
     page.heading("Method")
     unit = clinical.get("hand_unit")
     lines = [
-        ("Segmentation", f"{method.get('segmentation')}; threshold {method.get('threshold')}, baseline contrast "
-                         f"{method.get('baseline_contrast')}, working size {method.get('working_size')} px"),
+        ("Segmentation", f"{method.get('segmentation')}; threshold {method.get('threshold')} at baseline"
+                         + (", each visit's scaled by its own level of full depigmentation (x0.8-x1.25)"
+                            if method.get("threshold_per_visit") else "")
+                         + f", baseline contrast {method.get('baseline_contrast')}, working size "
+                         f"{method.get('working_size')} px"),
         ("Registration", str(method.get("registration"))),
         ("Areas", f"{method.get('area_frame')}; cm² from the marker's plane (perspective corrected)"),
         ("Intervals", str(method.get("intervals"))),

@@ -36,6 +36,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import RepigmentError
 from ..io import encode_png  # noqa: F401  (re-exported: masks and images of derived results)
+from ..pipeline import DEFAULT_WORKING_SIZE
 from ..store import Patch, Patient, Store, StoredAnalysis, StoredAnalysisVisit, Visit, content_path
 from ..vasi import HandUnit
 
@@ -83,7 +84,7 @@ class AnalysisRequest:
     treatment_start: _dt.date | None
     marker_mm: float
     roi: tuple[float, ...] | None
-    working_size: int = 1024
+    working_size: int = DEFAULT_WORKING_SIZE  # the library's, so the app and the CLI give the same figures
     body_region: str | None = None  # as repigment.vasi names it ("upper-limbs")
     hand_unit: HandUnit | None = None
 
@@ -201,7 +202,9 @@ def patient_hand_unit(patient: Patient) -> HandUnit | None:
                     detail=patient.hand_unit_detail, interval_cm2=patient.hand_unit_interval)
 
 
-def request_for_patch(store: Store, patch: Patch, *, working_size: int = 1024) -> AnalysisRequest | None:
+def request_for_patch(
+    store: Store, patch: Patch, *, working_size: int = DEFAULT_WORKING_SIZE
+) -> AnalysisRequest | None:
     """The analysis a patch needs now, or ``None`` when it has no photo yet."""
     visits = [v for v in store.visits(patch.id) if v.primary is not None]
     if not visits:
