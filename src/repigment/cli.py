@@ -175,21 +175,31 @@ def segment(
     out: Path = typer.Option(..., "--out", help="Mask PNG to write (0/255, the upright photo's size)."),
     marker_mm: float = typer.Option(20.0, "--marker-mm", help="Printed side of the ArUco scale marker, mm."),
     roi: Optional[str] = typer.Option(None, "--roi", help="Region of interest x,y,w,h in photo pixels."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels",
+        help="Strokes PNG the photo's size: 0 unlabelled, 1 depigmented, 2 normal skin, 3 not skin.",
+    ),
 ) -> None:
-    """Write one photo's depigmented-skin mask."""
+    """Write one photo's depigmented-skin mask; print its area, confidence and why."""
     region = _parse_roi(roi)
 
     def action():
-        from .io import atomic_write_bytes, encode_png
+        from .io import atomic_write_bytes, encode_png, read_labels
         from .limits import Limits
         from .pipeline import segment_image
 
         if out.suffix.lower() != ".png":
             _fail(f"--out must be a .png file, got {out.name!r}")
-        result = segment_image(image, roi=region, marker_mm=marker_mm, limits=Limits.from_env())
+        limits = Limits.from_env()
+        strokes = None if labels is None else read_labels(labels, max_pixels=limits.max_pixels)
+        result = segment_image(image, roi=region, labels=strokes, marker_mm=marker_mm, limits=limits)
         atomic_write_bytes(out, encode_png(result.mask.astype(bool)))
         area = f"{result.area_cm2:.2f} cm²" if result.area_cm2 is not None else f"{result.area_px} px"
-        typer.echo(f"depigmented area {area}; wrote {out}", err=True)
+        typer.echo(
+            f"depigmented area {area}; method {result.method}; confidence {result.confidence:.2f}"
+            + (f" ({result.reason})" if result.reason else "") + f"; wrote {out}",
+            err=True,
+        )
 
     _run(action)
 

@@ -470,6 +470,52 @@ def write_image_atomic(path: str | os.PathLike[str], rgb_or_mask: np.ndarray) ->
     atomic_write_bytes(target, png, parents=False)
 
 
+def read_labels(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
+    """Read a strokes image: a single-channel PNG of values 0-3.
+
+    0 unlabelled, 1 depigmented skin, 2 normal skin, 3 not skin (see
+    :func:`repigment.segmentation.validate_labels`, which checks the values
+    and the size against the photo).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The PNG file.
+    max_pixels : int, optional
+        Refuse larger images (default: the photo pixel limit).
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W)
+
+    Raises
+    ------
+    ImageLoadError
+        If the file is missing, not a PNG, damaged, too large or not single-channel.
+    """
+    label = f"labels file {os.path.basename(os.fspath(path))!r}"
+    max_pixels = max_pixels or DEFAULT_MAX_PIXELS
+    try:
+        data = open(path, "rb").read(max(64 * 1024 * 1024, 1))
+    except OSError as exc:
+        raise ImageLoadError(f"{label} could not be read ({exc.strerror or exc}); check the path") from exc
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise UnsupportedImageError(f"{label} is not a PNG; save the strokes as a single-channel PNG")
+    with _quiet_pillow(), _open_pillow(io.BytesIO(data), label, max_pixels) as im:
+        if im.width * im.height > max_pixels:
+            raise ImageTooLargeError(f"{label} has {im.width * im.height:,} pixels, more than {max_pixels:,}")
+        if im.mode not in ("L", "P", "I", "I;16", "1"):
+            raise UnsupportedImageError(
+                f"{label} has {im.mode} pixels; save it as a single-channel (greyscale) PNG of values 0-3")
+        try:
+            array = np.asarray(im if im.mode != "P" else im.convert("L"))
+        except _DECODE_ERRORS as exc:
+            raise CorruptImageError(f"{label} is damaged; save it again") from exc
+    if array.min(initial=0) < 0 or array.max(initial=0) > 255:
+        raise InvalidParameterError(f"{label} holds values outside 0-3; use 0-3 only")
+    return array.astype(np.uint8)
+
+
 def read_mask(
     path: str | os.PathLike[str], shape: tuple[int, int] | None = None, *, max_side: int | None = None
 ) -> np.ndarray | None:

@@ -41,7 +41,14 @@ from .registration import (
     warp_to_baseline,
 )
 from .scoring import Milestones, VisitScore, find_milestones, score_visit, weeks_since
-from .segmentation import Segmentation, depigmented_mask, remove_small_regions, roi_mask
+from .segmentation import (
+    Segmentation,
+    depigmented_mask,
+    remove_small_regions,
+    resize_labels,
+    roi_mask,
+    validate_labels,
+)
 from .series import VisitPhoto, discover_series
 
 __all__ = [
@@ -142,6 +149,9 @@ def prepare_photo(
     limits: Limits | None = None,
     deadline: Deadline | None = None,
     reference_level: float | None = None,
+    method: str | None = None,
+    roi=None,
+    labels: np.ndarray | None = None,
 ) -> PreparedPhoto:
     """Load, calibrate, colour-normalise and segment one photo.
 
@@ -156,6 +166,14 @@ def prepare_photo(
     reference_level : float, optional
         The baseline's level of full depigmentation, so the threshold follows
         this photo's own (see :func:`repigment.segmentation.depigmented_mask`).
+    method : {"od-field", "colour-contrast"}, optional
+        The model ``threshold`` belongs to (the baseline's segmentation method).
+    roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
+        Region of interest in the upright photo's full-size pixels; guides and
+        restricts the segmentation.
+    labels : ndarray of int, shape (H, W), optional
+        A clinician's strokes on the upright photo at full size (see
+        :func:`repigment.segmentation.validate_labels`).
     working_size : int, optional
         Longest side of the working image.
     limits : Limits, optional
@@ -193,8 +211,14 @@ def prepare_photo(
         normalized = normalize_color(loaded.rgb, white_rgb=marker.white_rgb)
     else:
         normalized = normalize_color(loaded.rgb)
+    work_roi = None if roi is None else np.asarray(roi, dtype=np.float64) * loaded.scale
+    work_labels = None
+    if labels is not None:
+        width0, height0 = loaded.info.original_size
+        work_labels = resize_labels(validate_labels(labels, (height0, width0)), normalized.rgb.shape[:2])
     segmentation = depigmented_mask(
-        normalized.rgb, exclude=exclude, threshold=threshold, reference_level=reference_level)
+        normalized.rgb, roi=work_roi, labels=work_labels, exclude=exclude, threshold=threshold,
+        method=method, reference_level=reference_level)
     if deadline is not None:
         deadline.check("segmentation")
     return PreparedPhoto(
@@ -937,6 +961,12 @@ class ImageSegmentation:
         With a scale marker in the photo.
     mm_per_px : float or None
     notes : tuple of str
+    method : str
+        The segmentation model used (:attr:`repigment.segmentation.Segmentation.method`).
+    confidence : float
+        0-1, how clearly the depigmented skin stands out.
+    reason : str or None
+        Why the confidence is below 1, in words.
     """
 
     mask: np.ndarray
@@ -944,12 +974,16 @@ class ImageSegmentation:
     area_cm2: float | None
     mm_per_px: float | None
     notes: tuple[str, ...]
+    method: str = "od-field"
+    confidence: float = 1.0
+    reason: str | None = None
 
 
 def segment_image(
     source,
     *,
     roi=None,
+    labels: np.ndarray | None = None,
     marker_mm: float = DEFAULT_MARKER_MM,
     working_size: int = DEFAULT_WORKING_SIZE,
     limits: Limits | None = None,
@@ -961,7 +995,12 @@ def segment_image(
     source : path, bytes or file-like
         The photo.
     roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
-        Region of interest in the upright photo's pixels.
+        Region of interest in the upright photo's pixels: only depigmentation
+        inside it counts, and it guides the segmentation (a box drawn around
+        the patch finds it where the automatic mode does not engage).
+    labels : ndarray of int, shape (H, W), optional
+        Strokes on the upright photo: 0 unlabelled, 1 depigmented skin, 2
+        normal skin, 3 not skin; a colour model is learned from them.
     marker_mm : float, optional
         Printed side of the scale marker, mm.
     working_size : int, optional
@@ -978,7 +1017,7 @@ def segment_image(
     limits = limits or Limits()
     prepared = prepare_photo(
         source, marker_mm=marker_mm, working_size=working_size, limits=limits,
-        deadline=Deadline(limits.max_seconds_per_photo),
+        deadline=Deadline(limits.max_seconds_per_photo), roi=roi, labels=labels,
     )
     width, height = prepared.original_size
     to_full = compose_scaling(np.eye(3), moving_scale=1.0, baseline_scale=prepared.scale)
@@ -994,4 +1033,7 @@ def segment_image(
         area_cm2=None if marker_full is None else plane_area_mm2(mask, marker_full) / 100.0,
         mm_per_px=mm_per_px,
         notes=prepared.segmentation.notes,
+        method=prepared.segmentation.method,
+        confidence=prepared.segmentation.confidence,
+        reason=prepared.segmentation.reason,
     )
