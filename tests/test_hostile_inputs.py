@@ -267,10 +267,24 @@ def symlink_discovered(folder: Path, src: Path, p: Photo) -> None:
     (folder / f"visit_02_{VISIT_DATE}.jpg").symlink_to(outside)
 
 
-def check_outside_link_not_read(result, folder: Path) -> None:
-    """The link may be skipped, but a photo outside the folder must never be scored."""
-    records = visit_records(result)
-    assert "visit_02_" + VISIT_DATE + ".jpg" not in [r["image"] for r in records if r["error"] is None]
+def check_link_read_through(name: str):
+    """A photo stored as a link (git-annex, DataLad) is read through it and scored."""
+
+    def check(result, folder: Path) -> None:
+        assert (folder / name).is_symlink()
+        scored = [r["image"] for r in visit_records(result) if r["error"] is None]
+        assert name in scored, visit_records(result)
+
+    return check
+
+
+def linked_folder_in_csv(folder: Path, src: Path, p: Photo) -> None:
+    copy_photos(src, folder)
+    outside = folder.parent / "elsewhere"
+    outside.mkdir()
+    (outside / "visit.jpg").write_bytes(p.jpeg)
+    (folder / "sub").symlink_to(outside)
+    (folder / "visits.csv").write_text(f"date,image\n{BASE_DATE},visit_00_{BASE_DATE}.jpg\n{VISIT_DATE},sub/visit.jpg\n")
 
 
 def absolute_existing(folder: Path, src: Path, p: Photo) -> None:
@@ -386,8 +400,10 @@ SERIES_CASES = {
         "inside the series folder",
     ),
     "csv-absolute-existing-file": SeriesCase(absolute_existing, errors.SeriesError, "inside the series folder"),
-    "csv-symlink-outside": SeriesCase(symlink_in_csv, errors.SeriesError, "outside the series folder"),
-    "discovered-symlink-outside": SeriesCase(symlink_discovered, check=check_outside_link_not_read),
+    "csv-annexed-photo-link": SeriesCase(symlink_in_csv, check=check_link_read_through("elsewhere.jpg")),
+    "discovered-annexed-photo-link": SeriesCase(
+        symlink_discovered, check=check_link_read_through(f"visit_02_{VISIT_DATE}.jpg")),
+    "csv-linked-folder-outside": SeriesCase(linked_folder_in_csv, errors.SeriesError, "outside the series folder"),
     "baseline-without-skin": SeriesCase(baseline_no_skin, errors.SeriesError, "baseline photo cloth.png"),
     "only-non-image-files": SeriesCase(only_non_images, errors.SeriesError, "no photos"),
     "huge-visits-csv": SeriesCase(huge_csv, errors.SeriesError, "larger than"),

@@ -80,6 +80,11 @@ def analyze(
     hand_photo: Optional[Path] = typer.Option(
         None, "--hand-photo", help="Photo of the palm and fingers with the marker beside it (hand unit)."
     ),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels",
+        help="Strokes PNG on the baseline photo (0 unlabelled, 1 depigmented, 2 normal skin, 3 not skin), "
+             "carried to every visit.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
     """Score every visit of a series against its baseline photo."""
@@ -90,9 +95,13 @@ def analyze(
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         from .clinical import clinical_summary, resolve_hand_unit
+        from .io import read_labels
         from .limits import Limits
         from .pipeline import analyze_series
         from .vasi import vasi_index_name
+
+        limits = Limits.from_env()
+        strokes = None if labels is None else read_labels(labels, max_pixels=limits.max_pixels)
 
         # Check the clinical options before the long analysis.
         vasi_index_name(body_region)
@@ -120,8 +129,8 @@ def analyze(
                 return summaries[0]
 
             result = analyze_series(
-                series_dir, out, treatment_start=treatment_start, marker_mm=marker_mm, roi=region, progress=progress,
-                limits=Limits.from_env(), keep_images=True, clinical=clinical_block,
+                series_dir, out, treatment_start=treatment_start, marker_mm=marker_mm, roi=region, labels=strokes,
+                progress=progress, limits=limits, keep_images=True, clinical=clinical_block,
             )
         clinical = summaries[0]
         if not quiet:

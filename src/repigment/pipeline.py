@@ -71,7 +71,7 @@ __all__ = [
 #: fifth fewer pixels to process.
 DEFAULT_WORKING_SIZE = 900
 #: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-v2"
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v3"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Share of the baseline footprint a visit photo must show to be scored at all,
 # and above which it counts as showing all of it.
@@ -315,6 +315,14 @@ class SeriesResult:
     roi : tuple or None
         Region of interest in baseline pixels.
     working_size : int
+    segmentation_model : str
+        The baseline's segmentation model (:attr:`Segmentation.method`).
+    segmentation_confidence : float
+        0-1, how clearly the baseline's depigmented skin stands out.
+    segmentation_reason : str or None
+        Why that confidence is below 1.
+    labels_used : bool
+        Whether a clinician's strokes guided the segmentation.
     repigment_version : str
     created_utc : str
         ISO 8601 time of the run, UTC.
@@ -335,6 +343,10 @@ class SeriesResult:
     repigment_version: str = __version__
     created_utc: str = ""
     baseline_working_rgb: np.ndarray | None = None
+    segmentation_model: str = "od-field"
+    segmentation_confidence: float = 1.0
+    segmentation_reason: str | None = None
+    labels_used: bool = False
     series_dir: str | None = None
 
     @property
@@ -369,6 +381,7 @@ def analyze_photos(
     treatment_start: _dt.date | None = None,
     marker_mm: float = DEFAULT_MARKER_MM,
     roi=None,
+    labels: np.ndarray | None = None,
     working_size: int = DEFAULT_WORKING_SIZE,
     mask_writer: Callable[[VisitResult, np.ndarray], str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
@@ -389,6 +402,13 @@ def analyze_photos(
     roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
         Region of interest in baseline-photo pixels; only depigmentation inside
         it is counted, at every visit.
+    labels : ndarray of int, shape (H, W), optional
+        A clinician's strokes on the upright baseline photo (0 unlabelled, 1
+        depigmented, 2 normal skin, 3 not skin). The baseline is segmented by
+        a colour model learned from them; each later visit gets them carried
+        through its registration (depigmented strokes only where that visit's
+        skin still stands out as depigmented, so a stroke never holds back
+        repigmentation) and is segmented the same way.
     working_size : int, optional
         Longest side, in pixels, at which photos are analysed.
     mask_writer : callable, optional
@@ -450,11 +470,15 @@ def analyze_photos(
     try:
         base = prepare_photo(
             baseline_photo.path, marker_mm=marker_mm, working_size=working_size, limits=limits,
-            deadline=Deadline(limits.max_seconds_per_photo),
+            deadline=Deadline(limits.max_seconds_per_photo), labels=labels,
         )
     except RepigmentError as exc:
         raise SeriesError(f"baseline photo {baseline_photo.name}: {exc}") from None
     base_seg = base.segmentation
+    base_labels_work = None if labels is None else resize_labels(labels, base_seg.mask.shape)
+    # Visits are judged at the baseline's threshold, in the units of its model
+    # (strokes learn a colour model on top of the colour-contrast score).
+    visit_method = "od-field" if base_seg.method == "od-field" else "colour-contrast"
     if base_seg.contrast is None or not base_seg.mask.any():
         raise SeriesError(
             f"baseline photo {baseline_photo.name}: no depigmented skin was found, so there is nothing to "
@@ -489,6 +513,11 @@ def analyze_photos(
 
     base_cases = _threshold_cases(base_seg, np.eye(3), work_shape, region_work)
     series_notes = []
+    if base_seg.method == "colour-contrast" and base_seg.reason:
+        series_notes.append(
+            f"baseline mask: {base_seg.reason} (confidence {base_seg.confidence:.2f}); check its outline, and "
+            "where it misses draw strokes on the baseline (labels) so every visit is judged by them"
+        )
     contrast_sigmas = base_seg.contrast / max(base_seg.normal_sigma, 1e-6)
     if contrast_sigmas < _LOW_CONTRAST_SIGMAS:
         series_notes.append(
@@ -501,7 +530,7 @@ def analyze_photos(
         deadline = Deadline(limits.max_seconds_per_photo)
         prepared = prepare_photo(
             photo.path, marker_mm=marker_mm, threshold=base_seg.threshold, working_size=working_size,
-            limits=limits, deadline=deadline, reference_level=base_seg.depigmented_level,
+            limits=limits, deadline=deadline, reference_level=base_seg.depigmented_level, method=visit_method,
         )
         features = image_features(prepared.rgb, prepared.registration_mask())
         deadline.pause()  # waiting for its turn is not time spent on this photo
@@ -530,7 +559,7 @@ def analyze_photos(
                     deadline.resume()
                     aligned = _register_visit(
                         visit, prepared, features, deadline, base, base_features, base_features_wide,
-                        base_mask_work, region_work, keep_images=keep_images,
+                        base_mask_work, region_work, keep_images=keep_images, base_labels_work=base_labels_work,
                     )
                     segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4
                 if visit.error is None and segmentation is not None:
@@ -606,6 +635,10 @@ def analyze_photos(
         working_size=working_size,
         created_utc=created,
         baseline_working_rgb=base.rgb,
+        segmentation_model=base_seg.method,
+        segmentation_confidence=base_seg.confidence,
+        segmentation_reason=base_seg.reason,
+        labels_used=labels is not None,
     )
 
 
@@ -665,6 +698,7 @@ def _register_visit(
     region_work: np.ndarray | None,
     *,
     keep_images: bool = False,
+    base_labels_work: np.ndarray | None = None,
 ) -> tuple[Segmentation, np.ndarray, float, float] | None:
     """Register one prepared visit photo.
 
@@ -708,10 +742,42 @@ def _register_visit(
             f"only {coverage:.0%} of the baseline patch is in this photo: figures are estimated from that part "
             "and the range covers any change in the rest; frame the whole patch next time"
         )
+    if base_labels_work is not None:
+        prepared.segmentation = _segment_with_carried_labels(prepared, base_labels_work, registration.homography)
+        visit.notes.extend(note for note in prepared.segmentation.notes if note not in visit.notes)
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
     return prepared.segmentation, registration.homography, prepared.scale, coverage
+
+
+def _segment_with_carried_labels(
+    prepared: PreparedPhoto, base_labels_work: np.ndarray, homography: np.ndarray
+) -> Segmentation:
+    """Segment a registered visit with the baseline's strokes carried onto it.
+
+    Normal-skin and not-skin strokes carry as they are. A depigmented stroke
+    carries only where the visit's own score still exceeds the baseline's
+    threshold: skin that has repigmented since must not be taught as
+    depigmented. Without any depigmented stroke left the visit keeps its
+    threshold segmentation.
+    """
+    import cv2
+
+    preliminary = prepared.segmentation
+    height, width = preliminary.mask.shape
+    carried = cv2.warpPerspective(
+        base_labels_work, np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+    )
+    stale = (carried == 1) & ~(preliminary.skin & (preliminary.score > preliminary.threshold))
+    carried[stale] = 0
+    if not np.any(carried == 1):
+        return preliminary
+    exclude = None
+    if prepared.marker is not None:
+        exclude = marker_exclusion_mask((height, width), prepared.marker)
+    return depigmented_mask(prepared.rgb, labels=carried, exclude=exclude)
 
 
 #: The plausible decision range of the segmentation: a pixel counts as
@@ -877,6 +943,7 @@ def analyze_series(
     treatment_start: _dt.date | str | None = None,
     marker_mm: float = DEFAULT_MARKER_MM,
     roi=None,
+    labels: np.ndarray | None = None,
     working_size: int = DEFAULT_WORKING_SIZE,
     progress: Callable[[int, int, str], None] | None = None,
     keep_images: bool = False,
@@ -899,6 +966,9 @@ def analyze_series(
         Printed side of the ArUco scale marker, mm (default 20).
     roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
         Region of interest in baseline-photo pixels.
+    labels : ndarray of int, shape (H, W), optional
+        Strokes on the upright baseline photo, carried to every visit (see
+        :func:`analyze_photos`).
     working_size : int, optional
         Longest side at which photos are analysed (default :data:`DEFAULT_WORKING_SIZE`, 900).
     progress : callable, optional
@@ -936,6 +1006,7 @@ def analyze_series(
         treatment_start=treatment_start,
         marker_mm=marker_mm,
         roi=roi,
+        labels=labels,
         working_size=working_size,
         mask_writer=writer,
         progress=progress,

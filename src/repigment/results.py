@@ -201,6 +201,10 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
             "threshold_per_visit": "the baseline's, scaled by the visit's level of full depigmentation "
                                    "(x0.8-x1.25); see visits[].threshold",
             "baseline_contrast": _round(result.contrast, 5),
+            "baseline_model": result.segmentation_model,
+            "baseline_confidence": _round(result.segmentation_confidence, 3),
+            "baseline_confidence_reason": result.segmentation_reason,
+            "labels": result.labels_used,
             "area_frame": "baseline photo pixels (full resolution)",
             "milestones_from": "repigmentation_pct",
             "intervals": "decision range 40-60 % melanin loss (threshold x0.8-x1.2) and registration residual "

@@ -1247,7 +1247,10 @@ def _distinct_lighter_class(contrast: np.ndarray, threshold: float, spread: floa
     above = contrast[contrast > threshold]
     if above.size < 16:
         return False
-    return bool(np.median(_subsample(above)) >= _DISTINCT_MEDIAN_RATIO * threshold
+    level = float(np.median(_subsample(above)))
+    if level - float(np.median(_subsample(contrast[contrast <= threshold]))) < _MIN_VISIBLE_CONTRAST:
+        return False  # sensor noise and skin texture, however "distinct"
+    return bool(level >= _DISTINCT_MEDIAN_RATIO * threshold
                 or _otsu(contrast) >= _DISTINCT_OTSU_SHARE * _MIN_CONTRAST_SIGMAS * spread)
 
 
@@ -1256,6 +1259,9 @@ def _distinct_lighter_class(contrast: np.ndarray, threshold: float, spread: floa
 #: (plain skin: about 1.2 and 0.37).
 _DISTINCT_MEDIAN_RATIO = 1.3
 _DISTINCT_OTSU_SHARE = 0.45
+#: Least difference of L* - 2 b* between the lighter class and the rest that
+#: an eye would call lighter skin (about 2 CIELAB units of L* with b* 1 lower).
+_MIN_VISIBLE_CONTRAST = 4.0
 
 
 def _confidence(separation_sigmas: float) -> float:

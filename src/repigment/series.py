@@ -101,10 +101,15 @@ def date_from_filename(name: str) -> _dt.date | None:
 def resolve_inside(folder: Path, relative: str) -> Path:
     """Resolve a file name from a visits file, refusing anything outside ``folder``.
 
+    The name may not leave the folder, and neither may the folders on its way
+    (a linked sub-folder that leads out is refused). The file itself may be a
+    symbolic link and is read through it: annexed datasets (git-annex,
+    DataLad) store every file as a link into the repository's object store.
+
     Raises
     ------
     SeriesError
-        For absolute paths, ``..`` escapes and links that lead out of the folder.
+        For absolute paths, ``..`` escapes and folders that lead out of the folder.
     """
     if not relative or relative.strip() != relative or any(ord(c) < 0x20 or ord(c) == 0x7F for c in relative):
         raise SeriesError(f"image name {relative!r} is empty or has stray spaces or control characters")
@@ -112,10 +117,10 @@ def resolve_inside(folder: Path, relative: str) -> Path:
     if candidate.is_absolute() or ".." in candidate.parts:
         raise SeriesError(f"image {relative!r} must be a file name inside the series folder, not a path out of it")
     root = folder.resolve()
-    resolved = (root / candidate).resolve()
-    if resolved != root and root not in resolved.parents:
+    parent = (root / candidate).parent.resolve()
+    if parent != root and root not in parent.parents:
         raise SeriesError(f"image {relative!r} leads outside the series folder")
-    return resolved
+    return parent / candidate.name
 
 
 def read_visits_csv(path: Path) -> list[VisitPhoto]:
@@ -192,12 +197,8 @@ def discover_series(series_dir: str | Path) -> list[VisitPhoto]:
     if visits_file.is_file():
         photos = read_visits_csv(visits_file)
     else:
-        root = folder.resolve()
-        # Links that lead out of the folder are skipped: a series is what is inside it.
-        files = sorted(
-            p for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and root in p.resolve().parents
-        )
+        # A photo may be a link (annexed datasets); it is read through it.
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise SeriesError(
                 f"no photos in {folder.name!r}; expected {', '.join(IMAGE_SUFFIXES)} files or a visits.csv"
