@@ -14,7 +14,7 @@ working image); full-resolution masks are written out and dropped.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -405,10 +405,9 @@ def analyze_photos(
     labels : ndarray of int, shape (H, W), optional
         A clinician's strokes on the upright baseline photo (0 unlabelled, 1
         depigmented, 2 normal skin, 3 not skin). The baseline is segmented by
-        a colour model learned from them; each later visit gets them carried
-        through its registration (depigmented strokes only where that visit's
-        skin still stands out as depigmented, so a stroke never holds back
-        repigmentation) and is segmented the same way.
+        a colour model learned from them, and the strokes set the contrast
+        threshold every later visit is judged at; not-skin strokes are carried
+        through each visit's registration and kept out of its mask.
     working_size : int, optional
         Longest side, in pixels, at which photos are analysed.
     mask_writer : callable, optional
@@ -754,13 +753,13 @@ def _register_visit(
 def _segment_with_carried_labels(
     prepared: PreparedPhoto, base_labels_work: np.ndarray, homography: np.ndarray
 ) -> Segmentation:
-    """Segment a registered visit with the baseline's strokes carried onto it.
+    """A registered visit's segmentation with the baseline's strokes carried onto it.
 
-    Normal-skin and not-skin strokes carry as they are. A depigmented stroke
-    carries only where the visit's own score still exceeds the baseline's
-    threshold: skin that has repigmented since must not be taught as
-    depigmented. Without any depigmented stroke left the visit keeps its
-    threshold segmentation.
+    The visit is judged at the threshold the strokes set at baseline (its
+    preliminary segmentation already is); what the strokes marked as not skin
+    stays out of its mask. Depigmented and normal-skin strokes do not carry as
+    such: skin marked depigmented at baseline may have repigmented since, and
+    skin marked normal may have lost pigment, which is what the series measures.
     """
     import cv2
 
@@ -770,14 +769,10 @@ def _segment_with_carried_labels(
         base_labels_work, np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST,
         borderMode=cv2.BORDER_CONSTANT, borderValue=0,
     )
-    stale = (carried == 1) & ~(preliminary.skin & (preliminary.score > preliminary.threshold))
-    carried[stale] = 0
-    if not np.any(carried == 1):
+    not_skin = carried == 3
+    if not not_skin.any():
         return preliminary
-    exclude = None
-    if prepared.marker is not None:
-        exclude = marker_exclusion_mask((height, width), prepared.marker)
-    return depigmented_mask(prepared.rgb, labels=carried, exclude=exclude)
+    return replace(preliminary, mask=preliminary.mask & ~not_skin, skin=preliminary.skin & ~not_skin)
 
 
 #: The plausible decision range of the segmentation: a pixel counts as

@@ -626,6 +626,13 @@ def _colour_model_result(
     """:func:`_colour_contrast_segmentation` packed as a :class:`Segmentation`."""
     mask, skin, contrast, used_threshold, spread, normal = _colour_contrast_segmentation(
         rgb, region=region, labels=labels, exclude=exclude, threshold=threshold)
+    if labels is not None:
+        # The strokes also set the contrast threshold (half-way between the
+        # classes), which a series applies at every later visit.
+        marked = float(np.median(contrast[labels == LABEL_DEPIGMENTED]))
+        normal_strokes = contrast[labels == LABEL_NORMAL_SKIN]
+        if normal_strokes.size and marked > float(np.median(normal_strokes)) + spread:
+            used_threshold = (marked + float(np.median(normal_strokes))) / 2.0
     mask = remove_small_regions(mask, min_patch_px)
     if region is not None:
         mask &= region

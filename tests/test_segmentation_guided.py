@@ -1,0 +1,149 @@
+"""Segmentation guided by a clinician (box, strokes) and the colour-contrast model, against known truth."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from repigment.errors import InvalidParameterError
+from repigment.segmentation import depigmented_mask, resize_labels, validate_labels
+from test_segmentation import _dice, _finish, _paint, _patch_mask, _photo
+from conftest import assert_one_line_error, run_cli
+
+
+def _strokes(truth: np.ndarray) -> np.ndarray:
+    """A stroke across the middle of the patch (1) and one on skin well away from it (2)."""
+    labels = np.zeros(truth.shape, np.uint8)
+    ys, xs = np.nonzero(truth)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    cv2.line(labels, (cx - 60, cy), (cx + 60, cy), 1, 5)
+    cv2.line(labels, (40, 40), (200, 40), 2, 5)
+    return labels
+
+
+def test_strokes_teach_the_patch():
+    truth = _patch_mask()
+    photo = _finish(_paint(_photo(11), truth))
+    result = depigmented_mask(photo, labels=_strokes(truth))
+    assert result.method == "strokes"
+    assert _dice(result.mask, truth) > 0.93
+    assert 0.0 <= result.confidence <= 1.0 and "strokes" in result.reason
+
+
+def test_a_box_restricts_to_the_patch_inside_it():
+    truth = _patch_mask()
+    other = np.zeros_like(truth)
+    cv2.circle(other.view(np.uint8), (80, 400), 40, 1, -1)
+    photo = _finish(_paint(_paint(_photo(12), truth), other))
+    ys, xs = np.nonzero(truth)
+    box = (xs.min() - 30, ys.min() - 30, xs.max() - xs.min() + 60, ys.max() - ys.min() + 60)
+    result = depigmented_mask(photo, roi=box)
+    assert not (result.mask & other).any()
+    assert _dice(result.mask, truth) > 0.93
+
+
+def test_faint_pink_patch_without_a_distinct_melanin_class_is_still_found():
+    # Depigmented skin that is only lighter and pinker than the skin around it,
+    # in a photo whose wide dark background and shading hide a melanin class.
+    rng = np.random.default_rng(5)
+    height, width = 400, 600
+    photo = np.zeros((height, width, 3), np.float32)
+    photo[:] = (25, 30, 40)  # dark blue cloth
+    arm = np.zeros((height, width), np.uint8)
+    cv2.ellipse(arm, (300, 200), (260, 120), 0, 0, 360, 1, -1)
+    arm = arm.astype(bool)
+    shade = np.linspace(0.75, 1.1, width, dtype=np.float32)[None, :, None]
+    skin = np.array((160, 110, 80), np.float32) * shade + rng.normal(0, 3, (height, width, 3))
+    photo[arm] = skin[arm]
+    truth = np.zeros((height, width), np.uint8)
+    cv2.ellipse(truth, (330, 190), (70, 45), 20, 0, 360, 1, -1)
+    truth = truth.astype(bool) & arm
+    photo[truth] = (np.array((205, 170, 160), np.float32) * shade + rng.normal(0, 3, (height, width, 3)))[truth]
+    result = depigmented_mask(_finish(photo))
+    assert _dice(result.mask, truth) > 0.85, result.reason
+
+
+def test_plain_noisy_skin_has_no_patch_under_either_model():
+    rng = np.random.default_rng(0)
+    skin = np.clip(rng.normal((190, 140, 110), 4, (480, 640, 3)), 0, 255).astype(np.uint8)
+    result = depigmented_mask(skin)
+    assert result.area_px == 0
+    assert result.confidence == 0.0
+    assert any("no distinct" in note for note in result.notes)
+
+
+@pytest.mark.parametrize(
+    ("labels", "fragment"),
+    [
+        (np.ones((10, 12), np.uint8), "12x10 px but the photo is 20x10"),
+        (np.full((10, 20), 5, np.uint8), "found"),
+        (np.full((10, 20), 2, np.uint8), "no stroke of class 1"),
+        (np.ones((10, 20, 3), np.uint8), "single-channel"),
+    ],
+)
+def test_bad_labels_are_refused_with_the_reason(labels, fragment):
+    with pytest.raises(InvalidParameterError, match=fragment):
+        validate_labels(labels, (10, 20))
+
+
+def test_thin_strokes_survive_downscaling():
+    labels = np.zeros((1200, 1600), np.uint8)
+    cv2.line(labels, (100, 600), (1500, 600), 1, 2)
+    cv2.line(labels, (100, 100), (1500, 100), 2, 2)
+    small = resize_labels(labels, (300, 400))
+    assert (small == 1).sum() >= 300 and (small == 2).sum() >= 300
+    assert set(np.unique(small)) == {0, 1, 2}
+
+
+def _write_photo(path, truth, seed):
+    photo = _finish(_paint(_photo(seed), truth))
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+
+
+def test_cli_segment_with_labels_prints_model_and_confidence(tmp_path):
+    truth = _patch_mask()
+    _write_photo(tmp_path / "photo.png", truth, 13)
+    cv2.imwrite(str(tmp_path / "labels.png"), _strokes(truth))
+    proc = run_cli("segment", tmp_path / "photo.png", "--out", tmp_path / "mask.png",
+                   "--labels", tmp_path / "labels.png")
+    assert proc.returncode == 0, proc.stderr
+    assert "method strokes" in proc.stderr and "confidence" in proc.stderr
+    mask = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_GRAYSCALE) > 127
+    assert _dice(mask, truth) > 0.93
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda p: cv2.imwrite(str(p), np.ones((100, 100), np.uint8)), "but the photo is 640x480"),
+        (lambda p: cv2.imwrite(str(p), np.full((480, 640), 7, np.uint8)), "may only hold 0"),
+        (lambda p: cv2.imwrite(str(p), np.zeros((480, 640), np.uint8)), "no stroke of class 1"),
+        (lambda p: cv2.imwrite(str(p), np.ones((480, 640, 3), np.uint8)), "single-channel"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40), "labels file"),
+        (lambda p: p.write_bytes(b"GIF89a not a png"), "not a PNG"),
+    ],
+)
+def test_cli_bad_labels_file_is_a_one_line_error(tmp_path, make, fragment):
+    _write_photo(tmp_path / "photo.png", _patch_mask(), 14)
+    make(tmp_path / "labels.png")
+    proc = run_cli("segment", tmp_path / "photo.png", "--out", tmp_path / "mask.png",
+                   "--labels", tmp_path / "labels.png")
+    assert_one_line_error(proc, fragment)
+    assert not (tmp_path / "mask.png").exists()
+
+
+def test_analyze_carries_baseline_strokes_to_every_visit(small_series, tmp_path):
+    import repigment
+
+    truth = json.loads((small_series / "truth.json").read_text())
+    baseline_truth = cv2.imread(str(small_series / truth["visits"][0]["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 127
+    strokes = _strokes(baseline_truth)
+    strokes[-12:-4, 10:60] = 3  # a "not skin" stroke along the bottom edge, carried to every visit
+    result = repigment.analyze_series(small_series, tmp_path / "out", labels=strokes)
+    assert result.segmentation_model == "strokes" and result.labels_used
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert document["method"]["baseline_model"] == "strokes" and document["method"]["labels"] is True
+    for visit, expected in zip(result.visits, truth["visits"]):
+        assert visit.ok, visit.error
+        assert visit.score.repigmentation_pct == pytest.approx(expected["truth_repigmentation_pct"], abs=8.0)
