@@ -101,7 +101,8 @@ def analyze(
         from .vasi import vasi_index_name
 
         limits = Limits.from_env()
-        strokes = None if labels is None else read_labels(labels, max_pixels=limits.max_pixels)
+        strokes = None if labels is None else read_labels(
+            labels, max_pixels=limits.max_pixels, max_file_bytes=limits.max_file_bytes)
 
         # Check the clinical options before the long analysis.
         vasi_index_name(body_region)
@@ -200,7 +201,8 @@ def segment(
         if out.suffix.lower() != ".png":
             _fail(f"--out must be a .png file, got {out.name!r}")
         limits = Limits.from_env()
-        strokes = None if labels is None else read_labels(labels, max_pixels=limits.max_pixels)
+        strokes = None if labels is None else read_labels(
+            labels, max_pixels=limits.max_pixels, max_file_bytes=limits.max_file_bytes)
         result = segment_image(image, roi=region, labels=strokes, marker_mm=marker_mm, limits=limits)
         atomic_write_bytes(out, encode_png(result.mask.astype(bool)))
         area = f"{result.area_cm2:.2f} cm²" if result.area_cm2 is not None else f"{result.area_px} px"

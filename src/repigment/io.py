@@ -470,7 +470,9 @@ def write_image_atomic(path: str | os.PathLike[str], rgb_or_mask: np.ndarray) ->
     atomic_write_bytes(target, png, parents=False)
 
 
-def read_labels(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
+def read_labels(
+    path: str | os.PathLike[str], *, max_pixels: int | None = None, max_file_bytes: int | None = None
+) -> np.ndarray:
     """Read a strokes image: a single-channel PNG of values 0-3.
 
     0 unlabelled, 1 depigmented skin, 2 normal skin, 3 not skin (see
@@ -483,6 +485,8 @@ def read_labels(path: str | os.PathLike[str], *, max_pixels: int | None = None) 
         The PNG file.
     max_pixels : int, optional
         Refuse larger images (default: the photo pixel limit).
+    max_file_bytes : int, optional
+        Refuse larger files (default: the photo file-size limit).
 
     Returns
     -------
@@ -495,10 +499,16 @@ def read_labels(path: str | os.PathLike[str], *, max_pixels: int | None = None) 
     """
     label = f"labels file {os.path.basename(os.fspath(path))!r}"
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS
+    max_file_bytes = max_file_bytes or DEFAULT_MAX_FILE_BYTES
     try:
-        data = open(path, "rb").read(max(64 * 1024 * 1024, 1))
+        with open(path, "rb") as handle:
+            data = handle.read(max_file_bytes + 1)
     except OSError as exc:
         raise ImageLoadError(f"{label} could not be read ({exc.strerror or exc}); check the path") from exc
+    if len(data) > max_file_bytes:
+        raise ImageTooLargeError(
+            f"{label} is larger than {max_file_bytes // (1024 * 1024)} MB; strokes need far less "
+            "(raise REPIGMENT_MAX_FILE_MB if it really is this large)")
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         raise UnsupportedImageError(f"{label} is not a PNG; save the strokes as a single-channel PNG")
     with _quiet_pillow(), _open_pillow(io.BytesIO(data), label, max_pixels) as im:

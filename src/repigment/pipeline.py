@@ -743,7 +743,6 @@ def _register_visit(
         )
     if base_labels_work is not None:
         prepared.segmentation = _segment_with_carried_labels(prepared, base_labels_work, registration.homography)
-        visit.notes.extend(note for note in prepared.segmentation.notes if note not in visit.notes)
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work

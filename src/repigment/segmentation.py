@@ -624,7 +624,7 @@ def _colour_model_result(
     note: str,
 ) -> Segmentation:
     """:func:`_colour_contrast_segmentation` packed as a :class:`Segmentation`."""
-    mask, skin, contrast, used_threshold, spread, normal = _colour_contrast_segmentation(
+    mask, skin, contrast, used_threshold, spread, normal, normal_lab = _colour_contrast_segmentation(
         rgb, region=region, labels=labels, exclude=exclude, threshold=threshold)
     if labels is not None:
         # The strokes also set the contrast threshold (half-way between the
@@ -637,8 +637,6 @@ def _colour_model_result(
     if region is not None:
         mask &= region
     score = np.where(skin, contrast, 0.0).astype(np.float32)
-    lab_normal = rgb_to_lab(rgb)[normal & ~mask] if normal.any() else np.empty((0, 3), np.float32)
-    normal_lab = np.median(_subsample(lab_normal), axis=0) if len(lab_normal) else np.full(3, np.nan)
     notes = [note] if np.count_nonzero(skin) >= 64 else ["no skin found in the photo", note]
     if threshold is None and labels is None and mask.any() and not _distinct_lighter_class(contrast[skin], used_threshold, spread):
         mask = np.zeros_like(mask)
@@ -679,39 +677,9 @@ def _optical_density_segmentation(
 ) -> Segmentation:
     """Segment depigmented skin by optical density against a normal-skin field.
 
-    Parameters
-    ----------
-    rgb : ndarray of uint8, shape (H, W, 3)
-        Colour-normalised sRGB photo at working resolution.
-    roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
-        Region of interest, a rectangle ``(x, y, width, height)`` or a polygon,
-        in pixels of ``rgb``. The normal-skin reference is still estimated from
-        all the skin in the photo; only the returned mask is restricted.
-    exclude : ndarray of bool, shape (H, W), optional
-        Pixels that are never skin (the scale marker and its paper).
-    threshold : float, optional
-        Depigmentation score threshold to use instead of estimating one (a
-        series passes its baseline's threshold to every later visit).
-    min_patch_px : int, optional
-        Depigmented components smaller than this are dropped as noise.
-        Default: 0.01 % of the image.
-    reference_level : float, optional
-        With ``threshold``: the :attr:`Segmentation.depigmented_level` of the
-        photo that threshold came from. The threshold is then scaled by this
-        photo's own level over it (within ``LEVEL_RATIO_LIMITS``), so that a
-        pixel still counts as depigmented at half of *full* depigmentation
-        when a photo renders depigmented skin with more or less contrast
-        (light, camera processing, blur).
-
-    Returns
-    -------
-    Segmentation
-        Mask, skin, score map, threshold and normal-skin reference.
-
-    Raises
-    ------
-    InvalidParameterError
-        If ``threshold`` is not positive or the ROI is malformed.
+    The physically based rule of :func:`depigmented_mask` (same parameters,
+    without ``labels`` and ``method``). The normal-skin reference is estimated
+    from all the skin in the photo; ``roi`` only restricts the returned mask.
 
     Examples
     --------
@@ -1193,7 +1161,7 @@ def _colour_contrast_segmentation(
     labels: np.ndarray | None,
     exclude: np.ndarray | None,
     threshold: float | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, np.ndarray, np.ndarray]:
     """Depigmented skin by colour contrast with the surrounding skin.
 
     Three ways in: automatic (``region`` and ``labels`` None), guided by a
@@ -1201,7 +1169,8 @@ def _colour_contrast_segmentation(
     this photo's patch and skin), or learned from a clinician's strokes.
 
     Returns the mask, the skin considered, the contrast map, the threshold,
-    the robust spread of the contrast on normal skin and the normal skin.
+    the robust spread of the contrast on normal skin, the normal skin and its
+    median CIELAB.
     """
     import cv2
 
@@ -1214,7 +1183,7 @@ def _colour_contrast_segmentation(
         skin &= ~exclude
     if np.count_nonzero(skin) < 64:
         empty = np.zeros(skin.shape, bool)
-        return empty, skin, np.zeros(skin.shape, np.float32), float("inf"), 1.0, empty
+        return empty, skin, np.zeros(skin.shape, np.float32), float("inf"), 1.0, empty, np.full(3, np.nan)
     contrast, estimated, normal, spread = _whiteness_contrast(smooth, skin)
     if threshold is None:
         threshold = estimated
@@ -1241,7 +1210,9 @@ def _colour_contrast_segmentation(
     if region is not None:
         trimap[~region] = cv2.GC_BGD
     mask = _graph_cut(rgb, trimap)
-    return mask, skin, contrast, float(threshold), spread, normal
+    reference = lab[normal & ~mask]
+    normal_lab = np.median(_subsample(reference), axis=0) if len(reference) else np.full(3, np.nan)
+    return mask, skin, contrast, float(threshold), spread, normal, normal_lab
 
 
 def _distinct_lighter_class(contrast: np.ndarray, threshold: float, spread: float) -> bool:
