@@ -1114,6 +1114,7 @@ def _graph_cut(rgb: np.ndarray, trimap: np.ndarray) -> np.ndarray:
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
     lab8 = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB)
+    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: same photo, same mask
     try:
         cv2.grabCut(lab8, labels, None, background_model, foreground_model, 3, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
