@@ -49,6 +49,7 @@ from .segmentation import (
     roi_mask,
     validate_labels,
 )
+from .selfcheck import evidence_residual_fraction, footprint_contrast, looks_like_skin, temporal_outliers
 from .series import VisitPhoto, discover_series
 
 __all__ = [
@@ -268,6 +269,11 @@ class VisitResult:
     threshold : float or None
         Depigmentation score threshold applied to this photo (the baseline's,
         scaled by this photo's level of full depigmentation).
+    review_reasons : list of str
+        Why this visit's figure is contradicted by evidence its mask did not
+        use (see :mod:`repigment.selfcheck`); empty when it is not. A visit
+        with reasons *needs review*: its range covers what the evidence
+        allows, and it is left out of the milestones until reviewed.
     """
 
     image: str
@@ -283,6 +289,20 @@ class VisitResult:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     homography_full: np.ndarray | None = None
     threshold: float | None = None
+    review_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def needs_review(self) -> bool:
+        """Whether evidence contradicts this visit's figure (see ``review_reasons``)."""
+        return bool(self.review_reasons)
+
+    def flag_for_review(self, reason: str, *, plausible_pct: float | None = None) -> None:
+        """Mark the figure as contradicted, and widen its range to ``plausible_pct``."""
+        self.review_reasons.append(reason)
+        self.notes.append(f"needs review: {reason}")
+        if plausible_pct is not None and "repigmentation_pct" in self.intervals:
+            low, high = self.intervals["repigmentation_pct"]
+            self.intervals["repigmentation_pct"] = (min(low, plausible_pct), max(high, plausible_pct))
 
     @property
     def ok(self) -> bool:
@@ -511,6 +531,8 @@ def analyze_photos(
         return wide_cache[0]
 
     base_cases = _threshold_cases(base_seg, np.eye(3), work_shape, region_work)
+    base_evidence = footprint_contrast(base.rgb, base_mask_work, usable=_surrounding_skin(base))
+    base_area_full = int(np.count_nonzero(base_mask_full))
     series_notes = []
     if base_seg.method == "colour-contrast" and base_seg.reason:
         series_notes.append(
@@ -582,6 +604,8 @@ def analyze_photos(
                         residual_px=visit.registration.residual_px / base.scale,
                         work_to_full_px=1.0 / base.scale**2,
                     )
+                    if index > 0:
+                        _check_against_evidence(visit, prepared, h_work, base_mask_work, base_evidence, base_area_full)
                     if mask_writer is not None:
                         visit.mask_path = mask_writer(visit, full_mask)
                     if visit.score.new_depigmentation_px > 0.05 * np.count_nonzero(base_mask_full) and index > 0:
@@ -610,6 +634,17 @@ def analyze_photos(
             if progress is not None:
                 progress(index + 1, total, photo.name)
 
+    for index, reason in temporal_outliers(weeks_list, improvement).items():
+        visits[index].flag_for_review(reason)
+    # An implausibly fast early response that the other visits do not share
+    # is that visit's own problem; shared by all, the baseline is in doubt.
+    isolated = {index for index in implausible if visits[index].needs_review}
+    for index in isolated:
+        visits[index].notes[:] = [n for n in visits[index].notes if "faster than treatment" not in n]
+        visits[index].flag_for_review(
+            f"{improvement[index]:.0f}% repigmentation by week {weeks_list[index]:.0f} is faster than treatment "
+            "repigments skin, and the other visits do not share it: check this photo")
+    implausible = {index: week for index, week in implausible.items() if index not in isolated}
     if implausible:
         # The baseline is what is in doubt, so every figure measured against it is.
         first_week = next(iter(implausible.values()))
@@ -619,6 +654,8 @@ def analyze_photos(
                     f"the response by week {first_week:.0f} was implausibly fast, so the baseline photo "
                     "is in doubt: check it before trusting these figures"
                 )
+    # Milestones count only figures no evidence contradicts.
+    reviewed = [None if visit.needs_review else value for visit, value in zip(visits, improvement)]
     return SeriesResult(
         treatment_start=start,
         baseline=baseline_photo.name,
@@ -628,7 +665,7 @@ def analyze_photos(
         marker_id=None if base.marker is None else base.marker.marker_id,
         threshold=base_seg.threshold,
         contrast=base_seg.contrast,
-        milestones=find_milestones(weeks_list, improvement),
+        milestones=find_milestones(weeks_list, reviewed),
         visits=visits,
         roi=None if roi is None else tuple(np.asarray(roi).ravel().tolist()),
         working_size=working_size,
@@ -772,6 +809,69 @@ def _segment_with_carried_labels(
     if not not_skin.any():
         return preliminary
     return replace(preliminary, mask=preliminary.mask & ~not_skin, skin=preliminary.skin & ~not_skin)
+
+
+#: A visit is contradicted when the share of its baseline patch still
+#: depigmented by the mask and by the footprint's contrast differ by more than
+#: this (the contrast estimate is rough: light and processing scale it).
+_EVIDENCE_TOLERANCE = 0.3
+#: New depigmentation is checked for skin hue once it exceeds this share of the baseline area.
+_NEW_DEPIGMENTATION_CHECKED = 0.05
+
+
+def _surrounding_skin(prepared: PreparedPhoto) -> np.ndarray:
+    """Skin of a prepared photo that may serve as surrounding normal skin (off the marker)."""
+    usable = prepared.segmentation.skin.copy()
+    if prepared.marker is not None:
+        usable &= ~marker_exclusion_mask(usable.shape, prepared.marker, margin=0.5)
+    return usable
+
+
+def _check_against_evidence(
+    visit: VisitResult,
+    prepared: PreparedPhoto,
+    homography: np.ndarray,
+    base_mask_work: np.ndarray,
+    base_evidence: float | None,
+    base_area_full: int,
+) -> None:
+    """Flag a scored visit whose figure the photo's own evidence contradicts.
+
+    The baseline footprint still standing out from the skin around it while
+    the mask is (nearly) empty, or the reverse; and new depigmentation that
+    does not have the hue of skin.
+    """
+    import cv2
+
+    seg = prepared.segmentation
+    height, width = seg.mask.shape
+    footprint = cv2.warpPerspective(
+        base_mask_work.view(np.uint8), np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST
+    ).astype(bool)
+    score = visit.score
+    evidence = evidence_residual_fraction(
+        footprint_contrast(prepared.rgb, footprint, usable=_surrounding_skin(prepared)), base_evidence)
+    if evidence is not None:
+        measured = score.residual_fraction
+        if measured < evidence - _EVIDENCE_TOLERANCE or (evidence < 0.15 and measured > 0.6):
+            visit.flag_for_review(
+                f"the mask finds {measured:.0%} of the baseline patch still depigmented, but the patch stands out "
+                f"from the skin around it with {evidence:.0%} of its baseline contrast in this photo (light, "
+                "exposure or focus may have changed the photo): check the outline",
+                plausible_pct=(1.0 - evidence) * 100.0,
+            )
+    if score.new_depigmentation_px > _NEW_DEPIGMENTATION_CHECKED * base_area_full:
+        margin = max(1, int(round(0.02 * max(height, width))))
+        near = cv2.dilate(footprint.view(np.uint8), cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))).astype(bool)
+        share = looks_like_skin(prepared.rgb, seg.mask & ~near, seg.normal_lab)
+        if share < 0.5:
+            without_new = score.area_px - score.new_depigmentation_px
+            visit.flag_for_review(
+                f"the new depigmentation outside the baseline patch is mostly not skin-coloured ({share:.0%} "
+                "has the hue of this patient's skin): cloth or background may have been counted",
+                plausible_pct=(base_area_full - without_new) / base_area_full * 100.0,
+            )
 
 
 #: The plausible decision range of the segmentation: a pixel counts as

@@ -55,6 +55,8 @@ CSV_COLUMNS = (
     "new_depigmentation_px",
     "mask",
     "error",
+    "needs_review",
+    "review_reasons",
 )
 
 
@@ -124,6 +126,8 @@ def _visit_dict(visit) -> dict[str, Any]:
         "mask": visit.mask_path if score else None,
         "threshold": _round(visit.threshold, 5) if score else None,
         "error": visit.error,
+        "needs_review": visit.needs_review,
+        "review_reasons": list(visit.review_reasons),
         "notes": list(visit.notes),
         "intervals": {
             key: [_round(low, 3), _round(high, 3)] for key, (low, high) in visit.intervals.items()
@@ -242,6 +246,7 @@ def results_csv_text(result) -> str:
         row["registration_ok"] = reg["ok"]
         row["registration_score"] = reg["score"]
         row["registration_reason"] = reg["reason"]
+        row["review_reasons"] = "; ".join(row["review_reasons"]) or None
         rows.append(row)
     return csv_text(CSV_COLUMNS, rows)
 

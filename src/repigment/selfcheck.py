@@ -1,0 +1,183 @@
+"""Self-checks: evidence a visit's figure did not use, and whether it agrees.
+
+A mask can be wrong with confidence: a washed-out photo whose patch falls
+under the threshold reads "100 % repigmented"; a strip of cloth reads as new
+depigmentation. These checks look at what the mask's decision did not:
+
+- :func:`footprint_contrast`: how much lighter and less yellow the baseline's
+  footprint still is than the skin around it, in the visit's own photo. Its
+  ratio to the baseline's is a threshold-free estimate of the share of the
+  patch still depigmented (the mean of a region is linear in the share of its
+  pixels that are depigmented).
+- :func:`looks_like_skin`: whether pixels have the hue of this patient's skin
+  (new depigmentation on cloth does not).
+- :func:`temporal_outliers`: visits that disagree with the visits before and
+  after them, when treatment changes skin slowly.
+
+A visit that fails a check is flagged "needs review" by the series pipeline,
+with the reason; its range is widened to what the evidence allows and it is
+left out of the milestones until reviewed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .color import rgb_to_lab
+
+__all__ = [
+    "footprint_contrast",
+    "evidence_residual_fraction",
+    "looks_like_skin",
+    "temporal_outliers",
+    "WHITENESS_B_WEIGHT",
+]
+
+#: Lighter-and-less-yellow feature, L* - 2 b* (as the colour-contrast model).
+WHITENESS_B_WEIGHT = 2.0
+
+
+def _whiteness(rgb: np.ndarray) -> np.ndarray:
+    lab = rgb_to_lab(rgb)
+    return lab[..., 0] - np.float32(WHITENESS_B_WEIGHT) * lab[..., 2]
+
+
+def footprint_contrast(
+    rgb: np.ndarray, footprint: np.ndarray, *, usable: np.ndarray | None = None
+) -> float | None:
+    """Mean whiteness inside a footprint minus the median of the skin around it.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+        A colour-normalised photo.
+    footprint : ndarray of bool, shape (H, W)
+        The region to judge (the baseline's depigmented mask in this photo's frame).
+    usable : ndarray of bool, shape (H, W), optional
+        Pixels that may serve as surrounding skin (skin, off the marker).
+
+    Returns
+    -------
+    float or None
+        CIELAB units of L* - 2 b*; ``None`` when the footprint's inside or the
+        ring around it is too small to judge.
+
+    Notes
+    -----
+    The inside is the footprint eroded by 0.5 % of the longest side (its
+    blurred border is neither), the surrounding skin a ring from 1.5 % to 5 %
+    of the longest side outside it (perilesional skin is often lighter).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> photo = np.full((200, 200, 3), (170, 120, 90), np.uint8)
+    >>> photo[50:150, 50:150] = (235, 205, 195)
+    >>> patch = np.zeros((200, 200), bool); patch[50:150, 50:150] = True
+    >>> footprint_contrast(photo, patch) > 20
+    True
+    """
+    import cv2
+
+    footprint = np.asarray(footprint, bool)
+    size = max(footprint.shape)
+
+    def disk(radius: float) -> np.ndarray:
+        r = max(1, int(round(radius)))
+        return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+    as_u8 = footprint.view(np.uint8)
+    inside = cv2.erode(as_u8, disk(0.005 * size)).astype(bool)
+    near = cv2.dilate(as_u8, disk(0.015 * size)).astype(bool)
+    ring = cv2.dilate(as_u8, disk(0.05 * size)).astype(bool) & ~near
+    if usable is not None:
+        ring &= usable
+    if np.count_nonzero(inside) < 50 or np.count_nonzero(ring) < 200:
+        return None
+    whiteness = _whiteness(rgb)
+    return float(whiteness[inside].mean() - np.median(whiteness[ring]))
+
+
+def evidence_residual_fraction(visit_contrast: float | None, baseline_contrast: float | None) -> float | None:
+    """Share of the baseline patch still depigmented, by :func:`footprint_contrast` alone.
+
+    ``visit / baseline``, clipped to 0-1; ``None`` when either is missing or
+    the baseline's patch barely stands out (under 4 units), so no estimate.
+
+    Examples
+    --------
+    >>> evidence_residual_fraction(15.0, 30.0)
+    0.5
+    >>> evidence_residual_fraction(5.0, 2.0) is None
+    True
+    """
+    if visit_contrast is None or baseline_contrast is None or baseline_contrast < 4.0:
+        return None
+    return float(np.clip(visit_contrast / baseline_contrast, 0.0, 1.0))
+
+
+def looks_like_skin(rgb: np.ndarray, region: np.ndarray, normal_lab: np.ndarray) -> float:
+    """Share of ``region``'s pixels whose CIELAB hue is within 30 degrees of normal skin's.
+
+    Depigmented skin keeps the hue of the patient's skin (haemoglobin's pink
+    and what melanin remains); olive, khaki, grey or blue cloth does not.
+    Returns 1.0 for an empty region or an unknown normal colour.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cloth = np.full((10, 10, 3), (128, 128, 70), np.uint8)       # olive
+    >>> looks_like_skin(cloth, np.ones((10, 10), bool), np.array([60.0, 15.0, 20.0]))
+    0.0
+    """
+    region = np.asarray(region, bool)
+    normal_lab = np.asarray(normal_lab, np.float64)
+    if not region.any() or not np.all(np.isfinite(normal_lab)):
+        return 1.0
+    lab = rgb_to_lab(rgb)[region]
+    skin_hue = np.arctan2(normal_lab[2], normal_lab[1])
+    hue = np.arctan2(lab[:, 2], lab[:, 1])
+    difference = np.abs(np.angle(np.exp(1j * (hue - skin_hue))))
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    # Nearly neutral pixels (white skin under a cool light) have no reliable hue: count them as skin.
+    return float(np.mean((difference < np.radians(30.0)) | (chroma < 6.0)))
+
+
+def temporal_outliers(
+    weeks: Sequence[float], pct: Sequence[float | None], *, tolerance: float = 20.0
+) -> dict[int, str]:
+    """Visits whose figure disagrees with both the visit before and the visit after.
+
+    Parameters
+    ----------
+    weeks : sequence of float
+        Weeks since treatment start, in date order.
+    pct : sequence of float or None
+        Repigmentation % of each visit (``None``: not scored, skipped).
+    tolerance : float, optional
+        Points by which a visit must stand apart from both neighbours, on the
+        same side, to count as disagreeing (repigmentation under treatment
+        moves a few points a month, not tens in a few weeks).
+
+    Returns
+    -------
+    dict of int to str
+        Visit index to the reason.
+
+    Examples
+    --------
+    >>> temporal_outliers([0, 4, 8, 12], [0.0, 100.0, 2.0, 3.0])
+    {1: 'disagrees with the visits before and after it (100 % between 0 % at week 0 and 2 % at week 8)'}
+    """
+    scored = [i for i, value in enumerate(pct) if value is not None]
+    flagged: dict[int, str] = {}
+    for before, index, after in zip(scored, scored[1:], scored[2:]):
+        value, low, high = pct[index], pct[before], pct[after]
+        if (value - low > tolerance and value - high > tolerance) or (low - value > tolerance and high - value > tolerance):
+            flagged[index] = (
+                f"disagrees with the visits before and after it ({value:.0f} % between {low:.0f} % at week "
+                f"{weeks[before]:.0f} and {high:.0f} % at week {weeks[after]:.0f})"
+            )
+    return flagged
