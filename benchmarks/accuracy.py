@@ -12,10 +12,14 @@ Usage::
     python benchmarks/accuracy.py --series 30 --seed-offset 7000   # held-out seeds
     python benchmarks/accuracy.py --quick          # 6 series, for a fast check
 
+A quarter of the follow-up visits are photographed under a strong light of their
+own (tungsten, fluorescent, shade, flash, washed-out, +-1.5 EV; ``--light-casts``).
+
 Prints median Dice of the masks, mean absolute error of repigmentation %
 (points), the largest |repigmentation %| on stable series, the registration
-success rate, the share of wrong-place photos flagged, and Dice by skin tone,
-each against its target.
+success rate, the share of wrong-place photos flagged, how many visits are more
+than 5 points off without a "needs review" flag, and Dice by skin tone, each
+against its target.
 """
 
 from __future__ import annotations
@@ -53,9 +57,10 @@ class VisitOutcome:
     interval: tuple[float, float] | None = None
     registered: bool | None = None  # None: the series itself could not be scored
     doubted: bool = False  # scored, but with a note that the figures are in doubt
+    needs_review: bool = False  # scored, but flagged: evidence contradicts the figure
 
 
-def series_specs(count: int, seed_offset: int):
+def series_specs(count: int, seed_offset: int, light_casts: float = 0.25):
     from repigment.synthetic import SeriesSpec
 
     rng = np.random.default_rng(seed_offset)
@@ -72,6 +77,7 @@ def series_specs(count: int, seed_offset: int):
                 clutter=(i % 3 == 0),
                 final_residual=final,
                 wrong_place_visits=(3,) if i % 4 == 1 else (),
+                light_casts=light_casts,
             )
         )
     return specs
@@ -127,6 +133,7 @@ def run_series(spec, workdir: str) -> list[VisitOutcome]:
                 interval=visit.intervals.get("repigmentation_pct") if visit.ok else None,
                 registered=visit.registration is not None and visit.registration.ok,
                 doubted=visit.ok and any(_DOUBT in note for note in visit.notes),
+                needs_review=visit.ok and visit.needs_review,
             )
         )
     return outcomes
@@ -153,7 +160,13 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
     doubted = [o for o in followups if o.measured_pct is not None and o.doubted]
     trusted_errors = [abs(o.measured_pct - o.truth_pct) for o in followups if o.measured_pct is not None
                       and not o.doubted]
+    off = [o for o in followups if o.measured_pct is not None and abs(o.measured_pct - o.truth_pct) > 5]
+    unflagged_off = [o for o in off if not (o.needs_review or o.doubted)]
     figures = {
+        "visits_off_by_over_5": len(off),
+        "visits_off_by_over_5_unflagged": len(unflagged_off),
+        "unflagged_share_of_off": len(unflagged_off) / len(off) if off else 0.0,
+        "visits_needs_review": sum(o.needs_review for o in followups),
         "interval_coverage": float(np.mean(covered)) if covered else float("nan"),
         "visits_doubted": len(doubted),
         "visits_doubted_off_by_over_10": sum(abs(o.measured_pct - o.truth_pct) > 10 for o in doubted),
@@ -169,10 +182,12 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
         "series": len({o.series for o in outcomes}),
     }
     rows = [
-        ("median Dice (masks vs truth)", f"{figures['median_dice']:.3f}", ">= 0.92", figures["median_dice"] >= 0.92),
-        ("MAE repigmentation %", f"{figures['mae_pct_points']:.2f} points", "<= 3", figures["mae_pct_points"] <= 3),
-        ("max |repigmentation %| on stable", f"{figures['max_abs_stable_pct']:.2f} points", "<= 2",
-         figures["max_abs_stable_pct"] <= 2),
+        ("median Dice (masks vs truth)", f"{figures['median_dice']:.3f}", ">= 0.95", figures["median_dice"] >= 0.95),
+        ("MAE repigmentation %", f"{figures['mae_pct_points']:.2f} points", "<= 2", figures["mae_pct_points"] <= 2),
+        ("max |repigmentation %| on stable", f"{figures['max_abs_stable_pct']:.2f} points", "<= 1.5",
+         figures["max_abs_stable_pct"] <= 1.5),
+        ("visits > 5 points off without a flag", f"{len(unflagged_off)} of {len(off)}", "0",
+         not unflagged_off),
         ("registration success", f"{figures['registration_success']:.1%}", ">= 95%",
          figures["registration_success"] >= 0.95),
         ("series not scored (baseline refused)", f"{len(series_failed)} of {figures['series']}", "0",
@@ -180,13 +195,14 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
         ("wrong-place photos flagged", f"{figures['wrong_place_flagged']:.0%} of {len(wrong)}", "100%",
          figures["wrong_place_flagged"] == 1.0),
     ]
+    rows.append(("visits flagged needs review", str(figures["visits_needs_review"]), "(info)", True))
     rows.append(("truth inside repigmentation % interval", f"{figures['interval_coverage']:.0%}", "(info)", True))
     rows.append(("visits scored with a doubt note (off by >10)",
                  f"{len(doubted)} ({figures['visits_doubted_off_by_over_10']})", "(info)", True))
     rows.append(("MAE repigmentation %, visits without one", f"{figures['mae_pct_points_not_doubted']:.2f} points",
                  "(info)", True))
     for t in TYPES:
-        rows.append((f"median Dice, skin type {t}", f"{by_type[t]:.3f}", ">= 0.85", by_type[t] >= 0.85))
+        rows.append((f"median Dice, skin type {t}", f"{by_type[t]:.3f}", ">= 0.90", by_type[t] >= 0.90))
     return rows, figures
 
 
@@ -196,11 +212,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-offset", type=int, default=1000, help="first seed (use another for held-out series)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true", help="6 series only")
+    parser.add_argument("--light-casts", type=float, default=0.25,
+                        help="chance that a follow-up visit is photographed under a strong light (default 0.25)")
     parser.add_argument("--json", type=Path, help="also write the figures and per-visit outcomes here")
     parser.add_argument("--verbose", action="store_true", help="print every visit")
     args = parser.parse_args(argv)
     count = 6 if args.quick else args.series
-    specs = series_specs(count, args.seed_offset)
+    specs = series_specs(count, args.seed_offset, args.light_casts)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="repigment-bench-") as workdir:
         with ProcessPoolExecutor(max_workers=args.workers) as pool:

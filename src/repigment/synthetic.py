@@ -73,6 +73,7 @@ from repigment.errors import InvalidParameterError
 __all__ = [
     "COURSES",
     "FITZPATRICK_TYPES",
+    "LIGHT_CASTS",
     "SeriesSpec",
     "SyntheticSeries",
     "SyntheticVisit",
@@ -232,6 +233,11 @@ class SeriesSpec:
         Indices of visits (not 0) whose photo shows a different body site of the same patient.
     exif_dates : bool
         Write EXIF DateTimeOriginal into each JPEG.
+    light_casts : float
+        Chance (0-1) that a follow-up visit is photographed under a strong light of its
+        own, one of :data:`LIGHT_CASTS` (tungsten, fluorescent, shade, flash, a washed-out
+        hazy light, +-1.5 EV exposure), on top of ``lighting_variation``. Drawn from a
+        stream of its own, so 0 gives the same photos as before the option existed.
 
     Raises
     ------
@@ -254,6 +260,7 @@ class SeriesSpec:
     jpeg_quality: tuple[int, int] = (80, 95)
     wrong_place_visits: tuple[int, ...] = ()
     exif_dates: bool = False
+    light_casts: float = 0.0
 
     def __post_init__(self) -> None:  # noqa: C901 - one check per field, in field order
         def bad(msg: str) -> InvalidParameterError:
@@ -331,7 +338,7 @@ class SeriesSpec:
                 f"'spreading' for growth), got {r!r}"
             )
         object.__setattr__(self, "final_residual", float(r))
-        for name in ("camera_variation", "lighting_variation"):
+        for name in ("camera_variation", "lighting_variation", "light_casts"):
             v = getattr(self, name)
             if not _is_real(v) or not 0.0 <= v <= 1.0:
                 raise bad(f"{name} must be within 0-1, got {v!r}")
@@ -381,6 +388,7 @@ class SeriesSpec:
             "jpeg_quality": list(self.jpeg_quality),
             "wrong_place_visits": list(self.wrong_place_visits),
             "exif_dates": self.exif_dates,
+            "light_casts": self.light_casts,
         }
 
 
@@ -408,6 +416,8 @@ class SyntheticVisit:
     marker_corners : numpy.ndarray or None
         (4, 2) outer corners of the marker's black square in photo px, in the marker's own
         order top-left, top-right, bottom-right, bottom-left (as `cv2.aruco` reports them).
+    light : str or None
+        The strong light of :data:`LIGHT_CASTS` this visit was photographed under, if any.
     truth_area_mm2 : float
         Physical depigmented area of the patch(es) shown, in mm^2.
     """
@@ -422,6 +432,7 @@ class SyntheticVisit:
     jpeg_quality: int
     marker_corners: np.ndarray | None
     truth_area_mm2: float = 0.0
+    light: str | None = None
 
 
 @dataclass
@@ -1743,8 +1754,23 @@ def _local_scale(hm: np.ndarray, x: float, y: float) -> float:
 # Camera: lighting, optics, sensor
 
 
+#: Strong lights a follow-up visit may be photographed under (``SeriesSpec.light_casts``):
+#: per-channel gains in linear light (white balance times exposure) and an additive veil
+#: of flare that washes the photo out.
+LIGHT_CASTS: dict[str, tuple[tuple[float, float, float], float]] = {
+    "tungsten": ((1.35, 1.0, 0.62), 0.0),
+    "fluorescent": ((0.92, 1.08, 1.04), 0.0),
+    "shade": ((0.70, 0.80, 1.02), 0.0),
+    "flash": ((1.45, 1.45, 1.5), 0.0),
+    "washed-out": ((0.72, 0.8, 0.95), 0.09),
+    "+1.5 EV": ((2.83, 2.83, 2.83), 0.0),
+    "-1.5 EV": ((0.354, 0.354, 0.354), 0.0),
+}
+
+
 def _photograph(
-    scene: _Scene, scene_img: np.ndarray, pose: _Pose, rng: np.random.Generator, spec: SeriesSpec
+    scene: _Scene, scene_img: np.ndarray, pose: _Pose, rng: np.random.Generator, spec: SeriesSpec,
+    *, light: str | None = None,
 ) -> np.ndarray:
     w, h = spec.image_size
     cv, lv = spec.camera_variation, spec.lighting_variation
@@ -1770,6 +1796,10 @@ def _photograph(
     illum *= np.float32(gain / 65535.0)
     img *= illum[..., None]
     img *= wb.astype(np.float32)
+    if light is not None:
+        gains, veil = LIGHT_CASTS[light]
+        img *= np.array(gains, np.float32)
+        img += np.float32(veil)
     # Specular glare: a few small bright spots, sometimes.
     if lv > 0 and rng.random() < 0.5:
         for _ in range(int(rng.integers(1, 5))):
@@ -1879,6 +1909,12 @@ def generate_series(spec: SeriesSpec) -> SyntheticSeries:
     wrong = set(spec.wrong_place_visits)
     main = _Scene(scene_rng, spec, [k for k in range(n) if k not in wrong])
     visit_rngs = camera_rng.spawn(n)
+    # Strong lights come from a stream of their own: light_casts=0 leaves every photo as it was.
+    cast_rng = np.random.default_rng([spec.seed, 0x11647])
+    casts = [None] + [
+        str(cast_rng.choice(sorted(LIGHT_CASTS))) if cast_rng.random() < spec.light_casts else None
+        for _ in range(n - 1)
+    ]
     wrong_seeds = wrong_rng.integers(0, 2**63 - 1, n)
     size = spec.image_size
     h0 = main.pose(0).h
@@ -1893,7 +1929,7 @@ def generate_series(spec: SeriesSpec) -> SyntheticSeries:
             scene = main
         pose = scene.pose(k)
         p = scene.pigment(t)
-        image = _photograph(scene, scene.render(k, p), pose, visit_rngs[k], spec)
+        image = _photograph(scene, scene.render(k, p), pose, visit_rngs[k], spec, light=casts[k])
         mask_photo = scene.truth_mask(p, pose.h, size)
         if k in wrong:
             mask_base = np.zeros((size[1], size[0]), bool)
@@ -1914,6 +1950,7 @@ def generate_series(spec: SeriesSpec) -> SyntheticSeries:
             jpeg_quality=quality,
             marker_corners=scene.marker_corners_photo(k),
             truth_area_mm2=float(np.count_nonzero(p < 0.5)) * area_px,
+            light=casts[k],
         ))
     baseline_mm_per_px = None
     if spec.marker:
@@ -1985,6 +2022,7 @@ def write_series(series: SyntheticSeries, directory: str | os.PathLike) -> Path:
             "truth_repigmentation_pct": None if v.wrong_place or math.isnan(pct) else pct,
             "truth_area_cm2": series.truth_area_cm2(k),
             "jpeg_quality": v.jpeg_quality,
+            "light": v.light,
             "scene_to_photo": v.scene_to_photo.tolist(),
             "marker_corners": None if v.marker_corners is None else v.marker_corners.tolist(),
             "truth_mask_baseline": f"truth/{stem}_baseline.png",
