@@ -58,6 +58,9 @@ class VisitOutcome:
     registered: bool | None = None  # None: the series itself could not be scored
     doubted: bool = False  # scored, but with a note that the figures are in doubt
     needs_review: bool = False  # scored, but flagged: evidence contradicts the figure
+    light: str | None = None  # the strong light the photo was taken under, if any
+    evidence_residual: float | None = None  # the footprint-contrast self-check's estimate
+    residual: float | None = None  # the mask's share of the baseline patch still depigmented
 
 
 def series_specs(count: int, seed_offset: int, light_casts: float = 0.25):
@@ -134,6 +137,9 @@ def run_series(spec, workdir: str) -> list[VisitOutcome]:
                 registered=visit.registration is not None and visit.registration.ok,
                 doubted=visit.ok and any(_DOUBT in note for note in visit.notes),
                 needs_review=visit.ok and visit.needs_review,
+                light=t.get("light"),
+                evidence_residual=visit.evidence_residual if visit.ok else None,
+                residual=visit.score.residual_fraction if visit.ok and visit.score else None,
             )
         )
     return outcomes
@@ -231,7 +237,8 @@ def main(argv=None) -> int:
             dice = "—" if o.dice is None else f"{o.dice:.3f}"
             truth = "—" if o.truth_pct is None else f"{o.truth_pct:6.1f}"
             print(f"{o.series:28s} {o.image:26s} wk{o.week:5.1f} truth {truth} "
-                  f"measured {measured} dice {dice} {'WRONG-PLACE ' if o.wrong_place else ''}{o.error or ''}")
+                  f"measured {measured} dice {dice} {'WRONG-PLACE ' if o.wrong_place else ''}"
+                  f"{'[' + o.light + '] ' if o.light else ''}{'REVIEW ' if o.needs_review else ''}{o.error or ''}")
     rows, figures = summarize(outcomes)
     print(f"repigment accuracy on {figures['series']} generated series, {figures['visits']} photos "
           f"(seeds {args.seed_offset}..{args.seed_offset + count - 1}, {elapsed:.0f} s)")

@@ -22,6 +22,8 @@ __all__ = [
     "srgb_to_linear",
     "linear_to_srgb",
     "normalize_color",
+    "apply_gains",
+    "match_to_reference",
     "rgb_to_lab",
     "individual_typology_angle",
     "ita_category",
@@ -48,14 +50,19 @@ class ColorNormalization:
         The colour-normalised sRGB image.
     gains : ndarray of float, shape (3,)
         Per-channel gains applied in linear light (R, G, B).
-    method : {"marker", "exposure"}
+    method : {"marker", "exposure", "shared-skin"}
         ``"marker"``: white balance and exposure from the marker's white cells;
-        ``"exposure"``: exposure only, from the image itself.
+        ``"exposure"``: exposure only, from the image itself; ``"shared-skin"``:
+        matched to a reference photo on normal skin both show (see
+        :func:`match_to_reference`).
+    veil : ndarray of float, shape (3,), or None
+        Linear light of a haze subtracted from each channel before the gains.
     """
 
     rgb: np.ndarray
     gains: np.ndarray
-    method: Literal["marker", "exposure"]
+    method: Literal["marker", "exposure", "shared-skin"]
+    veil: np.ndarray | None = None
 
 
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
@@ -155,11 +162,112 @@ def normalize_color(
         gain = max(gain, min(1.0, 0.98 / max(float(brightest), 1e-4)))
         gains = np.full(3, gain)
         method = "exposure"
+    return ColorNormalization(rgb=apply_gains(rgb, gains), gains=gains, method=method)
+
+
+def apply_gains(rgb: np.ndarray, gains, veil=None) -> np.ndarray:
+    """Scale each channel of an 8-bit sRGB image by a gain in linear light.
+
+    With ``veil``, that much linear light is first taken off each channel
+    (a haze of flare), so a channel becomes ``(linear - veil) * gain``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> apply_gains(np.full((1, 1, 3), 128, np.uint8), (1.0, 2.0, 0.5)).ravel().tolist()
+    [128, 176, 92]
+    """
+    import cv2
+
     # The result depends on each 8-bit value and channel alone: apply it as a
     # 256-entry table per channel (same values as converting every pixel).
-    table = np.stack([linear_to_srgb(_SRGB_TO_LINEAR_LUT * np.float32(g)) for g in gains], axis=-1)
-    balanced = cv2.LUT(np.ascontiguousarray(rgb), table.reshape(256, 1, 3))
-    return ColorNormalization(rgb=balanced, gains=gains, method=method)
+    veil = np.zeros(3) if veil is None else np.asarray(veil, np.float64)
+    table = np.stack([linear_to_srgb((_SRGB_TO_LINEAR_LUT - np.float32(v)) * np.float32(g))
+                      for g, v in zip(gains, veil)], axis=-1)
+    return cv2.LUT(np.ascontiguousarray(rgb), table.reshape(256, 1, 3))
+
+
+def match_to_reference(
+    rgb: np.ndarray,
+    reference_rgb: np.ndarray,
+    shared: np.ndarray,
+    *,
+    context: np.ndarray | None = None,
+    min_pixels: int = 500,
+) -> ColorNormalization | None:
+    """Match a photo's colour, exposure and haze to a reference photo on what both show.
+
+    Parameters
+    ----------
+    rgb : ndarray of uint8, shape (H, W, 3)
+        The photo to correct, registered onto the reference's frame.
+    reference_rgb : ndarray of uint8, shape (H, W, 3)
+        The reference photo (a series' baseline).
+    shared : ndarray of bool, shape (H, W)
+        Pixels that show the same normal skin in both (outside the patch and
+        its margin, off the marker and background).
+    context : ndarray of bool, shape (H, W), optional
+        Everything else both show unchanged (background, hair, the marker):
+        its dark end measures a veil of flare that washes a photo out.
+    min_pixels : int, optional
+        Fewer shared pixels than this give no correction.
+
+    Returns
+    -------
+    ColorNormalization or None
+        The photo with a veil removed and per-channel gains applied (in
+        linear light) that bring its median normal skin to the reference's;
+        ``None`` without enough shared skin. ``gains`` holds the gains.
+
+    Notes
+    -----
+    A change of light colour (tungsten, shade, fluorescent), white balance or
+    exposure scales each channel in linear light; the patient's own normal
+    skin, unchanged by treatment away from the patch, shows the scale. A hazy,
+    washed-out photo also adds light to every pixel: with ``context``, the
+    darkest registered pixels (hair, shadow, the marker's black) show how
+    much, as the darkest tenth of the photo lies above the reference's.
+    A photo whose normal skin is clipped (overexposed) is left as it is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reference = np.full((40, 40, 3), (180, 130, 100), np.uint8)
+    >>> warm = apply_gains(reference, (1.3, 1.0, 0.7))
+    >>> matched = match_to_reference(warm, reference, np.ones((40, 40), bool))
+    >>> int(np.abs(matched.rgb.astype(int) - reference).max()) <= 1
+    True
+    """
+    shared = np.asarray(shared, bool)
+    if np.count_nonzero(shared) < min_pixels:
+        return None
+    step = max(1, int(np.count_nonzero(shared)) // 50_000)
+    visit = srgb_to_linear(rgb[shared][::step]).astype(np.float64)
+    reference = srgb_to_linear(reference_rgb[shared][::step]).astype(np.float64)
+    # Pixels clipped in either photo hold no scale.
+    usable = np.all((visit > 0.003) & (visit < 0.97) & (reference > 0.003) & (reference < 0.97), axis=1)
+    if np.count_nonzero(usable) < min_pixels // step:
+        return None
+    if np.mean(np.any(visit > 0.97, axis=1)) > 0.005:
+        # Overexposed: clipped skin has lost the scale, and scaling the rest
+        # down would turn clipped depigmented skin grey.
+        return None
+    veil = np.zeros(3)
+    if context is not None and np.count_nonzero(context) >= min_pixels:
+        both = np.asarray(context, bool) | shared
+        dark_visit = np.percentile(srgb_to_linear(rgb[both]).reshape(-1, 3), 5, axis=0)
+        dark_reference = np.percentile(srgb_to_linear(reference_rgb[both]).reshape(-1, 3), 5, axis=0)
+        skin_visit = np.median(visit[usable], axis=0)
+        skin_reference = np.median(reference[usable], axis=0)
+        # visit = gain * reference + veil, at the dark end and on normal skin.
+        span = skin_reference - dark_reference
+        slope = np.where(span > 0.02, (skin_visit - dark_visit) / np.maximum(span, 1e-6), skin_visit / skin_reference)
+        veil = np.clip(dark_visit - slope * dark_reference, 0.0, 0.5 * skin_visit)
+        # Only a clear veil on every channel is haze; smaller values are noise of the estimate.
+        veil = veil if np.all(veil > 0.01) else np.zeros(3)
+    gains = np.median(reference[usable], axis=0) / np.maximum(np.median(visit[usable] - veil, axis=0), 1e-4)
+    gains = np.clip(gains, 0.2, 5.0)
+    return ColorNormalization(rgb=apply_gains(rgb, gains, veil), gains=gains, method="shared-skin", veil=veil)
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:

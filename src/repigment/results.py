@@ -126,6 +126,7 @@ def _visit_dict(visit) -> dict[str, Any]:
         "mask": visit.mask_path if score else None,
         "threshold": _round(visit.threshold, 5) if score else None,
         "error": visit.error,
+        "evidence_residual_fraction": _round(visit.evidence_residual, 4) if score else None,
         "needs_review": visit.needs_review,
         "review_reasons": list(visit.review_reasons),
         "notes": list(visit.notes),

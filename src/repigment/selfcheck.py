@@ -146,9 +146,9 @@ def looks_like_skin(rgb: np.ndarray, region: np.ndarray, normal_lab: np.ndarray)
 
 
 def temporal_outliers(
-    weeks: Sequence[float], pct: Sequence[float | None], *, tolerance: float = 20.0
+    weeks: Sequence[float], pct: Sequence[float | None], *, tolerance: float = 15.0, outside: float = 10.0
 ) -> dict[int, str]:
-    """Visits whose figure disagrees with both the visit before and the visit after.
+    """Visits whose figure breaks away from the course of the visits around them.
 
     Parameters
     ----------
@@ -157,27 +157,43 @@ def temporal_outliers(
     pct : sequence of float or None
         Repigmentation % of each visit (``None``: not scored, skipped).
     tolerance : float, optional
-        Points by which a visit must stand apart from both neighbours, on the
-        same side, to count as disagreeing (repigmentation under treatment
-        moves a few points a month, not tens in a few weeks).
+        Points by which a visit must differ from the course drawn straight
+        between the scored visits before and after it.
+    outside : float, optional
+        Points by which it must also lie outside the range of those two
+        visits: a fast but steady response stays within it.
 
     Returns
     -------
     dict of int to str
         Visit index to the reason.
 
+    Notes
+    -----
+    Repigmentation under treatment moves a few points a month; a visit that
+    jumps away from both neighbours and back is more likely a photo problem
+    (light, framing, a mask that took in cloth) than a change of the skin.
+    The first and last scored visits have no course on both sides and are
+    not judged here.
+
     Examples
     --------
     >>> temporal_outliers([0, 4, 8, 12], [0.0, 100.0, 2.0, 3.0])
-    {1: 'disagrees with the visits before and after it (100 % between 0 % at week 0 and 2 % at week 8)'}
+    {1: 'breaks away from the visits before and after it (100 % between 0 % at week 0 and 2 % at week 8)'}
+    >>> temporal_outliers([0, 12, 24, 52], [0.0, 5.0, 55.0, 60.0])
+    {}
     """
     scored = [i for i, value in enumerate(pct) if value is not None]
     flagged: dict[int, str] = {}
     for before, index, after in zip(scored, scored[1:], scored[2:]):
         value, low, high = pct[index], pct[before], pct[after]
-        if (value - low > tolerance and value - high > tolerance) or (low - value > tolerance and high - value > tolerance):
+        span = weeks[after] - weeks[before]
+        share = (weeks[index] - weeks[before]) / span if span > 0 else 0.5
+        course = low + share * (high - low)
+        beyond = max(min(low, high) - value, value - max(low, high))
+        if abs(value - course) > tolerance and beyond > outside:
             flagged[index] = (
-                f"disagrees with the visits before and after it ({value:.0f} % between {low:.0f} % at week "
+                f"breaks away from the visits before and after it ({value:.0f} % between {low:.0f} % at week "
                 f"{weeks[before]:.0f} and {high:.0f} % at week {weeks[after]:.0f})"
             )
     return flagged
