@@ -163,3 +163,21 @@ def test_match_to_reference_removes_a_haze_and_a_colour_cast():
     assert matched.veil is not None and np.all(matched.veil > 0.04)
     error = np.abs(matched.rgb.astype(int) - reference.astype(int))
     assert np.median(error[skin]) <= 3 and np.median(error[~skin]) <= 4
+
+
+def test_the_clinical_summary_counts_no_milestone_or_checkpoint_from_a_visit_in_review(missed_patch_series):
+    from repigment.clinical import clinical_summary
+
+    result, _ = missed_patch_series
+    summary = clinical_summary(result, body_region="trunk", hand_unit=150.0)
+    assert [v["needs_review"] for v in summary["visits"]] == [False, True, True]
+    assert summary["vasi"]["milestones"] == {"vasi50_week": None, "vasi75_week": None, "vasi90_week": None}
+    assert summary["checkpoints"]["week24"] is None or not summary["checkpoints"]["week24"]["reached"]
+
+
+def test_the_app_table_says_needs_review():
+    from repigment.webapp.course_data import visit_status
+
+    entry = {"repigmentation_pct": 99.0, "error": None, "needs_review": True}
+    assert visit_status(entry) == (True, "Needs review")
+    assert visit_status({**entry, "needs_review": False}) == (True, "Measured")

@@ -409,8 +409,13 @@ def _summarise(
         None if s is None or level_scores[0] is None else vasi_improvement_pct(level_scores[0], s)
         for s in level_scores
     ]
-    continuous_milestones = find_milestones(weeks, improvement)
-    level_milestones = find_milestones(weeks, level_improvement)
+    # A visit whose figure the self-checks contradict counts for no milestone
+    # or checkpoint until a clinician has reviewed it.
+    in_review = [bool(v.get("needs_review")) for v in visits]
+    trusted = [None if review else value for value, review in zip(improvement, in_review)]
+    continuous_milestones = find_milestones(weeks, trusted)
+    level_milestones = find_milestones(
+        weeks, [None if review else value for value, review in zip(level_improvement, in_review)])
 
     visit_records = []
     for k, v in enumerate(visits):
@@ -431,11 +436,12 @@ def _summarise(
                 round(float(x), 3) for x in improvement_intervals[k]
             ],
             "improvement_pct_level": _round(level_improvement[k], 3),
+            "needs_review": in_review[k],
         })
 
     checkpoints = {
         f"week{week}": checkpoint(
-            week, body_region=body_region, weeks=weeks, improvement_pct=improvement,
+            week, body_region=body_region, weeks=weeks, improvement_pct=trusted,
             improvement_intervals=improvement_intervals, images=[v["image"] for v in visits], spreading=spreads,
         )
         for week in CHECKPOINT_WEEKS
@@ -671,12 +677,13 @@ def vasi_series_from_clinical(clinical: dict) -> VasiSeries | None:
     baseline = scores[0]
     improvement = tuple(None if s is None or baseline is None else vasi_improvement_pct(baseline, s) for s in scores)
     weeks = tuple(float(v["weeks_since_start"]) for v in visits)
+    trusted = [None if v.get("needs_review") else value for v, value in zip(visits, improvement)]
     return VasiSeries(
         index=vasi_index_name(clinical.get("body_region")),
         weeks=weeks,
         scores=scores,
         intervals=tuple(None if v["patch_vasi_interval"] is None else tuple(v["patch_vasi_interval"]) for v in visits),
         improvement_pct=improvement,
-        milestones=find_milestones(list(weeks), list(improvement)),
+        milestones=find_milestones(list(weeks), trusted),
     )
 

@@ -53,7 +53,7 @@ def plain_reason(reason: str | None) -> str:
 def visit_status(entry: dict[str, Any]) -> tuple[bool, str]:
     """``(measured, short status)`` of a visit of the results document."""
     if entry.get("repigmentation_pct") is not None and not entry.get("error"):
-        return True, "Measured"
+        return True, "Needs review" if entry.get("needs_review") else "Measured"
     error = entry.get("error") or ""
     if error.startswith("not aligned") or not (entry.get("registration") or {}).get("ok", True):
         return False, "Not aligned"
@@ -234,7 +234,7 @@ def visits_table(
         files = result.files(position)
         framing = None if files is None else files.extra.get("framing")
         measured, status = visit_status(entry)
-        reason = entry.get("error") or ""
+        reason = entry.get("error") or "; ".join(entry.get("review_reasons") or [])
         check = _photo_check(visit, framing, patient_mode)
         if patient_mode:
             rows.append({
@@ -242,15 +242,19 @@ def visits_table(
                 "Week": entry["weeks_since_start"],
                 "Colour regained (%)": entry["repigmentation_pct"] if measured else None,
                 "White area (cm²)": entry["depigmented_area_cm2"] if measured else None,
-                "Result": ("✓ " if measured else "✗ ") + ("Measured" if measured else "Could not be measured"),
-                "What to do": plain_reason(reason) if reason else check,
+                "Result": ("✗ Could not be measured" if not measured else
+                           "⚠ Measured, to be checked by your clinician" if entry.get("needs_review") else "✓ Measured"),
+                "What to do": (plain_reason(entry["error"]) if entry.get("error") else
+                               "Your clinician will look at this photo before its figure counts."
+                               if entry.get("needs_review") else check),
             })
             continue
         registration = entry.get("registration") or {}
         rows.append({
             "Date": _dt.date.fromisoformat(entry["date"]),
             "Week": entry["weeks_since_start"],
-            "Status": ("✓ " if measured else "✗ ") + status + (" (baseline)" if position == 0 else ""),
+            "Status": ("✗ " if not measured else "⚠ " if entry.get("needs_review") else "✓ ") + status
+                      + (" (baseline)" if position == 0 else ""),
             "Repigmentation (%)": entry["repigmentation_pct"] if measured else None,
             "Depigmented area (cm²)": entry["depigmented_area_cm2"] if measured else None,
             "VASI residual (%)": entry["vasi_residual_depigmentation"] if measured else None,
