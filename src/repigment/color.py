@@ -241,12 +241,17 @@ def match_to_reference(
     shared = np.asarray(shared, bool)
     if np.count_nonzero(shared) < min_pixels:
         return None
-    step = max(1, int(np.count_nonzero(shared)) // 50_000)
-    visit = srgb_to_linear(rgb[shared][::step]).astype(np.float64)
-    reference = srgb_to_linear(reference_rgb[shared][::step]).astype(np.float64)
+
+    def sample(image: np.ndarray, where: np.ndarray) -> np.ndarray:
+        # A regular subsample of about 20,000 pixels is plenty for medians and percentiles.
+        step = max(1, int(np.sqrt(np.count_nonzero(where) / 20_000)))
+        return srgb_to_linear(image[::step, ::step][where[::step, ::step]]).astype(np.float64)
+
+    visit = sample(rgb, shared)
+    reference = sample(reference_rgb, shared)
     # Pixels clipped in either photo hold no scale.
     usable = np.all((visit > 0.003) & (visit < 0.97) & (reference > 0.003) & (reference < 0.97), axis=1)
-    if np.count_nonzero(usable) < min_pixels // step:
+    if np.count_nonzero(usable) < min(min_pixels, len(usable) // 2):
         return None
     if np.mean(np.any(visit > 0.97, axis=1)) > 0.005:
         # Overexposed: clipped skin has lost the scale, and scaling the rest
@@ -255,8 +260,8 @@ def match_to_reference(
     veil = np.zeros(3)
     if context is not None and np.count_nonzero(context) >= min_pixels:
         both = np.asarray(context, bool) | shared
-        dark_visit = np.percentile(srgb_to_linear(rgb[both]).reshape(-1, 3), 5, axis=0)
-        dark_reference = np.percentile(srgb_to_linear(reference_rgb[both]).reshape(-1, 3), 5, axis=0)
+        dark_visit = np.percentile(sample(rgb, both), 5, axis=0)
+        dark_reference = np.percentile(sample(reference_rgb, both), 5, axis=0)
         skin_visit = np.median(visit[usable], axis=0)
         skin_reference = np.median(reference[usable], axis=0)
         # visit = gain * reference + veil, at the dark end and on normal skin.

@@ -807,10 +807,13 @@ def _register_visit(
     return prepared.segmentation, registration.homography, prepared.scale, coverage
 
 
-#: A visit is matched to the baseline's colour when a channel's gain differs
-#: from 1 by more than this (smaller changes cancel in the segmentation's
-#: normal-skin field and are not worth a second segmentation).
-_COLOUR_MATCH_MIN_CHANGE = 0.05
+#: A visit is segmented again, colour-matched to the baseline, when the light's
+#: colour changed (a channel's gain differs from the mean gain by more than
+#: this share), exposure changed by more than this factor, or a haze was found.
+#: Smaller changes cancel in the segmentation's normal-skin field and are not
+#: worth a second segmentation.
+_COLOUR_MATCH_MIN_CAST = 0.08
+_COLOUR_MATCH_MIN_EXPOSURE = 1.5
 
 
 def _match_colour_to_baseline(
@@ -836,8 +839,12 @@ def _match_colour_to_baseline(
     seen = cv2.warpPerspective(np.ones(prepared.rgb.shape[:2], np.uint8), homography, (width, height),
                                flags=cv2.INTER_NEAREST).astype(bool)
     matched = match_to_reference(in_base, base.rgb, base_shared & skin, context=seen & base_context)
-    if matched is None or (np.all(np.abs(matched.gains - 1.0) <= _COLOUR_MATCH_MIN_CHANGE)
-                           and not np.any(matched.veil)):
+    if matched is None:
+        return
+    exposure = float(np.mean(matched.gains))
+    cast = float(np.max(np.abs(matched.gains / exposure - 1.0)))
+    if (cast <= _COLOUR_MATCH_MIN_CAST and not np.any(matched.veil)
+            and 1.0 / _COLOUR_MATCH_MIN_EXPOSURE <= exposure <= _COLOUR_MATCH_MIN_EXPOSURE):
         return
     rgb = apply_gains(prepared.rgb, matched.gains, matched.veil)
     exclude = None
