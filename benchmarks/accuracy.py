@@ -165,7 +165,7 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
     covered = [o.interval[0] <= o.truth_pct <= o.interval[1] for o in followups if o.interval is not None]
     doubted = [o for o in followups if o.measured_pct is not None and o.doubted]
     trusted_errors = [abs(o.measured_pct - o.truth_pct) for o in followups if o.measured_pct is not None
-                      and not o.doubted]
+                      and not o.doubted and not o.needs_review]
     off = [o for o in followups if o.measured_pct is not None and abs(o.measured_pct - o.truth_pct) > 5]
     unflagged_off = [o for o in off if not (o.needs_review or o.doubted)]
     figures = {
@@ -205,7 +205,8 @@ def summarize(outcomes: list[VisitOutcome]) -> tuple[list[tuple[str, str, str, b
     rows.append(("truth inside repigmentation % interval", f"{figures['interval_coverage']:.0%}", "(info)", True))
     rows.append(("visits scored with a doubt note (off by >10)",
                  f"{len(doubted)} ({figures['visits_doubted_off_by_over_10']})", "(info)", True))
-    rows.append(("MAE repigmentation %, visits without one", f"{figures['mae_pct_points_not_doubted']:.2f} points",
+    rows.append(("MAE repigmentation %, visits without a note or flag",
+                 f"{figures['mae_pct_points_not_doubted']:.2f} points",
                  "(info)", True))
     for t in TYPES:
         rows.append((f"median Dice, skin type {t}", f"{by_type[t]:.3f}", ">= 0.90", by_type[t] >= 0.90))

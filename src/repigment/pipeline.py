@@ -651,16 +651,25 @@ def analyze_photos(
 
     for index, reason in temporal_outliers(weeks_list, improvement).items():
         visits[index].flag_for_review(reason)
-    # An implausibly fast early response that the other visits do not share
-    # is that visit's own problem; shared by all, the baseline is in doubt.
-    isolated = {index for index in implausible if visits[index].needs_review}
+    # When every scored follow-up visit is contradicted, what they share, the
+    # baseline photo, is what is in doubt; otherwise an implausibly fast early
+    # response that is contradicted is that visit's own problem.
+    followups = [visit for visit in visits[1:] if visit.ok]
+    all_contradicted = len(followups) >= 3 and all(visit.needs_review for visit in followups)
+    isolated = set() if all_contradicted else {index for index in implausible if visits[index].needs_review}
     for index in isolated:
         visits[index].notes[:] = [n for n in visits[index].notes if "faster than treatment" not in n]
         visits[index].flag_for_review(
             f"{improvement[index]:.0f}% repigmentation by week {weeks_list[index]:.0f} is faster than treatment "
             "repigments skin, and the other visits do not share it: check this photo")
     implausible = {index: week for index, week in implausible.items() if index not in isolated}
-    if implausible:
+    if all_contradicted:
+        for visit in followups:
+            visit.notes.append(
+                "every visit disagrees with the evidence of its own photo, so the baseline photo is in doubt "
+                "(sheen, glare or pale normal skin taken for depigmentation?): check it before trusting these figures"
+            )
+    elif implausible:
         # The baseline is what is in doubt, so every figure measured against it is.
         first_week = next(iter(implausible.values()))
         for index, visit in enumerate(visits[1:], start=1):
