@@ -84,13 +84,17 @@ def scribbles(truth: np.ndarray, seed: int) -> np.ndarray:
     return labels
 
 
-def score_photo(task: tuple[int, str, str]) -> tuple[str, dict[str, float], np.ndarray]:
-    """Dice of each mode for one labelled photo, and the automatic mask."""
+def score_photo(task: tuple[int, str, str, int]) -> tuple[str, dict[str, float], np.ndarray]:
+    """Dice of each mode for one labelled photo, and the automatic mask.
+
+    With more than one stroke set, ``scribbles@K`` holds the Dice of the K-th
+    set of strokes (seed ``1000 * (K + 1) + index``).
+    """
     import cv2
 
     from repigment import segment_image
 
-    index, image_path, mask_path = task
+    index, image_path, mask_path, stroke_sets = task
     truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
     scores: dict[str, float] = {}
     auto_mask = np.zeros(truth.shape, bool)
@@ -104,6 +108,9 @@ def score_photo(task: tuple[int, str, str]) -> tuple[str, dict[str, float], np.n
         scores[mode] = dice(mask, truth) if mask.shape == truth.shape else 0.0
         if mode == "auto":
             auto_mask = mask
+    for k in range(1, stroke_sets):
+        mask = segment_image(image_path, labels=scribbles(truth, 1000 * (k + 1) + index)).mask
+        scores[f"scribbles@{k}"] = dice(mask, truth) if mask.shape == truth.shape else 0.0
     return os.path.basename(image_path), scores, auto_mask
 
 
@@ -157,6 +164,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sheet", type=Path, default=None, help="folder for the contact sheets (default: temporary)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--verbose", action="store_true", help="print every photo's Dice")
+    parser.add_argument("--stroke-sets", type=int, default=1,
+                        help="also score this many other random sets of strokes (how much the figure "
+                             "depends on where the strokes fall)")
     args = parser.parse_args(argv)
 
     images = args.folder / "images"
@@ -168,7 +178,8 @@ def main(argv=None) -> int:
         with open(args.folder / "photos.csv", newline="") as handle:
             kinds = {row["image"]: row.get("kind", "") for row in csv.DictReader(handle)}
     photos = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    tasks = [(i, str(p), str(args.folder / "masks" / (p.stem + ".png"))) for i, p in enumerate(photos)
+    tasks = [(i, str(p), str(args.folder / "masks" / (p.stem + ".png")), max(1, args.stroke_sets))
+             for i, p in enumerate(photos)
              if (args.folder / "masks" / (p.stem + ".png")).is_file()]
     sheet_dir = args.sheet or Path(tempfile.mkdtemp(prefix="repigment-real-"))
     sheet_dir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +201,14 @@ def main(argv=None) -> int:
         single_part = f", single {np.median(values[single]):.2f}" if single.any() else ""
         print(f"  {mode:<10} median Dice {np.median(values):.2f}{single_part}  (mean {values.mean():.2f}, "
               f"Dice 0 on {int((values == 0).sum())})")
+    if args.stroke_sets > 1:
+        sets = ["scribbles"] + [f"scribbles@{k}" for k in range(1, args.stroke_sets)]
+        medians = np.array([[np.median([scores[key] for _, scores, _ in results]),
+                             np.median([scores[key] for (_, scores, _), s in zip(results, single) if s])]
+                            for key in sets])
+        print(f"  scribbles over {len(sets)} stroke sets: median Dice {medians[:, 0].mean():.2f} "
+              f"(range {medians[:, 0].min():.2f}-{medians[:, 0].max():.2f}), single {medians[:, 1].mean():.2f} "
+              f"(range {medians[:, 1].min():.2f}-{medians[:, 1].max():.2f})")
     truths = {name: (__import__("cv2").imread(str(args.folder / "masks" / (Path(name).stem + ".png")), 0) > 127)
               for name, _, _ in results}
     contact_sheet([((images / name, name), mask) for name, _, mask in results], sheet_dir / "labelled_auto.png",
