@@ -807,7 +807,7 @@ def _register_visit(
             "and the range covers any change in the rest; frame the whole patch next time"
         )
     if match_colour is not None:
-        _match_colour_to_baseline(visit, prepared, registration.homography, base, match_colour)
+        _match_colour_to_baseline(visit, prepared, registration.homography, base, match_colour, visible)
     if base_labels_work is not None:
         prepared.segmentation = _segment_with_carried_labels(prepared, base_labels_work, registration.homography)
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
@@ -831,6 +831,7 @@ def _match_colour_to_baseline(
     homography: np.ndarray,
     base: PreparedPhoto,
     match_colour: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray | None], Segmentation]],
+    visible: np.ndarray,
 ) -> None:
     """Bring a registered visit's colour and exposure to the baseline's, and segment it again.
 
@@ -845,9 +846,7 @@ def _match_colour_to_baseline(
     in_base = cv2.warpPerspective(prepared.rgb, homography, (width, height))
     skin = cv2.warpPerspective(_surrounding_skin(prepared).view(np.uint8), homography, (width, height),
                                flags=cv2.INTER_NEAREST).astype(bool)
-    seen = cv2.warpPerspective(np.ones(prepared.rgb.shape[:2], np.uint8), homography, (width, height),
-                               flags=cv2.INTER_NEAREST).astype(bool)
-    matched = match_to_reference(in_base, base.rgb, base_shared & skin, context=seen & base_context)
+    matched = match_to_reference(in_base, base.rgb, base_shared & skin, context=visible & base_context)
     if matched is None:
         return
     exposure = float(np.mean(matched.gains))
@@ -932,18 +931,19 @@ def _check_against_evidence(
 
     The baseline footprint still standing out from the skin around it while
     the mask is (nearly) empty, or the reverse; and new depigmentation that
-    does not have the hue of skin.
+    does not have the hue of skin or barely stands out.
     """
     import cv2
 
     seg = prepared.segmentation
+    surrounding = _surrounding_skin(prepared)
     height, width = seg.mask.shape
     footprint = cv2.warpPerspective(
         base_mask_work.view(np.uint8), np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST
     ).astype(bool)
     score = visit.score
     evidence = evidence_residual_fraction(
-        footprint_contrast(prepared.rgb, footprint, usable=_surrounding_skin(prepared)), base_evidence)
+        footprint_contrast(prepared.rgb, footprint, usable=surrounding), base_evidence)
     visit.evidence_residual = evidence
     if evidence is not None:
         measured = score.residual_fraction
@@ -955,13 +955,10 @@ def _check_against_evidence(
                 plausible_pct=(1.0 - evidence) * 100.0,
             )
     if score.new_depigmentation_px > _NEW_DEPIGMENTATION_CHECKED * base_area_full:
-        margin = max(1, int(round(0.02 * max(height, width))))
-        near = cv2.dilate(footprint.view(np.uint8), cv2.getStructuringElement(
-            cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))).astype(bool)
-        new = seg.mask & ~near
+        new = seg.mask & ~_dilate_disk(footprint, 0.02 * max(height, width))
         without_new = (base_area_full - (score.area_px - score.new_depigmentation_px)) / base_area_full * 100.0
         share = looks_like_skin(prepared.rgb, new, seg.normal_lab)
-        new_contrast = footprint_contrast(prepared.rgb, new, usable=_surrounding_skin(prepared) & ~seg.mask)
+        new_contrast = footprint_contrast(prepared.rgb, new, usable=surrounding & ~seg.mask)
         if share < 0.5:
             visit.flag_for_review(
                 f"the new depigmentation outside the baseline patch is mostly not skin-coloured ({share:.0%} "

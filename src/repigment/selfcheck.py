@@ -26,17 +26,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from .color import rgb_to_lab
+from .segmentation import WHITENESS_B_WEIGHT  # the colour-contrast model's L* - 2 b*
 
 __all__ = [
     "footprint_contrast",
     "evidence_residual_fraction",
     "looks_like_skin",
     "temporal_outliers",
-    "WHITENESS_B_WEIGHT",
 ]
-
-#: Lighter-and-less-yellow feature, L* - 2 b* (as the colour-contrast model).
-WHITENESS_B_WEIGHT = 2.0
 
 
 def _whiteness(rgb: np.ndarray) -> np.ndarray:
