@@ -426,7 +426,9 @@ def analyze_photos(
         Printed side of the scale marker, mm.
     roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
         Region of interest in baseline-photo pixels; only depigmentation inside
-        it is counted, at every visit.
+        it is counted, at every visit, and it guides the baseline's
+        segmentation (a box around the patch finds it where the automatic
+        mode does not engage).
     labels : ndarray of int, shape (H, W), optional
         A clinician's strokes on the upright baseline photo (0 unlabelled, 1
         depigmented, 2 normal skin, 3 not skin). The baseline is segmented by
@@ -494,7 +496,7 @@ def analyze_photos(
     try:
         base = prepare_photo(
             baseline_photo.path, marker_mm=marker_mm, working_size=working_size, limits=limits,
-            deadline=Deadline(limits.max_seconds_per_photo), labels=labels,
+            deadline=Deadline(limits.max_seconds_per_photo), roi=roi, labels=labels,
         )
     except RepigmentError as exc:
         raise SeriesError(f"baseline photo {baseline_photo.name}: {exc}") from None

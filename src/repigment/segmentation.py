@@ -596,7 +596,7 @@ def depigmented_mask(
     )
     if threshold is not None:
         return result
-    if result.contrast is not None and result.mask.any() and region is None:
+    if result.contrast is not None and result.mask.any():
         sigmas = result.contrast / max(result.normal_sigma, 1e-6)
         confidence = _confidence(sigmas)
         reason = None if confidence >= 1.0 else (
