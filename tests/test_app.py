@@ -131,7 +131,7 @@ def test_review_shows_a_visit_and_a_change_map(app_env):
     at = open_app("review")
     assert_clean(at)
     assert at.select_slider(key="review_visit").value == len(at.select_slider(key="review_visit").options) - 1
-    assert len(at.tabs) == 3
+    assert len(at.tabs) == 4  # before/after, change map, region of interest, strokes
     at.select_slider(key="review_visit").set_value(1).run()
     assert_clean(at)
 
@@ -145,6 +145,30 @@ def test_region_of_interest_rescores(app_env):
     assert_clean(at)
     assert "Region of interest saved" in at.success[0].value
     assert any("x 100–1100, y 50–850" in c.value for c in at.caption)
+    # The store keeps corners; the analysis gets x, y, width, height (it was given the corners as a size).
+    from repigment.store import Store
+    from repigment.webapp import analysis
+
+    with Store(app_env) as store:
+        patch = store.patch(at.session_state["patch"])
+        request = analysis.request_for_patch(store, patch)
+        assert request.roi == (100.0, 50.0, 1000.0, 800.0)
+        assert analysis.cached_analysis(store, request).document["roi"] == [100.0, 50.0, 1000.0, 800.0]
+
+
+def test_strokes_for_another_baseline_photo_are_not_used(app_env):
+    from repigment.store import Store
+    from repigment.webapp import analysis
+
+    with Store(app_env) as store:
+        patient = store.patients()[0]
+        patch = store.patches(patient.id)[0]
+        request = analysis.request_for_patch(store, patch)
+        png = b"\x89PNG\r\n\x1a\n" + b"strokes"
+        drawn_here = analysis.request_for_patch(store, store.set_labels(patch.id, png, request.photos[0].sha256))
+        assert drawn_here.labels_png == png and drawn_here.key != request.key
+        elsewhere = analysis.request_for_patch(store, store.set_labels(patch.id, png, "0" * 64))
+        assert elsewhere.labels_png is None and elsewhere.key == request.key
 
 
 def test_export_offers_csv_and_json_in_the_cli_schema(app_env):

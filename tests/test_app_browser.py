@@ -138,3 +138,94 @@ def test_upload_a_series_and_see_the_course(server, sample_series, tmp_path):
               f"then save and analysis); screenshot {screenshot}")
     (tmp_path / "timing.txt").write_text(report + "\n")
     print(report)
+
+
+@pytest.fixture
+def demo_server(tmp_path, monkeypatch):
+    """The app on the bundled sample series (the demo patient), as ``make run`` starts it."""
+    monkeypatch.delenv("REPIGMENT_DEMO", raising=False)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPIGMENT_")}
+    env.update(REPIGMENT_DATA=str(tmp_path / "data"))
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "localhost"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited early:\n{(tmp_path / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("streamlit did not start within the time limit")
+            time.sleep(0.3)
+        yield url
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+        log.close()
+
+
+def test_strokes_on_the_baseline_show_an_outline_and_rescore(demo_server, tmp_path):
+    """A clinician draws a stroke on the Review page: the photo shows under it, the outline
+    learned from it appears, and re-scoring changes the figures."""
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.set_default_timeout(WAIT_MS)
+            expect.set_options(timeout=ANALYSIS_WAIT_MS)
+            page.goto(demo_server)
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review").click()
+            headline = page.get_by_text("repigmentation since baseline").first
+            expect(headline).to_be_visible()
+            before = headline.inner_text()
+            settle(page)
+            page.get_by_role("tab", name="Strokes").click()
+            page.get_by_text("Where the outline misses").wait_for(state="visible")
+            settle(page)
+            canvas = page.locator("canvas.upper-canvas").first
+            canvas.wait_for(state="visible")
+            box = canvas.bounding_box()
+            # The photo shows under the drawing: the canvas area is not one flat colour.
+            shot = tmp_path / "canvas.png"
+            page.screenshot(path=str(shot), clip=box)
+            pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
+            assert pixels.std() > 10, "no photo under the canvas"
+
+            def stroke(x0, y0, x1, y1):
+                page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
+                page.mouse.down()
+                page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=12)
+                page.mouse.up()
+                settle(page)
+
+            stroke(0.47, 0.7, 0.62, 0.58)  # across the sample's largest patch
+            page.get_by_text("Normal skin", exact=True).click()
+            settle(page)
+            stroke(0.08, 0.12, 0.25, 0.15)  # normal skin in the top-left corner
+            expect(page.get_by_text("Outline from your strokes")).to_be_visible()
+            page.get_by_role("button", name="Re-score with these strokes").click()
+            expect(page.get_by_text("Strokes saved with the patch")).to_be_visible()
+            expect(headline).not_to_have_text(before)
+            page.screenshot(path=str(tmp_path / "review_strokes.png"), full_page=True)
+        finally:
+            browser.close()

@@ -227,7 +227,7 @@ def test_migration_2_adds_the_hand_unit_and_keeps_schema_1_data(tmp_path):
     assert "hand_unit_cm2" not in {c["name"] for c in sa.inspect(engine).get_columns("patients")}
     engine.dispose()
     with Store(tmp_path) as store:
-        assert schema_version(store.engine) == 2 == SCHEMA_VERSION
+        assert schema_version(store.engine) == SCHEMA_VERSION == 3
         [kept] = store.patients()
         assert (kept.code, kept.notes, kept.hand_unit_cm2, kept.hand_unit_source) == ("P-0007", "first release",
                                                                                      None, None)
@@ -398,3 +398,28 @@ def test_no_demo_in_a_store_with_patients(store, small_series, tmp_path):
     shutil.copytree(small_series, samples / "series_a")
     assert demo.ensure_demo(store, samples) is None
     assert [p.code for p in store.patients()] == ["P-0001"]
+
+
+def test_migration_3_adds_patch_strokes_and_keeps_schema_2_data(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'repigment.sqlite3'}")
+    assert migrate(engine, MIGRATIONS[:2]) == 2
+    now = dt.datetime(2026, 1, 5, 9, 0)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO patients (id, code, notes, created_at) VALUES (1, 'P-0008', '', :now)"),
+                     {"now": now})
+        conn.execute(sa.text("INSERT INTO patches (id, patient_id, label, body_region, notes, marker_mm, roi, "
+                             "created_at) VALUES (1, 1, 'left hand', 'hands', '', 20.0, NULL, :now)"), {"now": now})
+    engine.dispose()
+    with Store(tmp_path) as store:
+        assert schema_version(store.engine) == SCHEMA_VERSION
+        [patch] = store.patches(1)
+        assert patch.labels_png is None and patch.labels_photo_sha256 is None
+        png = b"\x89PNG\r\n\x1a\n" + b"strokes"
+        kept = store.set_labels(patch.id, png, "ab" * 32)
+        assert (kept.labels_png, kept.labels_photo_sha256) == (png, "ab" * 32)
+        assert store.patch(patch.id).labels_png == png
+        with pytest.raises(InvalidParameterError):
+            store.set_labels(patch.id, b"not a png", "ab" * 32)
+        with pytest.raises(InvalidParameterError):
+            store.set_labels(patch.id, png, "not a hash")
+        assert store.set_labels(patch.id, None).labels_png is None

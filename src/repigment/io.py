@@ -471,7 +471,7 @@ def write_image_atomic(path: str | os.PathLike[str], rgb_or_mask: np.ndarray) ->
 
 
 def read_labels(
-    path: str | os.PathLike[str], *, max_pixels: int | None = None, max_file_bytes: int | None = None
+    path: str | os.PathLike[str] | bytes, *, max_pixels: int | None = None, max_file_bytes: int | None = None
 ) -> np.ndarray:
     """Read a strokes image: a single-channel PNG of values 0-3.
 
@@ -481,8 +481,8 @@ def read_labels(
 
     Parameters
     ----------
-    path : str or os.PathLike
-        The PNG file.
+    path : str, os.PathLike or bytes
+        The PNG file, or its bytes.
     max_pixels : int, optional
         Refuse larger images (default: the photo pixel limit).
     max_file_bytes : int, optional
@@ -497,14 +497,17 @@ def read_labels(
     ImageLoadError
         If the file is missing, not a PNG, damaged, too large or not single-channel.
     """
-    label = f"labels file {os.path.basename(os.fspath(path))!r}"
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS
     max_file_bytes = max_file_bytes or DEFAULT_MAX_FILE_BYTES
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(max_file_bytes + 1)
-    except OSError as exc:
-        raise ImageLoadError(f"{label} could not be read ({exc.strerror or exc}); check the path") from exc
+    if isinstance(path, (bytes, bytearray)):
+        label, data = "labels", bytes(path[: max_file_bytes + 1])
+    else:
+        label = f"labels file {os.path.basename(os.fspath(path))!r}"
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(max_file_bytes + 1)
+        except OSError as exc:
+            raise ImageLoadError(f"{label} could not be read ({exc.strerror or exc}); check the path") from exc
     if len(data) > max_file_bytes:
         raise ImageTooLargeError(
             f"{label} is larger than {max_file_bytes // (1024 * 1024)} MB; strokes need far less "

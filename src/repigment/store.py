@@ -151,6 +151,8 @@ class PatchRow(Base):
     notes: Mapped[str] = mapped_column(sa.Text, default="")
     marker_mm: Mapped[float] = mapped_column(sa.Float, default=20.0)
     roi: Mapped[list[float] | None] = mapped_column(sa.JSON, nullable=True)
+    labels_png: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    labels_photo_sha256: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     created_at: Mapped[_dt.datetime] = mapped_column(sa.DateTime)
     patient: Mapped[PatientRow] = relationship(back_populates="patches")
     treatment: Mapped[TreatmentRow | None] = relationship(
@@ -389,8 +391,21 @@ def _migration_2_hand_unit(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE patients ADD COLUMN {preparer.quote(column.name)} {kind}"))
 
 
+def _migration_3_patch_labels(conn: sa.Connection) -> None:
+    """A clinician's strokes on a patch's baseline photo (PNG of labels 0-3) and that photo's hash."""
+    columns = (
+        sa.Column("labels_png", sa.LargeBinary, nullable=True),
+        sa.Column("labels_photo_sha256", sa.String(64), nullable=True),
+    )
+    preparer = conn.dialect.identifier_preparer
+    for column in columns:
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE patches ADD COLUMN {preparer.quote(column.name)} {kind}"))
+
+
 #: Schema steps in order; step ``n`` (1-based) brings the schema to version ``n``.
-MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_migration_1_initial, _migration_2_hand_unit)
+MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (
+    _migration_1_initial, _migration_2_hand_unit, _migration_3_patch_labels)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -506,6 +521,11 @@ class Patch:
         Region of interest ``(x0, y0, x1, y1)`` in baseline-photo pixels.
     treatment_start : datetime.date or None
         Week 0 of the course; ``None`` means the baseline photo's date.
+    labels_png : bytes or None
+        A clinician's strokes on the baseline photo: a PNG of labels 0-3 the
+        photo's upright size (see :func:`repigment.segmentation.validate_labels`).
+    labels_photo_sha256 : str or None
+        The photo they were drawn on (strokes for another baseline do not apply).
     """
 
     id: int
@@ -519,6 +539,8 @@ class Patch:
     treatment_start: _dt.date | None
     treatment_notes: str
     events: tuple[TreatmentEvent, ...] = ()
+    labels_png: bytes | None = None
+    labels_photo_sha256: str | None = None
 
     @property
     def region_label(self) -> str:
@@ -924,6 +946,20 @@ class Store:
             session.flush()
             return _patch(row)
 
+    def set_labels(self, patch_id: int, labels_png: bytes | None, photo_sha256: str | None = None) -> Patch:
+        """Keep (or clear, with ``None``) a clinician's strokes on the baseline photo ``photo_sha256``."""
+        if labels_png is not None:
+            if not labels_png.startswith(b"\x89PNG\r\n\x1a\n") or len(labels_png) > 16 * 1024 * 1024:
+                raise InvalidParameterError("strokes are kept as a PNG of at most 16 MB")
+            if not (isinstance(photo_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", photo_sha256)):
+                raise InvalidParameterError("strokes must name the photo they were drawn on (its SHA-256)")
+        with self._sessions.begin() as session:
+            row = _get(session, PatchRow, patch_id, "patch")
+            row.labels_png = labels_png
+            row.labels_photo_sha256 = None if labels_png is None else photo_sha256
+            session.flush()
+            return _patch(row)
+
     def delete_patch(self, patch_id: int) -> None:
         with self._sessions.begin() as session:
             session.delete(_get(session, PatchRow, patch_id, "patch"))
@@ -1252,6 +1288,8 @@ def _patch(row: PatchRow) -> Patch:
         treatment_start=treatment.start_date if treatment else None,
         treatment_notes=treatment.notes if treatment else "",
         events=tuple(_event(e) for e in row.events),
+        labels_png=row.labels_png,
+        labels_photo_sha256=row.labels_photo_sha256,
     )
 
 

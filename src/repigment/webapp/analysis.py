@@ -87,6 +87,7 @@ class AnalysisRequest:
     working_size: int = DEFAULT_WORKING_SIZE  # the library's, so the app and the CLI give the same figures
     body_region: str | None = None  # as repigment.vasi names it ("upper-limbs")
     hand_unit: HandUnit | None = None
+    labels_png: bytes | None = None  # a clinician's strokes on the baseline photo (PNG of labels 0-3)
 
     @property
     def key(self) -> str:
@@ -103,6 +104,7 @@ class AnalysisRequest:
             "layout": _APP_CACHE_LAYOUT,
             "body_region": self.body_region,
             "hand_unit": None if self.hand_unit is None else self.hand_unit.to_dict(),
+            "labels": None if self.labels_png is None else hashlib.sha256(self.labels_png).hexdigest(),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -213,12 +215,18 @@ def request_for_patch(
         SeriesPhoto(visit_id=v.id, date=v.date, sha256=v.primary.sha256, extension=v.primary.extension, image=name)
         for v, name in zip(visits, _image_names(visits))
     )
+    # The store keeps the region as corners; the library takes x, y, width, height.
+    roi = None if patch.roi is None else (
+        patch.roi[0], patch.roi[1], patch.roi[2] - patch.roi[0], patch.roi[3] - patch.roi[1])
+    # Strokes drawn on another photo than today's baseline do not apply to it.
+    labels = patch.labels_png if patch.labels_photo_sha256 == photos[0].sha256 else None
     return AnalysisRequest(
         patch_id=patch.id,
         photos=photos,
         treatment_start=patch.treatment_start,
         marker_mm=patch.marker_mm,
-        roi=patch.roi,
+        roi=roi,
+        labels_png=labels,
         working_size=working_size,
         body_region=vasi_region(patch.body_region),
         hand_unit=patient_hand_unit(store.patient(patch.patient_id)),
@@ -290,6 +298,7 @@ def analyse(
         With ``error`` set (and cached) when the series cannot be analysed at all.
     """
     from ..clinical import clinical_summary
+    from ..io import read_labels
     from ..pipeline import analyze_photos
     from ..quality import framing_difference
     from ..results import result_to_dict, results_csv_text
@@ -306,6 +315,7 @@ def analyse(
                 treatment_start=request.treatment_start,
                 marker_mm=request.marker_mm,
                 roi=request.roi,
+                labels=None if request.labels_png is None else read_labels(request.labels_png),
                 working_size=request.working_size,
                 mask_writer=masks,
                 progress=progress,

@@ -30,6 +30,7 @@ __all__ = [
     "ensure_demo",
     "get_store",
     "photo_check",
+    "strokes_outline",
 ]
 
 
@@ -98,3 +99,26 @@ def stored_photo(data_dir: str, sha256: str, extension: str, max_side: int = 102
     from ..io import load_image
 
     return load_image(content_path(data_dir, "photos", sha256, extension), max_side=max_side).rgb
+
+
+@st.cache_data(show_spinner="Finding the outline from your strokes…", max_entries=32)
+def _strokes_outline(data_dir: str, sha256: str, extension: str, labels_digest: str, _labels: bytes,
+                     working_shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    from ..errors import RepigmentError
+    from ..io import read_labels
+    from ..pipeline import segment_image
+
+    try:
+        result = segment_image(content_path(data_dir, "photos", sha256, extension), labels=read_labels(_labels))
+    except RepigmentError as exc:
+        return None, str(exc)
+    import cv2
+
+    small = cv2.resize(result.mask.astype(np.uint8), (working_shape[1], working_shape[0]), interpolation=cv2.INTER_AREA)
+    return small > 0, f"confidence {result.confidence:.2f}" + (f": {result.reason}" if result.reason else "")
+
+
+def strokes_outline(data_dir: str, sha256: str, extension: str, labels_png: bytes,
+                    working_shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    """The baseline photo's mask learned from strokes, at ``working_shape``, and its confidence (or the error)."""
+    return _strokes_outline(data_dir, sha256, extension, digest(labels_png), labels_png, tuple(working_shape))

@@ -11,8 +11,8 @@ import numpy as np
 import streamlit as st
 
 from repigment import scoring, visualize
-from repigment.webapp import caching, charts, common, course_data
-from repigment.webapp.analysis import PatchAnalysis
+from repigment.webapp import caching, charts, common, course_data, strokes
+from repigment.webapp.analysis import PatchAnalysis, encode_png
 
 _LEGEND = (
     (visualize.REPIGMENTED_RGB, "repigmented since baseline", "colour came back"),
@@ -85,7 +85,7 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
         st.markdown(f"**{entry['repigmentation_pct']:.0f}%** of the white area has regained colour since your "
                     "first photo.")
     tabs = (["First and this photo", "What changed"] if ctx.patient_mode
-            else ["Before / after", "Change map", "Region of interest"])
+            else ["Before / after", "Change map", "Region of interest", "Strokes"])
     shown = st.tabs(tabs)
     with shown[0]:
         _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, entries[0])
@@ -94,6 +94,8 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
     if not ctx.patient_mode:
         with shown[2]:
             _roi(ctx, document, baseline_rgb)
+        with shown[3]:
+            _strokes(ctx, result, baseline_rgb)
         _manage_visits(ctx, result, position)
 
 
@@ -192,6 +194,56 @@ def _roi(ctx: common.Context, document: dict[str, Any], baseline_rgb: np.ndarray
     st.caption("Current region: " + ("whole photo" if current is None else
                                      "x {:.0f}–{:.0f}, y {:.0f}–{:.0f} px".format(current[0], current[2],
                                                                                   current[1], current[3])))
+
+
+def _strokes(ctx: common.Context, result: PatchAnalysis, baseline_rgb: np.ndarray | None) -> None:
+    """Strokes on the baseline photo teach the segmentation this patient's colours."""
+    from PIL import Image
+    from streamlit_drawable_canvas import st_canvas
+
+    if baseline_rgb is None:
+        return
+    document = result.document
+    width, height = document["baseline"]["width"], document["baseline"]["height"]
+    baseline = result.request.photos[0]
+    st.markdown("Where the outline misses, draw a few strokes on the baseline photo: across depigmented skin, "
+                "across normal skin nearby, and on what is not skin. The outline learned from them shows at "
+                "once; re-score to judge every visit by them.")
+    kind = st.radio("Stroke", list(strokes.STROKE_CLASSES), horizontal=True, key="stroke_kind")
+    _, hex_colour, _ = strokes.STROKE_CLASSES[kind]
+    scale = min(1.0, 640 / baseline_rgb.shape[1])
+    size = (max(1, round(baseline_rgb.shape[1] * scale)), max(1, round(baseline_rgb.shape[0] * scale)))
+    canvas = st_canvas(stroke_width=6, stroke_color=hex_colour, width=size[0], height=size[1],
+                       background_image=Image.fromarray(baseline_rgb).resize(size), drawing_mode="freedraw",
+                       return_image_data=True, key=f"strokes_canvas_{ctx.patch.id}")
+    drawn = strokes.labels_from_canvas(canvas.image_data)
+    stored = ctx.patch.labels_png if ctx.patch.labels_photo_sha256 == baseline.sha256 else None
+    if drawn is not None and drawn.any():
+        labels_png = encode_png(strokes.labels_at_size(drawn, (height, width)))
+    else:
+        labels_png = stored
+    if labels_png is not None:
+        outline, how = caching.strokes_outline(str(ctx.store.data_dir), baseline.sha256, baseline.extension,
+                                               labels_png, baseline_rgb.shape[:2])
+        if outline is None:
+            st.warning(how, icon=":material/warning:")
+        else:
+            st.image(visualize.outline_overlay(baseline_rgb, outline), width="stretch",
+                     caption=("Outline from your strokes" if labels_png is not stored else "Outline from the saved "
+                              "strokes") + f" ({how})")
+            if labels_png is not stored and st.button("Re-score with these strokes", type="primary",
+                                                      key="strokes_apply"):
+                ctx.store.set_labels(ctx.patch.id, labels_png, baseline.sha256)
+                common.flash("Strokes saved with the patch; the course is re-scored with them.")
+                st.rerun()
+    else:
+        st.caption("Draw at least one stroke across depigmented skin to see the outline it gives.")
+    if ctx.patch.labels_png is not None and st.button("Forget the saved strokes", key="strokes_clear"):
+        ctx.store.set_labels(ctx.patch.id, None)
+        common.flash("Strokes forgotten; the course is re-scored without them.")
+        st.rerun()
+    if ctx.patch.labels_png is not None and stored is None:
+        st.caption("The saved strokes were drawn on another baseline photo and are not used.")
 
 
 def _manage_visits(ctx: common.Context, result: PatchAnalysis, position: int | None = None) -> None:
