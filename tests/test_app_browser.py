@@ -7,6 +7,7 @@ to the chart is printed and saved next to the screenshot in the test's folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -39,12 +40,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
-    """``streamlit run app.py`` on a free localhost port, with an empty store in ``tmp_path``."""
+@contextlib.contextmanager
+def streamlit_app(tmp_path: Path, *, demo: bool):
+    """``streamlit run app.py`` on a free localhost port with a store in ``tmp_path``; yields its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPIGMENT_")}
-    env.update(REPIGMENT_DATA=str(tmp_path / "data"), REPIGMENT_DEMO="0")
+    env.update(REPIGMENT_DATA=str(tmp_path / "data"))
+    if not demo:
+        env["REPIGMENT_DEMO"] = "0"
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -68,7 +71,7 @@ def server(tmp_path):
             time.sleep(0.3)
         yield url
     finally:
-        with __import__("contextlib").suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
@@ -76,6 +79,20 @@ def server(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """The app with an empty store in ``tmp_path``."""
+    with streamlit_app(tmp_path, demo=False) as url:
+        yield url
+
+
+@pytest.fixture
+def demo_server(tmp_path):
+    """The app on the bundled sample series (the demo patient), as ``make run`` starts it."""
+    with streamlit_app(tmp_path, demo=True) as url:
+        yield url
 
 
 def settle(page, timeout_s: float = 60) -> None:
@@ -139,46 +156,6 @@ def test_upload_a_series_and_see_the_course(server, sample_series, tmp_path):
               f"then save and analysis); screenshot {screenshot}")
     (tmp_path / "timing.txt").write_text(report + "\n")
     print(report)
-
-
-@pytest.fixture
-def demo_server(tmp_path, monkeypatch):
-    """The app on the bundled sample series (the demo patient), as ``make run`` starts it."""
-    monkeypatch.delenv("REPIGMENT_DEMO", raising=False)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPIGMENT_")}
-    env.update(REPIGMENT_DATA=str(tmp_path / "data"))
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "localhost"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + WAIT_MS / 1000
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited early:\n{(tmp_path / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("streamlit did not start within the time limit")
-            time.sleep(0.3)
-        yield url
-    finally:
-        with __import__("contextlib").suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-        log.close()
 
 
 def test_strokes_on_the_baseline_show_an_outline_and_rescore(demo_server, tmp_path):
