@@ -64,6 +64,53 @@ def test_faint_pink_patch_without_a_distinct_melanin_class_is_still_found():
     assert _dice(result.mask, truth) > 0.85, result.reason
 
 
+def _arm_photo(seed: int, background, patch_rgb=(205, 170, 160)):
+    """An arm across a flat background with one lighter, pinker patch: (photo, truth)."""
+    rng = np.random.default_rng(seed)
+    height, width = 400, 600
+    photo = np.zeros((height, width, 3), np.float32)
+    photo[:] = background
+    photo += rng.normal(0, 3, photo.shape)
+    arm = np.zeros((height, width), np.uint8)
+    cv2.ellipse(arm, (300, 230), (280, 110), 0, 0, 360, 1, -1)
+    arm = arm.astype(bool)
+    shade = np.linspace(0.8, 1.05, width, dtype=np.float32)[None, :, None]
+    skin = np.array((160, 110, 80), np.float32) * shade + rng.normal(0, 3, (height, width, 3))
+    photo[arm] = skin[arm]
+    truth = np.zeros((height, width), np.uint8)
+    cv2.ellipse(truth, (330, 230), (70, 45), 20, 0, 360, 1, -1)
+    truth = truth.astype(bool) & arm
+    photo[truth] = (np.array(patch_rgb, np.float32) * shade + rng.normal(0, 3, (height, width, 3)))[truth]
+    return _finish(photo), truth
+
+
+def test_a_beige_wall_is_not_taken_for_depigmented_skin():
+    # A light, nearly neutral wall passes for light skin by hue and is lighter
+    # and less yellow than the arm; it lacks the redness the patch keeps.
+    photo, truth = _arm_photo(7, background=(215, 205, 185))
+    wall = np.zeros(truth.shape, bool)
+    wall[:90] = True
+    result = depigmented_mask(photo)
+    assert _dice(result.mask, truth) > 0.85, result.reason
+    assert np.count_nonzero(result.mask & wall) < 0.01 * np.count_nonzero(wall)
+
+
+def test_a_box_finds_a_faint_patch_the_whole_photo_hides():
+    # A bright patch elsewhere sets the whole photo's split above a faint one;
+    # a box around the faint patch splits its own skin, and finds it whole.
+    photo, truth = _arm_photo(8, background=(215, 205, 185), patch_rgb=(180, 135, 112))
+    bright = np.zeros(truth.shape, np.uint8)
+    cv2.circle(bright, (120, 230), 45, 1, -1)
+    bright = bright.astype(bool)
+    noise = np.random.default_rng(1).normal(0, 3, (np.count_nonzero(bright), 3))
+    photo[bright] = np.clip(np.array((235, 205, 195)) + noise, 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(truth)
+    box = (xs.min() - 25, ys.min() - 25, np.ptp(xs) + 50, np.ptp(ys) + 50)
+    assert _dice(depigmented_mask(photo).mask & ~bright, truth) < 0.5  # what the box is for
+    result = depigmented_mask(photo, roi=box)
+    assert _dice(result.mask, truth) > 0.9, result.reason
+
+
 def test_plain_noisy_skin_has_no_patch_under_either_model():
     rng = np.random.default_rng(0)
     skin = np.clip(rng.normal((190, 140, 110), 4, (480, 640, 3)), 0, 255).astype(np.uint8)

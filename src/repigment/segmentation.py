@@ -508,8 +508,9 @@ def depigmented_mask(
     roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
         Region of interest, a rectangle ``(x, y, width, height)`` or a polygon,
         in pixels of ``rgb``. Only depigmentation inside it is returned, and
-        when the automatic rule finds none there, the region guides a colour
-        model of this photo's patch (a clinician's box around the patch).
+        when the automatic rule finds none there, the colour-contrast model
+        splits the skin inside the region on its own (a clinician's box
+        around the patch holds a large share of depigmented skin).
     labels : ndarray of int, shape (H, W), optional
         A clinician's strokes: 0 unlabelled, 1 depigmented skin, 2 normal skin,
         3 not skin. A colour model of this patient's classes is learned from
@@ -1051,6 +1052,33 @@ def _broad_skin(lab: np.ndarray) -> np.ndarray:
     return (lightness > 15) & (chroma > 4) & (chroma < 60) & (hue > -15) & (hue < 95)
 
 
+def _keeps_redness(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Pixels red enough (a*) to be skin of this person, depigmented or not.
+
+    Depigmented skin loses melanin but keeps the blood under it, so its a*
+    stays a good part of the pigmented skin's; beige walls, floors and paper
+    that pass for light skin by hue are nearly neutral (a* near 0).
+    """
+    a_star = lab[..., 1]
+    whiteness = lab[..., 0] - np.float32(WHITENESS_B_WEIGHT) * lab[..., 2]
+    values = whiteness[skin]
+    if values.size < 64:
+        return np.ones(skin.shape, bool)
+    pigmented = skin & (whiteness <= np.median(values))
+    reference = float(np.median(a_star[pigmented]))
+    if reference < _MIN_REFERENCE_REDNESS:
+        return np.ones(skin.shape, bool)
+    return a_star >= _REDNESS_SHARE * reference
+
+
+#: Depigmented skin keeps at least this share of the pigmented skin's a*
+#: (on 25 real photos: 0.5-1.6 inside the outlines; beige walls and floors
+#: taken for depigmented skin: below 0.15).
+_REDNESS_SHARE = 0.3
+#: Least a* of pigmented skin for the redness test (greyish photos skip it).
+_MIN_REFERENCE_REDNESS = 6.0
+
+
 def _normalized_blur(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian average of ``values`` over the pixels where ``weights`` is set.
 
@@ -1136,23 +1164,31 @@ def _pixel_features(lab: np.ndarray, contrast: np.ndarray) -> np.ndarray:
     return np.dstack([fine, coarse, contrast[..., None]]).astype(np.float32)
 
 
-def _gaussian_log_likelihood_ratio(features: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
-    """log p(x | positive) - log p(x | negative) of two Gaussian class models.
+def _gaussian_log_likelihood_ratio(features: np.ndarray, positive: np.ndarray, *negatives: np.ndarray) -> np.ndarray:
+    """log p(x | positive) - max over classes of log p(x | negative class).
 
     Each class is one Gaussian fitted to its labelled pixels, its covariance
     floored by ``_STROKE_COVARIANCE_FLOOR`` (few strokes hold few colours).
+    Normal skin and what is not skin are kept as separate classes: pooled
+    into one Gaussian, their spread would take in the patch between them.
+    Classes with fewer than 8 pixels are left out.
     """
     flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
-    ratio = np.zeros(len(flat))
-    for sign, mask in ((1.0, positive), (-1.0, negative)):
+
+    def log_likelihood(mask: np.ndarray) -> np.ndarray:
         samples = _subsample(features[mask].astype(np.float64), 20_000)
         mean = samples.mean(axis=0)
         covariance = np.cov(samples.T) + _STROKE_COVARIANCE_FLOOR * np.eye(flat.shape[1])
         inverse = np.linalg.inv(covariance)
         _, log_det = np.linalg.slogdet(covariance)
         centred = flat - mean
-        ratio += sign * -0.5 * (np.einsum("ij,jk,ik->i", centred, inverse, centred) + log_det)
-    return ratio.reshape(features.shape[:2])
+        return -0.5 * (np.einsum("ij,jk,ik->i", centred, inverse, centred) + log_det)
+
+    best_other = np.full(len(flat), -np.inf)
+    for mask in negatives:
+        if np.count_nonzero(mask) >= 8:
+            best_other = np.maximum(best_other, log_likelihood(mask))
+    return (log_likelihood(positive) - best_other).reshape(features.shape[:2])
 
 
 def _colour_contrast_segmentation(
@@ -1166,8 +1202,9 @@ def _colour_contrast_segmentation(
     """Depigmented skin by colour contrast with the surrounding skin.
 
     Three ways in: automatic (``region`` and ``labels`` None), guided by a
-    region (pixels of confident contrast inside it teach a colour model of
-    this photo's patch and skin), or learned from a clinician's strokes.
+    region (the threshold is Otsu's split of the skin inside it, and nothing
+    outside it is kept), or learned from a clinician's strokes (a Gaussian
+    colour model of each class they mark seeds the graph cut).
 
     Returns the mask, the skin considered, the contrast map, the threshold,
     the robust spread of the contrast on normal skin, the normal skin and its
@@ -1182,30 +1219,33 @@ def _colour_contrast_segmentation(
     skin = _broad_skin(smooth)
     if exclude is not None:
         skin &= ~exclude
+    skin &= _keeps_redness(smooth, skin)
     if np.count_nonzero(skin) < 64:
         empty = np.zeros(skin.shape, bool)
         return empty, skin, np.zeros(skin.shape, np.float32), float("inf"), 1.0, empty, np.full(3, np.nan)
     contrast, estimated, normal, spread = _whiteness_contrast(smooth, skin)
+    threshold_given = threshold is not None
     if threshold is None:
         threshold = estimated
     trimap = np.full(skin.shape, cv2.GC_PR_BGD, np.uint8)
-    if labels is None and region is None:
+    if labels is None and region is not None and not threshold_given and np.count_nonzero(skin & region) >= 64:
+        # Inside a clinician's box the patch is a large share of the skin:
+        # Otsu's split of the box's own skin is the threshold (above the
+        # noise floor), as the whole photo's would be diluted by other skin.
+        threshold = max(_otsu(contrast[skin & region]), _MIN_CONTRAST_SIGMAS * spread)
+    if labels is None:
         trimap[skin & (contrast > threshold)] = cv2.GC_PR_FGD
         trimap[skin & (contrast > _SURE_DEPIGMENTED * threshold)] = cv2.GC_FGD
         trimap[skin & (contrast < _SURE_NORMAL * threshold)] = cv2.GC_BGD
     else:
-        if labels is not None:
-            positive = labels == LABEL_DEPIGMENTED
-            negative = labels >= LABEL_NORMAL_SKIN
-        else:
-            positive = skin & region & (contrast > _SURE_DEPIGMENTED * threshold)
-            negative = (skin & (contrast < _SURE_NORMAL * threshold)) | ~skin
+        positive = labels == LABEL_DEPIGMENTED
+        negative = labels >= LABEL_NORMAL_SKIN
+        classes = (labels == LABEL_NORMAL_SKIN, labels == LABEL_NOT_SKIN)
         if np.count_nonzero(positive) >= 8 and np.count_nonzero(negative) >= 8:
-            ratio = _gaussian_log_likelihood_ratio(_pixel_features(lab, contrast), positive, negative)
+            ratio = _gaussian_log_likelihood_ratio(_pixel_features(lab, contrast), positive, *classes)
             trimap[ratio > 0] = cv2.GC_PR_FGD
-        if labels is not None:
-            trimap[positive] = cv2.GC_FGD
-            trimap[negative] = cv2.GC_BGD
+        trimap[positive] = cv2.GC_FGD
+        trimap[negative] = cv2.GC_BGD
     if exclude is not None:
         trimap[exclude] = cv2.GC_BGD
     if region is not None:
