@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import cv2
 import numpy as np
@@ -145,6 +146,32 @@ def test_a_washed_out_visit_is_matched_to_the_baseline_on_shared_skin(washed_out
     washed = result.visits[1]
     assert any("matched to the baseline on shared normal skin" in n and "haze" in n for n in washed.notes)
     assert abs(washed.score.repigmentation_pct) <= 3.0  # truth 0 %; 100 % before matching
+
+
+@pytest.fixture(scope="module")
+def dark_visit_series(tmp_path_factory):
+    """A stable type III patch (truth 0 %), one visit photographed 1.5 EV too dark."""
+    folder = tmp_path_factory.mktemp("dark") / "series"
+    spec = SeriesSpec(seed=12, skin_type="III", course="stable", image_size=(900, 675), weeks=(0, 4, 8, 12))
+    write_series(generate_series(spec), folder)
+    truth = json.loads((folder / "truth.json").read_text())
+    path = folder / truth["visits"][2]["image"]
+    linear = srgb_to_linear(cv2.imread(str(path))[..., ::-1].copy())
+    cv2.imwrite(str(path), linear_to_srgb(linear * np.float32(0.354))[..., ::-1].copy(),
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return analyze_series(folder, folder.parent / "out")
+
+
+def test_a_visit_under_a_light_far_from_the_baseline_needs_review_with_a_wider_range(dark_visit_series):
+    dark = dark_visit_series.visits[2]
+    assert dark.ok and dark.needs_review
+    reason = dark.review_reasons[0]
+    assert "light far from the baseline's" in reason
+    assert 0.25 <= float(re.search(r"exposure x([0-9.]+)", reason).group(1)) <= 0.45  # truth: 0.354
+    low, high = dark.intervals["repigmentation_pct"]
+    assert low <= dark.score.repigmentation_pct - 10 and high >= dark.score.repigmentation_pct + 10
+    # The others were taken under ordinary light and stay as they were.
+    assert [v.needs_review for v in dark_visit_series.visits] == [False, False, True, False]
 
 
 def test_match_to_reference_removes_a_haze_and_a_colour_cast():
