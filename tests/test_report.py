@@ -108,6 +108,12 @@ def test_report_text_names_what_matters(report, analysed):
     document = json.loads((analysed[1] / "results.json").read_text())
     for visit in document["visits"]:
         assert visit["date"] in text
+    # The checkpoints in the same words as the results and the app (one rule, one wording).
+    flat = " ".join(text.split())
+    for record in document["clinical"]["checkpoints"].values():
+        assert f"Week {record['target_week']}: {record['status_words']}" in flat
+        assert record["status_words"] in record["clinician_message"]
+    assert "borderline" not in flat
 
 
 def test_patient_code_defaults_to_not_given(analysed, tmp_path):

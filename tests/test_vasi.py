@@ -142,7 +142,8 @@ def test_checkpoint_is_null_until_a_visit_at_that_week():
 
 @pytest.mark.parametrize("region, value, interval, status", [
     ("face", 62, (55, 70), "reached"),
-    ("face", 48, (41, 55), "borderline"),
+    ("face", 48, (41, 55), "not reached"),    # the figure decides; the range only qualifies the words
+    ("face", 56, (45.3, 67), "reached"),
     ("face", 30, (25, 35), "not reached"),
     ("trunk", 30, (26, 34), "reached"),       # 25 % is meaningful on the body
     ("trunk", 20, (15, 24), "not reached"),
@@ -179,9 +180,27 @@ def test_week_52_against_the_trial_endpoints():
     assert face["endpoint"].startswith("F-VASI75") and face["status"] == "reached"
     assert face["milestones"] == {"VASI50": True, "VASI75": True, "VASI90": False}
     body = _check(52, "trunk", [0, 10, 20, 30, 45], [None] * 4 + [(40, 50)])
-    assert body["endpoint"].startswith("T-VASI50") and body["status"] == "borderline"
+    assert body["endpoint"].startswith("T-VASI50") and body["status"] == "not reached"
+    assert body["status_words"] == "not reached, but the range reaches 50 %" and not body["certain"]
     grew = _check(52, "trunk", [0, -5, -10, -20, -40], [None] * 4 + [(-44, -36)])
     assert grew["no_improvement"] and "grown" in grew["patient_message"]
+
+
+def test_one_rule_and_one_wording_for_a_figure_above_its_line_with_a_range_below():
+    # Issue 12's case: 56.0 % [45.3, 67.0] at week 52 on the body.
+    record = _check(52, "trunk", [0, 10, 20, 30, 56.0], [None] * 4 + [(45.3, 67.0)])
+    assert record["status"] == "reached" and record["reached"] and not record["certain"]
+    assert record["milestones"]["VASI50"]
+    words = "reached, but the range reaches below 50 %"
+    assert record["status_words"] == words
+    clinician = record["clinician_message"]
+    assert f"T-VASI50 (>= 50%): {words}." in clinician and "VASI50" in clinician.split("Milestones reached")[1]
+    assert "borderline" not in clinician and "close" not in record["patient_message"]
+    assert "has reached that" in record["patient_message"] and "dips below 50%" in record["patient_message"]
+    # Just under the line is not reached, whatever the range.
+    under = _check(24, "trunk", [0, 10, 24.6], [None, None, (20.0, 29.0)])
+    assert under["status"] == "not reached" and "has not reached that yet" in under["patient_message"]
+    assert "range reaches 25%" in under["patient_message"]
 
 
 def test_checkpoint_mentions_spreading():

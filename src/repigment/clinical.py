@@ -53,6 +53,7 @@ __all__ = [
     "clinical_from_document",
     "checkpoint",
     "vasi_series_from_clinical",
+    "status_words",
 ]
 
 #: Identifies the method in saved records; bump when the summary would change.
@@ -180,10 +181,12 @@ def checkpoint(
     dict or None
         ``None`` until a scored visit at or after ``target_week`` (less
         :data:`CHECKPOINT_TOLERANCE_WEEKS`) exists. Otherwise the first such
-        visit judged: ``status`` is ``"reached"`` (the whole plausible range is
-        at or above the level), ``"borderline"`` (the range straddles it),
-        ``"not reached"`` or ``"no improvement"`` (at most 0, or 0 within the
-        range), with ``patient_message`` and ``clinician_message``.
+        visit judged: ``status`` is ``"reached"`` (the figure is at or above
+        the level), ``"not reached"`` or ``"no improvement"`` (at most 0, or 0
+        within the range); the range only qualifies the words
+        (``status_words``, see :func:`status_words`; ``certain`` is false when
+        the range crosses the level). With ``patient_message`` and
+        ``clinician_message``.
 
     Notes
     -----
@@ -225,14 +228,7 @@ def checkpoint(
         level = WEEK52_ENDPOINT_PCT[site]
         endpoint_name = f"{index}{level:.0f} (>= {level:.0f}%)"
     no_improvement = value <= 0 or low <= 0
-    if no_improvement:
-        status = "no improvement"
-    elif low >= level:
-        status = "reached"
-    elif high < level:
-        status = "not reached"
-    else:
-        status = "borderline"
+    status = "no improvement" if no_improvement else ("reached" if value >= level else "not reached")
     spread = None if spreading is None else spreading[k]
     spread_flag = bool(spread and spread.get("flagged"))
     record: dict[str, Any] = {
@@ -246,7 +242,9 @@ def checkpoint(
         "meaningful_level_pct" if target_week == 24 else "endpoint_level_pct": level,
         "endpoint": endpoint_name,
         "status": status,
-        "reached": bool(value >= level and not no_improvement),
+        "status_words": status_words(status, low, high, level),
+        "certain": no_improvement or not low < level <= high,
+        "reached": status == "reached",
         "no_improvement": no_improvement,
         "milestones": {f"VASI{m}": bool(value >= m) for m in (50, 75, 90)},
         "spreading": spread_flag,
@@ -254,6 +252,29 @@ def checkpoint(
     record["patient_message"] = _patient_message(record, spread)
     record["clinician_message"] = _clinician_message(record, spread)
     return record
+
+
+def status_words(status: str, low: float, high: float, level: float) -> str:
+    """The one wording of a checkpoint or milestone status, qualified by its range.
+
+    The figure decides the status (reached at or above ``level``); the range
+    ``[low, high]`` only says how sure that is. The headline, the clinical
+    box, the tables, the patient view and the PDF all use these words.
+
+    Examples
+    --------
+    >>> status_words("reached", 45.3, 67.0, 50)
+    'reached, but the range reaches below 50 %'
+    >>> status_words("not reached", 40.0, 52.0, 50)
+    'not reached, but the range reaches 50 %'
+    >>> status_words("reached", 55.0, 70.0, 50), status_words("no improvement", -2.0, 3.0, 50)
+    ('reached', 'no improvement')
+    """
+    if status == "reached" and low < level:
+        return f"reached, but the range reaches below {level:g} %"
+    if status == "not reached" and high >= level:
+        return f"not reached, but the range reaches {level:g} %"
+    return status
 
 
 def _patient_message(c: dict, spread: dict | None) -> str:
@@ -276,12 +297,11 @@ def _patient_message(c: dict, spread: dict | None) -> str:
             goal = (f"The treatment studies counted {_pct(level)} or more at one year as a strong response "
                     f"{site_words}")
         if c["status"] == "reached":
-            parts.append(goal + ", and this patch has reached that.")
-        elif c["status"] == "borderline":
-            parts.append(goal + "; this patch is close to that, and the photos cannot tell for sure whether it "
-                         "has been reached.")
+            parts.append(goal + ", and this patch has reached that"
+                         + (f" (though the likely range dips below {_pct(level)})." if low < level else "."))
         else:
-            parts.append(goal + "; this patch has not reached that yet.")
+            parts.append(goal + "; this patch has not reached that yet"
+                         + (f" (though the likely range reaches {_pct(level)})." if high >= level else "."))
             if week == 24:
                 parts.append("Colour often keeps returning after week 24"
                              + (", and on the face about half of people in the studies reached 75% by one year."
@@ -304,7 +324,7 @@ def _no_improvement_words(value: float, high: float) -> str:
 def _clinician_message(c: dict, spread: dict | None) -> str:
     low, high = c["improvement_interval"]
     text = (f"Week {c['target_week']} (visit at week {c['weeks_since_start']:.1f}): improvement "
-            f"{c['improvement_pct']:.1f}% [{low:.1f}, {high:.1f}]; {c['endpoint']}: {c['status']}.")
+            f"{c['improvement_pct']:.1f}% [{low:.1f}, {high:.1f}]; {c['endpoint']}: {c['status_words']}.")
     if c["target_week"] == 52:
         reached = [name for name, ok in c["milestones"].items() if ok]
         text += f" Milestones reached at this visit: {', '.join(reached) if reached else 'none'}."

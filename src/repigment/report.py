@@ -46,12 +46,11 @@ _BAND = "#56B4E9"
 _WARN = "#D55E00"
 _PHOTO_SIDE = 1000  # longest side at which photos are loaded for the report
 _MAX_TABLE_ROWS = 22
-_STATUS_WORDS = {
-    "reached": "reached",
-    "borderline": "borderline (within the uncertainty)",
-    "not reached": "not reached",
-    "no improvement": "no improvement",
-}
+
+
+def _status_words(record: dict) -> str:
+    """A checkpoint's status in the words every view uses (older results hold only the status)."""
+    return str(record.get("status_words") or record["status"])
 
 
 @dataclass(frozen=True)
@@ -338,7 +337,7 @@ def _summary_page(page: _Page, document: dict, clinical: dict, info: dict, event
             page.text(f"Week {week}: not yet — judged at the first visit at or after week {week}.", size=9)
             continue
         colour = _WARN if record["status"] in ("no improvement",) or record.get("spreading") else _INK
-        page.text(f"Week {week}: {_STATUS_WORDS[record['status']]}", size=10, weight="bold", color=colour, gap=0.3)
+        page.text(f"Week {week}: {_status_words(record)}", size=10, weight="bold", color=colour, gap=0.3)
         page.text("In plain words: " + record["patient_message"], size=9, gap=0.3)
         page.text(record["clinician_message"], size=8, color=_MUTED)
 
@@ -451,7 +450,7 @@ def _table_page(page: _Page, document: dict, clinical: dict, rows: Sequence[int]
     checkpoints = {}
     for record in (clinical.get("checkpoints") or {}).values():
         if record is not None and record.get("visit"):
-            short = {"no improvement": "none"}.get(record["status"], record["status"])
+            short = {"no improvement": "none"}.get(record["status"], _status_words(record))
             checkpoints.setdefault(record["visit"], []).append(f"{record['target_week']}: {short}")
     cells, notes = [], []
     for k in rows:

@@ -151,7 +151,7 @@ def _summary(ctx: common.Context, document: dict[str, Any], points) -> None:
 
 _STATUS_BADGE = {
     "reached": ("green", ":material/check_circle:"),
-    "borderline": ("orange", ":material/help:"),
+    "borderline": ("orange", ":material/help:"),  # results written before one rule decided the status
     "not reached": ("orange", ":material/cancel:"),
     "no improvement": ("red", ":material/cancel:"),
     "pending": ("gray", ":material/schedule:"),
@@ -189,8 +189,6 @@ def _clinical(ctx: common.Context, document: dict[str, Any]) -> None:
         for title, status, message in overview.checkpoints:
             colour, icon = _STATUS_BADGE.get(status, ("gray", ":material/info:"))
             label = "not yet" if status == "pending" else status
-            if ctx.patient_mode and status == "borderline":
-                label = "close"
             # The message names its week; the badge only says where the patch stands.
             st.markdown(f":{colour}-badge[{icon} {label}] {message}")
         if not ctx.patient_mode and overview.latest_message:
