@@ -95,6 +95,11 @@ def test_uploading_a_series_gives_a_chart_and_a_visits_table(app_env, sample_ser
     assert_clean(at)
     [label] = [t for t in at.text_input if t.label == "Where is the patch?"]
     label.set_value("back of left hand")
+    # The body region has no default: it sets the VASI weights and the week-24 level.
+    button(at, "Create patch").click().run()
+    assert not at.exception and not at.success
+    assert any("Choose the body region" in e.value for e in at.error)
+    at.selectbox(key="new_patch_region").set_value("hands")
     button(at, "Create patch").click().run()
     assert_clean(at)
     assert "Created patch" in at.success[0].value
@@ -107,9 +112,34 @@ def test_uploading_a_series_gives_a_chart_and_a_visits_table(app_env, sample_ser
     button(at, "Save and analyse").click().run(timeout=300)
     assert_clean(at)
     assert at.title[0].value == "back of left hand"  # the course page of the new patch
+    assert "Hands" in at.caption[0].value
     assert "Saved 6 photos: 6 new visits" in at.success[0].value
     assert len(at.get(CHART)) >= 1
     assert len(at.dataframe[0].value) == 6
+
+
+def test_tables_show_no_raw_none_and_reasons_in_full(app_env):
+    at = open_app()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert not table.isna().any().any()
+    assert not table.astype(str).isin(["None", "nan", "NaN"]).any().any()
+
+
+def test_a_baseline_alone_has_no_change_badge(app_env, sample_series):
+    at = open_app("patients")
+    button(at, "Create patient").click().run()
+    [label] = [t for t in at.text_input if t.label == "Where is the patch?"]
+    label.set_value("left forearm")
+    at.selectbox(key="new_patch_region").set_value("upper_limbs")
+    button(at, "Create patch").click().run()
+    at.switch_page(f"{VIEWS}/add_visit.py").run()
+    first = sorted(sample_series.glob("*.jpg"))[0]
+    at.file_uploader[0].set_value([(first.name, first.read_bytes(), "image/jpeg")]).run()
+    button(at, "Save and analyse").click().run(timeout=300)
+    assert_clean(at)
+    area = [m for m in at.metric if m.label == "Depigmented area"]
+    assert area and not area[0].delta  # no "+0.00 cm² since baseline" with only a baseline
 
 
 def test_unusable_files_get_a_message_not_a_traceback(app_env, sample_series):
@@ -296,3 +326,21 @@ def test_a_cut_off_palm_photo_gets_one_line(app_env, sample_series):
     button(at, "Measure hand unit").click().run()
     assert not at.exception
     assert at.error and all("\n" not in e.value and "Traceback" not in e.value for e in at.error)
+
+
+def test_a_visit_without_figures_is_drawn_apart_from_the_zero_line():
+    from repigment.webapp.charts import CoursePoint, course_chart
+    from repigment.webapp.wording import words
+
+    points = [CoursePoint(0, "2026-01-05", 0.0, None, "", "a.jpg"),
+              CoursePoint(4, "2026-02-02", None, None, "too blurred", "b.jpg"),
+              CoursePoint(8, "2026-03-02", 6.0, None, "", "c.jpg")]
+    spec = course_chart(points, words=words(False)).to_dict()
+    layers = [layer for layer in spec["layer"] if layer.get("data", {}).get("values") is not None]
+    failed = [row for layer in layers for row in layer["data"]["values"] if row.get("reason") == "too blurred"]
+    datasets = spec.get("datasets", {})
+    if not failed:  # Altair may move inline data to top-level datasets
+        failed = [row for rows in datasets.values() for row in rows if row.get("reason") == "too blurred"]
+    assert failed and all(row["pct"] < -2 for row in failed)  # under the zero line, not on it
+    marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"]]
+    assert "rule" in marks

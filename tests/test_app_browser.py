@@ -124,6 +124,8 @@ def test_upload_a_series_and_see_the_course(server, sample_series, tmp_path):
             page.get_by_role("button", name="Create patient").click()
             expect(page.get_by_text("Created patient")).to_be_visible()
             page.get_by_label("Where is the patch?").fill("Back of left hand")
+            page.get_by_test_id("stSelectbox").filter(has_text="Body region").click()
+            page.get_by_role("option", name="Hands").click()
             page.get_by_role("button", name="Create patch").click()
             expect(page.get_by_text("Created patch")).to_be_visible()
             nav.get_by_role("link", name="Add visit").click()

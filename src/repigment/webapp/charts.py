@@ -84,6 +84,9 @@ def course_chart(
     values = [p.pct for p in points if p.pct is not None] + [float(v) for v in band["low"]]
     y_low = min([-10.0, *(v - 5 for v in values)])
     y_low = float(np.floor(y_low / 10) * 10)
+    # A visit without figures is not a 0 % visit: its cross sits in the strip
+    # under the zero line, on a dashed line through the whole chart.
+    failed["pct"] = y_low / 2.0
     x_domain = _x_domain(points, events)
     x = alt.X("week:Q", title=words.weeks_axis, scale=alt.Scale(domain=x_domain, nice=False),
               axis=alt.Axis(values=list(range(0, int(x_domain[1]) + 1, 4)), grid=False))
@@ -134,6 +137,7 @@ def course_chart(
             )
         )
     if len(failed):
+        layers.append(alt.Chart(failed).mark_rule(color=_VERMILLION, strokeDash=[3, 3], opacity=0.6).encode(x=x))
         layers.append(
             alt.Chart(failed).mark_point(filled=True, size=160, opacity=1, strokeWidth=1).encode(
                 x=x, y=y, color=alt.Color("status:N", scale=status_scale, legend=legend),

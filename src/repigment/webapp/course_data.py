@@ -21,9 +21,29 @@ __all__ = [
     "course_points",
     "event_marks",
     "plain_reason",
+    "advice_lines",
+    "display_table",
     "visit_status",
     "visits_table",
 ]
+
+#: How each numeric column of the visits table is written; a missing figure is a dash.
+_CELL_FORMATS: dict[str, str] = {
+    "Week": "{:.1f}",
+    "Repigmentation (%)": "{:.1f} %",
+    "Colour regained (%)": "{:.0f} %",
+    "Depigmented area (cm²)": "{:.2f}",
+    "White area (cm²)": "{:.1f}",
+    "VASI residual (%)": "{:g} %",
+    "Patch VASI (level)": "{:.3f}",
+    "New depigmentation (px)": "{:,.0f}",
+    "Depigmented area (px)": "{:,.0f}",
+    "Alignment score": "{:.2f}",
+}
+MISSING = "—"
+
+#: Text columns a table cell cuts short; :func:`advice_lines` gives them in full.
+_LONG_TEXT = ("Reason", "Photo check", "What to do")
 
 
 def plain_reason(reason: str | None) -> str:
@@ -269,3 +289,48 @@ def visits_table(
             "Photo": visit.primary.display_name if visit and visit.primary else entry["image"],
         })
     return rows
+
+
+def display_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The visits table as shown: numbers written out, a dash where there is no figure.
+
+    Columns with nothing in any row (no failures, no marker, no remarks) are
+    left out, and no cell says ``None``.
+
+    Examples
+    --------
+    >>> display_table([{"Week": 0.0, "Depigmented area (cm²)": None, "Repigmentation (%)": 0.0, "Reason": ""},
+    ...                {"Week": 4.0, "Depigmented area (cm²)": None, "Repigmentation (%)": None, "Reason": "blur"}])
+    [{'Week': '0.0', 'Repigmentation (%)': '0.0 %', 'Reason': ''}, {'Week': '4.0', 'Repigmentation (%)': '—', 'Reason': 'blur'}]
+    """
+    def cell(name: str, value: Any) -> Any:
+        if value is None or (isinstance(value, float) and value != value):
+            return MISSING if name in _CELL_FORMATS else ""
+        if name in _CELL_FORMATS and isinstance(value, (int, float)):
+            return _CELL_FORMATS[name].format(value)
+        return value
+
+    shown = [{name: cell(name, value) for name, value in row.items()} for row in rows]
+    columns = [name for name in (rows[0] if rows else {})
+               if any(row.get(name) not in (MISSING, "", None) for row in shown)]
+    return [{name: row[name] for name in columns} for row in shown]
+
+
+def advice_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Each visit's reason and advice in full, one line per visit that has any.
+
+    Table cells cut long text; these lines go under the table.
+
+    Examples
+    --------
+    >>> import datetime
+    >>> advice_lines([{"Date": datetime.date(2026, 3, 2), "Reason": "", "What to do": ""},
+    ...               {"Date": datetime.date(2026, 4, 6), "Reason": "too blurred", "What to do": "Hold still."}])
+    ['**2026-04-06**: too blurred. Hold still.']
+    """
+    lines = []
+    for row in rows:
+        parts = [str(row[name]).strip().rstrip(".") + "." for name in _LONG_TEXT if row.get(name)]
+        if parts:
+            lines.append(f"**{row.get('Date')}**: " + " ".join(parts))
+    return lines

@@ -78,7 +78,7 @@ def _course(ctx: common.Context, visits, result: PatchAnalysis) -> None:
     if sum(p.pct_interval is not None for p in points) > 1:
         legend.append(w.band_legend)
     if any(p.pct is None for p in points):
-        legend.append("✕ on the zero line: " + w.not_measured.lower() + " (hover for the reason)")
+        legend.append("✕ on a dashed line, under the zero line: " + w.not_measured.lower() + " (hover for the reason)")
     if events:
         legend.append("purple ticks: treatment events")
     st.caption("; ".join(legend) + ".")
@@ -131,8 +131,10 @@ def _summary(ctx: common.Context, document: dict[str, Any], points) -> None:
     )
     last_entry = next(e for e in reversed(document["visits"]) if e["date"] == last.date)
     if last.area_cm2 is not None and first.area_cm2 is not None:
+        # A change badge only once there is a change to show: with the baseline alone there is none.
         columns[1].metric("Depigmented area", f"{last.area_cm2:.2f} cm²",
-                          delta=f"{last.area_cm2 - first.area_cm2:+.2f} cm² since baseline", delta_color="inverse")
+                          delta=None if last is first else f"{last.area_cm2 - first.area_cm2:+.2f} cm² since baseline",
+                          delta_color="inverse")
     else:
         columns[1].metric("Depigmented area", f"{last_entry['depigmented_area_px']:,} px",
                           help="No scale marker at baseline, so no cm².")
@@ -206,45 +208,38 @@ def _failures(ctx: common.Context, document: dict[str, Any]) -> None:
     else:
         lines = [f"- {e['date']} ({common.week_label(e['weeks_since_start'])}, {e['image']}): {e.get('error')}"
                  for e in failed]
-        head = (f"**{len(failed)} visit{'s' if len(failed) > 1 else ''} could not be measured** (✕ on the "
-                "zero line of the chart):")
+        head = (f"**{len(failed)} visit{'s' if len(failed) > 1 else ''} could not be measured** (✕ on a dashed "
+                "line of the chart, under the zero line):")
     st.warning("\n".join([head, *lines]), icon=":material/warning:")
 
 
 def _table(ctx: common.Context, visits, result: PatchAnalysis | None) -> None:
     st.subheader("Visits" if not ctx.patient_mode else "Your photos")
     rows = course_data.visits_table(visits, result, patient_mode=ctx.patient_mode)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(course_data.display_table(rows))
     config = {
         "Date": st.column_config.DateColumn("Date", format="YYYY-MM-DD"),
-        "Week": st.column_config.NumberColumn("Week", format="%.1f", help="Weeks since treatment start"),
-        "Repigmentation (%)": st.column_config.NumberColumn(format="%.1f %%"),
-        "Colour regained (%)": st.column_config.NumberColumn(format="%.0f %%"),
-        "Depigmented area (cm²)": st.column_config.NumberColumn(format="%.2f"),
-        "White area (cm²)": st.column_config.NumberColumn(format="%.1f"),
-        "Depigmented area (px)": st.column_config.NumberColumn(format="localized"),
-        "VASI residual (%)": st.column_config.NumberColumn(format="%d %%"),
+        "Week": st.column_config.TextColumn("Week", help="Weeks since treatment start"),
         "Pattern": st.column_config.TextColumn(help="Pattern of repigmentation against the baseline footprint"),
-        "Patch VASI (level)": st.column_config.NumberColumn(
-            format="%.3f", help="Baseline footprint in hand units × VASI residual level, plus spreading; "
-                                "empty without a hand unit"),
-        "New depigmentation (px)": st.column_config.NumberColumn(
-            format="localized", help="Depigmented skin outside the baseline footprint: spreading"),
-        "Alignment score": st.column_config.NumberColumn(format="%.2f", help="Skin-texture agreement, 0-1"),
-        "Reason": st.column_config.TextColumn(width="medium", help="Why the visit has no figures"),
+        "Patch VASI (level)": st.column_config.TextColumn(
+            help="Baseline footprint in hand units × VASI residual level, plus spreading; "
+                 "a dash without a hand unit"),
+        "New depigmentation (px)": st.column_config.TextColumn(
+            help="Depigmented skin outside the baseline footprint: spreading"),
+        "Alignment score": st.column_config.TextColumn(help="Skin-texture agreement, 0-1"),
+        "Reason": st.column_config.TextColumn(width="medium", help="Why the visit has no figures or needs review"),
         "What to do": st.column_config.TextColumn(width="large"),
         "Photo check": st.column_config.TextColumn(width="medium"),
     }
-    # Columns with nothing to say (no failures, no remarks, no marker) are left out.
-    empty = [c for c in ("White area (cm²)", "Reason", "Photo check", "Notes", "What to do", "Pattern",
-                         "Patch VASI (level)")
-             if c in frame and frame[c].replace("", None).isna().all()]
-    frame = frame.drop(columns=empty)
     st.dataframe(frame, hide_index=True, width="stretch", column_config=config, key="visits_table")
+    advice = course_data.advice_lines(rows)
     if ctx.patient_mode and rows and rows[-1].get("What to do"):
         # The advice for the latest photo, in full (table cells cut long text).
         st.info(f"**For your next photo:** {rows[-1]['What to do'].removeprefix('Next time: ')}",
                 icon=":material/lightbulb:")
+    elif advice:
+        st.markdown("**Reasons and advice, in full**")
+        st.markdown("\n".join(f"- {line}" for line in advice))
 
 
 def _details(ctx: common.Context, document: dict[str, Any], result: PatchAnalysis) -> None:

@@ -54,11 +54,14 @@ def _new_patient(ctx: common.Context) -> None:
 
 def _new_patch(ctx: common.Context) -> None:
     st.subheader(f"New patch for {ctx.patient.code}" if not ctx.patient_mode else "Add a patch to follow")
-    with st.form("new_patch", clear_on_submit=True, border=True):
+    # Not cleared on submit: a patch refused for a missing body region keeps what was typed.
+    with st.form("new_patch", border=True):
         columns = st.columns(2)
-        label = columns[0].text_input("Where is the patch?", placeholder="e.g. back of left hand", max_chars=80)
+        label = columns[0].text_input("Where is the patch?", placeholder="e.g. back of left hand", max_chars=80,
+                                      key="new_patch_label")
+        # No default: a wrong body region silently changes the VASI weights and the week-24 level.
         region = columns[1].selectbox(_region_label(ctx), list(BODY_REGIONS), format_func=BODY_REGIONS.get,
-                                      index=2)
+                                      index=None, placeholder="Choose…", key="new_patch_region")
         columns = st.columns(3)
         start = columns[0].date_input("Treatment start", value=None, format="YYYY-MM-DD",
                                       help="Week 0 of the chart. Leave empty to count from the first photo.")
@@ -67,8 +70,15 @@ def _new_patch(ctx: common.Context) -> None:
                                          step=1.0, help="Printed side of the ArUco marker, black edge to black edge.")
         notes = st.text_area("Notes (optional)")
         if st.form_submit_button("Create patch", type="primary"):
+            if region is None:
+                st.error(f"Choose the {_region_label(ctx).lower().removesuffix(' (vasi)')} of the patch: "
+                         "it sets the VASI weights and the level that counts as a worthwhile response.",
+                         icon=":material/error:")
+                return
             patch = ctx.store.create_patch(ctx.patient.id, label, region, notes=notes, treatment_start=start,
                                            regimen=regimen, marker_mm=marker)
+            for key in ("new_patch_label", "new_patch_region"):
+                st.session_state.pop(key, None)  # an empty form for the next patch
             common.select(ctx.patient.id, patch.id)
             common.flash(f"Created patch “{patch.label}”. Add its first visit next.")
             st.rerun()
