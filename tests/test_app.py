@@ -166,6 +166,29 @@ def test_review_shows_a_visit_and_a_change_map(app_env):
     assert_clean(at)
 
 
+def test_a_failed_visit_shows_its_own_photo_and_its_date_can_be_corrected(app_env):
+    from repigment.store import NewPhoto, NewVisit, Store
+
+    noise = np.random.default_rng(3).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="JPEG", quality=90)
+    with Store(app_env) as store:
+        patch = store.patches(store.patients()[0].id)[0]
+        [visit] = store.add_visits(patch.id, [NewVisit(dt.date(2027, 3, 1), [NewPhoto(buffer.getvalue(), "x.jpg")])])
+    at = open_app("review")
+    assert_clean(at)
+    # The review opens on the latest visit: the one that could not be placed.
+    assert any("not aligned" in w.value or "could not" in w.value for w in at.warning)
+    assert any("Not measured" in c.value and "same patch" in c.value for c in at.caption)
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert any("own photo" in c for c in captions), captions  # beside the baseline, to compare
+    at.date_input(key=f"visit_date_{visit.id}").set_value(dt.date(2027, 3, 8)).run()
+    button(at, "Change the date").click().run(timeout=300)
+    assert not at.exception
+    with Store(app_env) as store:
+        assert store.visits(patch.id)[-1].date == dt.date(2027, 3, 8)
+
+
 def test_region_of_interest_rescores(app_env):
     at = open_app("review")
     patch_id = at.session_state["patch"]

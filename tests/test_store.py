@@ -165,6 +165,19 @@ def test_visits_need_distinct_dates(store, patch):
                                     NewVisit(dt.date(2026, 1, 5), [NewPhoto(jpeg(2), "b.jpg")])])
 
 
+def test_a_visit_date_can_be_corrected_but_not_onto_another_visit(store, patch):
+    first, second = store.add_visits(patch.id, [NewVisit(dt.date(2026, 1, 5), [NewPhoto(jpeg(1), "a.jpg")]),
+                                                NewVisit(dt.date(2026, 2, 5), [NewPhoto(jpeg(2), "b.jpg")])])
+    moved = store.update_visit(second.id, date=dt.date(2026, 2, 9))
+    assert moved.date == dt.date(2026, 2, 9) and moved.photos == second.photos
+    assert [v.date for v in store.visits(patch.id)] == [dt.date(2026, 1, 5), dt.date(2026, 2, 9)]
+    with pytest.raises(StoreError, match="already has a visit on 2026-01-05"):
+        store.update_visit(second.id, date=dt.date(2026, 1, 5))
+    with pytest.raises(InvalidParameterError, match="calendar date"):
+        store.update_visit(second.id, date=dt.datetime(2026, 3, 1, 10, 0))
+    assert store.visits(patch.id)[1].date == dt.date(2026, 2, 9)  # nothing half-changed
+
+
 def test_deleting_a_patient_deletes_its_records(store, patch):
     store.add_visits(patch.id, [NewVisit(dt.date(2026, 1, 5), [NewPhoto(jpeg(1), "a.jpg")])])
     store.add_event(patch.id, dt.date(2026, 1, 5), "other")

@@ -1068,12 +1068,31 @@ class Store:
         with self._read() as session:
             return [_visit(session.get(VisitRow, vid)) for vid in touched]
 
-    def update_visit(self, visit_id: int, *, notes: str | None = None, primary_photo_id: int | None = None) -> Visit:
-        """Edit a visit's notes, or choose which of its photos is analysed."""
+    def update_visit(self, visit_id: int, *, notes: str | None = None, primary_photo_id: int | None = None,
+                     date: _dt.date | None = None) -> Visit:
+        """Edit a visit's notes or date, or choose which of its photos is analysed.
+
+        Raises
+        ------
+        InvalidParameterError
+            ``date`` is not a calendar date.
+        StoreError
+            Another visit of the patch already has that date (add the photos to
+            it instead), or the photo does not belong to the visit.
+        """
+        if date is not None and (not isinstance(date, _dt.date) or isinstance(date, _dt.datetime)):
+            raise InvalidParameterError(f"a visit's date must be a calendar date, got {date!r}")
         with self._sessions.begin() as session:
             row = _get(session, VisitRow, visit_id, "visit")
             if notes is not None:
                 row.notes = notes.strip()
+            if date is not None and date != row.date:
+                taken = session.scalars(sa.select(VisitRow.id).where(
+                    VisitRow.patch_id == row.patch_id, VisitRow.date == date, VisitRow.id != row.id)).first()
+                if taken is not None:
+                    raise StoreError(f"this patch already has a visit on {date.isoformat()}; "
+                                     "delete one of the two or choose another date")
+                row.date = date
             if primary_photo_id is not None:
                 ids = [p.id for p in row.photos]
                 if primary_photo_id not in ids:

@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 from repigment import scoring, visualize
+from repigment.store import StoreError
 from repigment.webapp import caching, charts, common, course_data, strokes
 from repigment.webapp.analysis import PatchAnalysis, encode_png
 
@@ -88,7 +89,13 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
             else ["Before / after", "Change map", "Region of interest", "Strokes"])
     shown = st.tabs(tabs)
     with shown[0]:
-        _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, entries[0])
+        own = None
+        if registered is None and position > 0:
+            # Not placed onto the baseline: the visit's own photo answers "is this the same patch?".
+            photo = result.request.photos[position]
+            with common.guard("loading this visit's photo"):
+                own = caching.stored_photo(str(ctx.store.data_dir), photo.sha256, photo.extension)
+        _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, entries[0], own)
     with shown[1]:
         _change(ctx, entry, baseline_rgb, baseline_mask, mask, document)
     if not ctx.patient_mode:
@@ -99,14 +106,24 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
         _manage_visits(ctx, result, position)
 
 
-def _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, baseline_entry) -> None:
+def _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, baseline_entry, own=None) -> None:
     if baseline_rgb is None:
         st.info("No baseline image is stored for this analysis; re-analyse the patch.")
         return
     left = visualize.outline_overlay(baseline_rgb, baseline_mask) if baseline_mask is not None else baseline_rgb
     if registered is None:
-        st.image(left, caption=f"Baseline {baseline_entry['date']}", width="stretch")
-        st.caption("This visit's photo could not be placed onto the baseline.")
+        first = "Your first photo" if ctx.patient_mode else "Baseline"
+        if own is None:
+            st.image(left, caption=f"{first} {baseline_entry['date']}", width="stretch")
+        else:
+            columns = st.columns(2)
+            columns[0].image(left, width="stretch", caption=f"{first} · {baseline_entry['date']}")
+            columns[1].image(own, width="stretch",
+                             caption=f"This visit's own photo · {entry['date']} (not lined up)")
+        reason = entry.get("error") or "it could not be placed onto the baseline"
+        st.caption(("This photo could not be lined up with your first photo. "
+                    if ctx.patient_mode else f"Not measured: {reason}. ")
+                   + ("Is it the same patch, framed the same way?" if not ctx.patient_mode else ""))
         return
     right = visualize.outline_overlay(registered, mask) if mask is not None else registered
     if mask is None:
@@ -247,7 +264,7 @@ def _strokes(ctx: common.Context, result: PatchAnalysis, baseline_rgb: np.ndarra
 
 
 def _manage_visits(ctx: common.Context, result: PatchAnalysis, position: int | None = None) -> None:
-    """Delete a visit (e.g. a photo of the wrong place), or choose which of its photos is measured."""
+    """Correct a visit's date, delete a visit (e.g. a photo of the wrong place), or choose its measured photo."""
     visits = {v.id: v for v in ctx.store.visits(ctx.patch.id)}
     with st.expander("Manage visits", icon=":material/edit:"):
         ids = list(visits)
@@ -262,6 +279,18 @@ def _manage_visits(ctx: common.Context, result: PatchAnalysis, position: int | N
                               key=f"primary_{visit_id}")
             if chosen != visit.photos[0].id and st.button("Measure this photo", key="set_primary"):
                 ctx.store.update_visit(visit_id, primary_photo_id=chosen)
+                st.rerun()
+        columns = st.columns([2, 1])
+        corrected = columns[0].date_input("Date of this visit", value=visit.date, format="YYYY-MM-DD",
+                                          key=f"visit_date_{visit_id}",
+                                          help="Correct a wrong date; the course is re-scored in weeks from it.")
+        if corrected != visit.date and columns[1].button("Change the date", key="set_visit_date"):
+            try:
+                ctx.store.update_visit(visit_id, date=corrected)
+            except StoreError as exc:
+                st.error(str(exc), icon=":material/error:")
+            else:
+                common.flash(f"The visit of {visit.date.isoformat()} is now dated {corrected.isoformat()}.")
                 st.rerun()
         confirm = st.checkbox(f"Yes, delete the visit of {visit.date.isoformat()} and its photos",
                               key=f"confirm_delete_{visit_id}")
