@@ -79,9 +79,9 @@ def test_results_json_carries_the_clinical_block_and_keeps_old_keys(analysed):
     assert clinical["checkpoints"]["week52"]["endpoint"].startswith("F-VASI75")
 
 
-def test_report_has_three_pages_with_content(report, tmp_path):
+def test_report_has_four_pages_with_content(report, tmp_path):
     pages = _pages(report, tmp_path)
-    assert len(pages) == 3
+    assert len(pages) == 4  # summary, photos, every visit, table
     for page in pages:
         assert page.shape[0] > page.shape[1]  # portrait
         assert (page.min(axis=2) < 200).mean() > 0.01  # not blank
@@ -96,6 +96,15 @@ def test_report_has_three_pages_with_content(report, tmp_path):
     skin = (r > g + 10) & (g > b) & (r > 60)
     half = photos.shape[1] // 2
     assert skin[:, :half].sum() > 2000 and skin[:, half:].sum() > 2000
+
+
+def test_report_shows_every_visit_as_a_thumbnail(report, analysed):
+    text = " ".join(_text(report).split())
+    document = json.loads((analysed[1] / "results.json").read_text())
+    assert "Every visit" in text
+    for visit in document["visits"][1:]:
+        # Each visit's thumbnail is captioned with its date, week and figure.
+        assert f"{visit['date']} · wk {visit['weeks_since_start']:.0f} · {visit['repigmentation_pct']:.0f} %" in text
 
 
 def test_report_text_names_what_matters(report, analysed):
@@ -134,7 +143,7 @@ def test_report_without_the_photos_says_so(analysed, tmp_path):
     assert "photos are not shown" in text
     assert "Week 52" in text  # the rest still renders
     (tmp_path / "png").mkdir()
-    assert len(_pages(pdf, tmp_path / "png")) == 3
+    assert len(_pages(pdf, tmp_path / "png")) == 3  # no every-visit page without the photos
 
 
 def test_report_of_a_run_without_clinical_block(analysed, tmp_path):

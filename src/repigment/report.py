@@ -1,6 +1,6 @@
 """A PDF report of a scored series, to file and to show the patient.
 
-Three A4 portrait pages, drawn with matplotlib:
+A4 portrait pages, drawn with matplotlib:
 
 1. **Summary**: patient code (never a name), patch, treatment and events, where
    things stand in plain words, the week-24 and week-52 checkpoints, and the
@@ -9,7 +9,10 @@ Three A4 portrait pages, drawn with matplotlib:
 2. **Photos**: the baseline and the latest photo side by side (the latest
    aligned onto the baseline) with the outlines of the depigmented skin, and
    the change map between them.
-3. **Visits and method**: the table of visits (area, repigmentation, VASI
+3. **Every visit**: each visit aligned onto the baseline and outlined, four
+   to a row (a visit that could not be measured shown as taken); only when
+   the photos are found.
+4. **Visits and method**: the table of visits (area, repigmentation, VASI
    residual level, patch VASI, pattern, spreading), the milestones, and how the
    figures were made, with the software version.
 
@@ -45,6 +48,8 @@ _ACCENT = "#0072B2"  # Okabe-Ito blue
 _BAND = "#56B4E9"
 _WARN = "#D55E00"
 _PHOTO_SIDE = 1000  # longest side at which photos are loaded for the report
+_THUMB_SIDE = 480  # longest side of the photos of the every-visit page
+_THUMBS_PER_PAGE = 16
 _MAX_TABLE_ROWS = 22
 
 
@@ -207,18 +212,9 @@ def _load_photos(document: dict, out_dir: Path, series_dir: Path | None) -> _Pho
     for slot, k in enumerate((0, latest)):
         if k is not None and visits[k].get("mask"):
             masks[slot] = read_mask(out_dir / visits[k]["mask"], shape)
-    problem = None
     base_rgb = latest_rgb = None
-    folder = series_dir
-    if folder is None and (document.get("source") or {}).get("series_dir"):
-        folder = Path(document["source"]["series_dir"])
-        if not folder.is_absolute() and not folder.exists():
-            folder = out_dir / folder
-    if folder is None:
-        problem = "The photos are not shown: results.json does not name the series folder (give it with --series)."
-    elif not Path(folder).is_dir():
-        problem = f"The photos are not shown: the series folder {folder} was not found (give it with --series)."
-    else:
+    folder, problem = _series_folder(document, out_dir, series_dir)
+    if folder is not None:
         try:
             loaded = load_image(Path(folder) / visits[0]["image"], max_side=_PHOTO_SIDE)
             base_rgb = cv2.resize(loaded.rgb, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
@@ -233,6 +229,69 @@ def _load_photos(document: dict, out_dir: Path, series_dir: Path | None) -> _Pho
             problem = f"The photos are not shown: {str(exc).splitlines()[0]}"
             base_rgb = latest_rgb = None
     return _Photos(base_rgb, latest_rgb, masks[0], masks[1], latest, problem)
+
+
+def _series_folder(document: dict, out_dir: Path, series_dir: Path | None) -> tuple[Path | None, str | None]:
+    """The folder of the photos, or ``None`` and why the photos cannot be shown."""
+    folder = series_dir
+    if folder is None and (document.get("source") or {}).get("series_dir"):
+        folder = Path(document["source"]["series_dir"])
+        if not folder.is_absolute() and not folder.exists():
+            folder = out_dir / folder
+    if folder is None:
+        return None, "The photos are not shown: results.json does not name the series folder (give it with --series)."
+    if not Path(folder).is_dir():
+        return None, f"The photos are not shown: the series folder {folder} was not found (give it with --series)."
+    return Path(folder), None
+
+
+def _visit_thumbnails(document: dict, out_dir: Path, folder: Path | None) -> list[tuple[np.ndarray, str, bool]]:
+    """Every visit as a small picture: ``(image, caption, measured)``, in visit order.
+
+    A measured visit is aligned onto the baseline and cropped around the
+    patch, with its outline; a visit without figures shows its own photo.
+    Photos are loaded one at a time at thumbnail size.
+    """
+    import cv2
+
+    from .io import load_image, read_mask
+    from .visualize import OUTLINE_RGB, outline_overlay
+
+    if folder is None:
+        return []
+    visits = document["visits"]
+    width, height = document["baseline"]["width"], document["baseline"]["height"]
+    factor = min(1.0, _THUMB_SIDE / max(width, height))
+    shape = (max(1, int(round(height * factor))), max(1, int(round(width * factor))))
+    base_mask = read_mask(out_dir / visits[0]["mask"], shape) if visits[0].get("mask") else None
+    top, bottom, left, right = _crop_box([base_mask], shape)
+    thumbnails = []
+    for k, visit in enumerate(visits):
+        when = f"{visit['date']} · wk {visit['weeks_since_start']:.0f}"
+        try:
+            photo = load_image(folder / visit["image"], max_side=_THUMB_SIDE)
+        except (RepigmentError, OSError):
+            continue
+        homography = (visit.get("registration") or {}).get("homography")
+        measured = visit.get("repigmentation_pct") is not None
+        if k == 0 or (measured and homography is not None):
+            if k == 0:
+                image = cv2.resize(photo.rgb, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+            else:
+                to_small = np.diag([shape[1] / width, shape[0] / height, 1.0])
+                from_moving = np.diag([1.0 / photo.scale, 1.0 / photo.scale, 1.0])
+                image = cv2.warpPerspective(photo.rgb, to_small @ np.asarray(homography) @ from_moving,
+                                            (shape[1], shape[0]), flags=cv2.INTER_AREA, borderValue=(255, 255, 255))
+            if visit.get("mask"):
+                image = outline_overlay(image, read_mask(out_dir / visit["mask"], shape), color=OUTLINE_RGB)
+            caption = f"{when} · {visit['repigmentation_pct']:.0f} %" if k else f"{when} · baseline"
+            if visit.get("needs_review"):
+                caption += " · review"
+            thumbnails.append((image[top:bottom, left:right], caption, True))
+        else:
+            thumbnails.append((photo.rgb, f"{when} · not measured", False))
+        del photo
+    return thumbnails
 
 
 def _crop_box(masks: Sequence[np.ndarray | None], shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -440,6 +499,25 @@ def _photos_page(page: _Page, document: dict, clinical: dict, photos: _Photos) -
             fontsize=7.5, color=_MUTED, va="top", transform=legend_ax.transAxes)
 
 
+def _thumbnails_page(page: _Page, thumbnails: Sequence[tuple[np.ndarray, str, bool]]) -> None:
+    """A grid of every visit: the course at a glance, and which photos were not measured."""
+    page.text("Each visit aligned onto the baseline and outlined in yellow where skin was measured as "
+              "depigmented; a photo that could not be measured is shown as it was taken.", size=8.5, color=_MUTED)
+    width = _PAGE_MM[0] - 2 * _MARGIN
+    columns = 4
+    cell_w = (width - (columns - 1) * 4) / columns
+    sample = next((image for image, _, measured in thumbnails if measured), thumbnails[0][0])
+    cell_h = min(cell_w * sample.shape[0] / sample.shape[1], 52.0)
+    top = page.y + 4
+    for n, (image, caption, measured) in enumerate(thumbnails):
+        row, column = divmod(n, columns)
+        ax = page.add_axes(_MARGIN + column * (cell_w + 4), top + row * (cell_h + 9), cell_w, cell_h)
+        ax.imshow(image, interpolation="lanczos")
+        ax.set_title(caption, fontsize=7.5, pad=2, color=_INK if measured else _WARN)
+        ax.set_axis_off()
+    page.y = top + ((len(thumbnails) + columns - 1) // columns) * (cell_h + 9)
+
+
 def _table_page(page: _Page, document: dict, clinical: dict, rows: Sequence[int], *, last: bool) -> None:
     visits = document["visits"]
     records = clinical.get("visits") or [{}] * len(visits)
@@ -579,9 +657,12 @@ def report_pdf(
         region = body_region if body_region is not None else (clinical or {}).get("body_region")
         clinical = clinical_summary_from_results(document, out, body_region=region, hand_unit=hand_unit)
     photos = _load_photos(document, out, Path(series_dir) if series_dir is not None else None)
+    folder, _ = _series_folder(document, out, Path(series_dir) if series_dir is not None else None)
+    thumbnails = _visit_thumbnails(document, out, folder)
+    strips = [thumbnails[i:i + _THUMBS_PER_PAGE] for i in range(0, len(thumbnails), _THUMBS_PER_PAGE)]
     visits = document["visits"]
     chunks = [list(range(i, min(i + _MAX_TABLE_ROWS, len(visits)))) for i in range(0, len(visits), _MAX_TABLE_ROWS)]
-    total = 2 + len(chunks)
+    total = 2 + len(strips) + len(chunks)
     footer = (f"Patient code: {info['patient_code']}  ·  patch: {info['patch']}  ·  repigment {__version__}  ·  "
               f"generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     buffer = io.BytesIO()
@@ -594,8 +675,13 @@ def report_pdf(
             page = _Page("Photos and change", 2, total, footer)
             _photos_page(page, document, clinical, photos)
             pdf.savefig(page.figure)
+            for n, strip in enumerate(strips):
+                page = _Page("Every visit" if n == 0 else "Every visit (continued)", 3 + n, total, footer)
+                _thumbnails_page(page, strip)
+                pdf.savefig(page.figure)
             for n, rows in enumerate(chunks):
-                page = _Page("Visits and method" if n == 0 else "Visits (continued)", 3 + n, total, footer)
+                page = _Page("Visits and method" if n == 0 else "Visits (continued)", 3 + len(strips) + n, total,
+                             footer)
                 _table_page(page, document, clinical, rows, last=n == len(chunks) - 1)
                 pdf.savefig(page.figure)
     return buffer.getvalue()
