@@ -161,8 +161,17 @@ def test_review_shows_a_visit_and_a_change_map(app_env):
     at = open_app("review")
     assert_clean(at)
     assert at.select_slider(key="review_visit").value == len(at.select_slider(key="review_visit").options) - 1
-    assert len(at.tabs) == 4  # before/after, change map, region of interest, strokes
+    # before/after, change map, two visits, every visit, region of interest, strokes
+    assert [t.label for t in at.tabs] == ["Before / after", "Change map", "Two visits", "Every visit",
+                                          "Region of interest", "Strokes"]
     at.select_slider(key="review_visit").set_value(1).run()
+    assert_clean(at)
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    # Two visits side by side (the last two by default) and a grid of all six, each aligned and outlined.
+    assert sum("aligned onto the baseline" in c and "repigmentation" in c for c in captions) == 2
+    entries = at.select_slider(key="review_visit").options
+    assert all(any(c.startswith(option) for c in captions) for option in entries)
+    at.selectbox(key="compare_left").set_value(0).run()
     assert_clean(at)
 
 

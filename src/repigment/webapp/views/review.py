@@ -85,8 +85,8 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
     else:
         st.markdown(f"**{entry['repigmentation_pct']:.0f}%** of the white area has regained colour since your "
                     "first photo.")
-    tabs = (["First and this photo", "What changed"] if ctx.patient_mode
-            else ["Before / after", "Change map", "Region of interest", "Strokes"])
+    tabs = (["First and this photo", "What changed", "All my photos"] if ctx.patient_mode
+            else ["Before / after", "Change map", "Two visits", "Every visit", "Region of interest", "Strokes"])
     shown = st.tabs(tabs)
     with shown[0]:
         own = None
@@ -98,12 +98,71 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
         _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, entries[0], own)
     with shown[1]:
         _change(ctx, entry, baseline_rgb, baseline_mask, mask, document)
-    if not ctx.patient_mode:
+    if ctx.patient_mode:
         with shown[2]:
-            _roi(ctx, document, baseline_rgb)
+            _every_visit(ctx, result, label)
+    else:
+        with shown[2]:
+            _two_visits(ctx, result, options, label)
         with shown[3]:
+            _every_visit(ctx, result, label)
+        with shown[4]:
+            _roi(ctx, document, baseline_rgb)
+        with shown[5]:
             _strokes(ctx, result, baseline_rgb)
         _manage_visits(ctx, result, position)
+
+
+def _outlined(ctx: common.Context, result: PatchAnalysis, position: int) -> np.ndarray | None:
+    """A visit aligned onto the baseline with its outline, or ``None`` without a registered image."""
+    files = result.files(position)
+    if files is None:
+        return None
+    registered = _image(ctx, files.registered_sha256, ".jpg")
+    mask = _image(ctx, files.mask_sha256, ".png", mask=True)
+    if registered is None:
+        return None
+    return visualize.outline_overlay(registered, mask) if mask is not None else registered
+
+
+def _two_visits(ctx: common.Context, result: PatchAnalysis, options: list[int], label) -> None:
+    """Any two visits side by side, both aligned onto the baseline, with their outlines."""
+    if len(options) < 2:
+        st.caption("One visit so far: nothing to compare it with.")
+        return
+    columns = st.columns(2)
+    chosen = [columns[0].selectbox("Left", options, index=max(0, len(options) - 2), format_func=label,
+                                   key="compare_left"),
+              columns[1].selectbox("Right", options, index=len(options) - 1, format_func=label,
+                                   key="compare_right")]
+    for column, position in zip(columns, chosen):
+        entry = result.document["visits"][position]
+        image = _outlined(ctx, result, position)
+        if image is None:
+            column.warning(f"{entry['date']}: not measured ({entry.get('error') or 'no aligned image'})",
+                           icon=":material/warning:")
+            continue
+        figure = ("" if entry.get("repigmentation_pct") is None
+                  else f" · {entry['repigmentation_pct']:.1f} % repigmentation")
+        column.image(image, width="stretch", caption=f"{label(position)}{figure}, aligned onto the baseline")
+
+
+def _every_visit(ctx: common.Context, result: PatchAnalysis, label) -> None:
+    """Every visit at a glance, aligned onto the baseline, four to a row."""
+    entries = result.document["visits"]
+    per_row = 4
+    for start in range(0, len(entries), per_row):
+        columns = st.columns(per_row)
+        for column, position in zip(columns, range(start, min(start + per_row, len(entries)))):
+            entry = entries[position]
+            image = _outlined(ctx, result, position)
+            if image is None:
+                column.caption(f"{label(position)}: " + ("could not be compared with your first photo"
+                                                          if ctx.patient_mode else "not measured"))
+                continue
+            pct = entry.get("repigmentation_pct")
+            column.image(image, width="stretch",
+                         caption=label(position) + ("" if pct is None or position == 0 else f" · {pct:.0f} %"))
 
 
 def _before_after(ctx, entry, baseline_rgb, baseline_mask, registered, mask, baseline_entry, own=None) -> None:
