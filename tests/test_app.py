@@ -295,6 +295,12 @@ def test_a_typed_hand_unit_is_kept_and_gives_vasi(app_env):
     assert_clean(at)
     vasi = [m.value for m in at.markdown if "at week" in m.value and "level-based" in m.value]
     assert vasi and "(" in vasi[0]  # the value with its interval
+    # The whole patient's T-VASI: with one scored patch it is that patch's own improvement.
+    document_pct = at.metric[0].value.removesuffix(" %")
+    total = [m.value for m in at.markdown if m.value.startswith("**T-VASI**")]
+    assert total and f"{float(document_pct):.0f} % better than baseline at week 52" in total[0], total
+    assert "T-VASI50 at week" in total[0]
+    assert any("Which patches carry the change" in m.value for m in at.markdown)
 
 
 def test_an_implausible_hand_unit_gets_one_line(app_env):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .wording import Words
 
-__all__ = ["CoursePoint", "EventMark", "area_chart", "course_chart", "roi_chart"]
+__all__ = ["CoursePoint", "EventMark", "area_chart", "course_chart", "roi_chart", "vasi_totals_chart"]
 
 _BLUE = "#0072B2"
 _VERMILLION = "#D55E00"
@@ -223,3 +223,27 @@ def roi_chart(rgb: np.ndarray, full_size: tuple[int, int], roi: Sequence[float] 
                                                                       stroke="#F0E442", strokeWidth=2))
     picture = image.mark_image(aspect=False).encode(x=x, y=y, x2="x2:Q", y2="y2:Q", url="url:N").add_params(brush)
     return picture.properties(width=chart_width, height=height).configure_view(stroke=None)
+
+
+def vasi_totals_chart(totals: dict, *, height: int = 260) -> Any | None:
+    """Improvement of the patient's F-VASI and T-VASI (%) against weeks, with the 50/75/90 % lines."""
+    import altair as alt
+    import pandas as pd
+
+    rows = [{"week": week, "improvement": round(value, 1), "index": index}
+            for index, series in totals.items()
+            for week, value in zip(series.weeks, series.improvement_pct) if value is not None]
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    low = min(-10.0, float(np.floor(frame["improvement"].min() / 10) * 10))
+    y = alt.Y("improvement:Q", title="Improvement from baseline (%)", scale=alt.Scale(domain=[low, 100], nice=False))
+    colour = alt.Color("index:N", title=None, scale=alt.Scale(domain=["F-VASI", "T-VASI"], range=[_BLUE, _PURPLE]),
+                       legend=alt.Legend(orient="bottom"))
+    lines = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(filled=True, size=60), strokeWidth=2.5).encode(
+        x=alt.X("week:Q", title="Weeks since treatment start"), y=y, color=colour,
+        tooltip=[alt.Tooltip("index:N", title="Index"), alt.Tooltip("week:Q", title="Week", format=".1f"),
+                 alt.Tooltip("improvement:Q", title="Improvement (%)", format=".1f")])
+    levels = pd.DataFrame({"improvement": [50, 75, 90]})
+    rules = alt.Chart(levels).mark_rule(color=_GREY, strokeDash=[4, 4], opacity=0.7).encode(y="improvement:Q")
+    return alt.layer(rules, lines).properties(height=height, width="container").configure_view(stroke=None)

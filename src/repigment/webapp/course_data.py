@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..store import Patch, Visit
-from .analysis import PatchAnalysis
+from ..store import Patch, Store, Visit
+from .analysis import PatchAnalysis, cached_analysis, request_for_patch
 from .charts import CoursePoint, EventMark
 
 __all__ = [
@@ -21,7 +21,9 @@ __all__ = [
     "course_points",
     "event_marks",
     "plain_reason",
+    "PatientVasi",
     "advice_lines",
+    "patient_vasi",
     "display_table",
     "visit_status",
     "visits_table",
@@ -334,3 +336,60 @@ def advice_lines(rows: list[dict[str, Any]]) -> list[str]:
         if parts:
             lines.append(f"**{row.get('Date')}**: " + " ".join(parts))
     return lines
+
+
+@dataclass(frozen=True)
+class PatientVasi:
+    """The patient's F-VASI and T-VASI across every patch (the trials' endpoints).
+
+    Attributes
+    ----------
+    totals : dict of str to VasiSeries
+        ``"F-VASI"`` and/or ``"T-VASI"`` over weeks since treatment start
+        (:func:`repigment.vasi.patient_totals`).
+    contributions : tuple of dict
+        Per scored patch: ``label``, ``index``, ``baseline`` and ``latest`` VASI
+        and ``change`` (latest minus baseline; negative is improvement).
+    left_out : tuple of str
+        Patches not in the totals, with the reason.
+    """
+
+    totals: dict
+    contributions: tuple[dict[str, Any], ...]
+    left_out: tuple[str, ...]
+
+
+def patient_vasi(store: Store, patient_id: int) -> PatientVasi:
+    """F-VASI and T-VASI of a patient from the stored analyses of each of their patches.
+
+    Only analyses already in the store are used (each patch's page computes
+    its own); a patch without one, without a hand unit or without a marker is
+    left out and named with the reason.
+    """
+    from ..clinical import vasi_series_from_clinical
+    from ..vasi import patient_totals
+
+    scored, contributions, left_out = [], [], []
+    for patch in store.patches(patient_id):
+        request = request_for_patch(store, patch)
+        found = None if request is None else cached_analysis(store, request)
+        document = None if found is None else found.document
+        if document is None:
+            left_out.append(f"{patch.label}: " + ("no photos yet" if request is None else "not analysed yet "
+                                                  "(open its course once)"))
+            continue
+        clinical = document.get("clinical") or {}
+        series = vasi_series_from_clinical(clinical) if clinical else None
+        if series is None:
+            left_out.append(f"{patch.label}: no VASI (" + ((clinical.get("vasi") or {}).get("reason")
+                                                          or "no hand unit or scale marker") + ")")
+            continue
+        scored.append((clinical.get("body_region"), series))
+        measured = [score for score in series.scores if score is not None]
+        contributions.append({
+            "label": patch.label, "index": series.index,
+            "baseline": measured[0] if measured else None, "latest": measured[-1] if measured else None,
+            "change": (measured[-1] - measured[0]) if len(measured) > 1 else None,
+        })
+    totals = patient_totals(scored) if scored else {}
+    return PatientVasi(totals=totals, contributions=tuple(contributions), left_out=tuple(left_out))

@@ -67,6 +67,7 @@ def _course(ctx: common.Context, visits, result: PatchAnalysis) -> None:
     _summary(ctx, document, points)
     _failures(ctx, document)
     _clinical(ctx, document)
+    _patient_totals(ctx)
     st.subheader("Repigmentation over time" if not ctx.patient_mode else "How much colour has come back")
     measured = [p for p in points if p.pct is not None]
     alt_text = (f"Line chart of {w.pct_axis.lower()} against weeks, {len(points)} visits"
@@ -195,6 +196,40 @@ def _clinical(ctx: common.Context, document: dict[str, Any]) -> None:
             st.markdown(f":{colour}-badge[{icon} {label}] {message}")
         if not ctx.patient_mode and overview.latest_message:
             st.caption(overview.latest_message)
+
+
+def _patient_totals(ctx: common.Context) -> None:
+    """The trials' endpoints: F-VASI and T-VASI of the whole patient, across every patch."""
+    totals = course_data.patient_vasi(ctx.store, ctx.patient.id)
+    title = ("F-VASI and T-VASI, all of this patient's patches" if not ctx.patient_mode
+             else "All your patches together")
+    with st.expander(title, icon=":material/functions:", expanded=bool(totals.totals)):
+        if not totals.totals:
+            st.caption("Not available: " + ("; ".join(totals.left_out) or "no patch is scored yet")
+                       + ". VASI needs the scale marker and the patient's hand unit (Patients page).")
+            return
+        for index, series in totals.totals.items():
+            latest = next(((w, v) for w, v in zip(reversed(series.weeks), reversed(series.improvement_pct))
+                           if v is not None), None)
+            stones = series.milestones
+            levels = (50,) if index == "T-VASI" else (50, 75, 90)
+            reached = [f"{index}{level} at week {getattr(stones, f'vasi{level}_week'):g}" for level in levels
+                       if getattr(stones, f"vasi{level}_week") is not None]
+            st.markdown(f"**{index}**: " + ("no improvement figure yet" if latest is None else
+                        f"{latest[1]:.0f} % better than baseline at week {latest[0]:g}")
+                        + " · " + (", ".join(reached) + " reached" if reached else
+                                   f"{index}{levels[0]} not reached yet"))
+        chart = charts.vasi_totals_chart(totals.totals)
+        if chart is not None:
+            st.altair_chart(chart, width="stretch")
+        if totals.contributions:
+            st.markdown("**Which patches carry the change** (VASI, baseline → latest):")
+            st.markdown("\n".join(
+                f"- {c['label']} ({c['index']}): {c['baseline']:.3f} → {c['latest']:.3f}"
+                + ("" if c["change"] is None else f" ({c['change']:+.3f})")
+                for c in sorted(totals.contributions, key=lambda c: c["change"] or 0.0)))
+        if totals.left_out:
+            st.caption("Not in the totals: " + "; ".join(totals.left_out) + ".")
 
 
 def _failures(ctx: common.Context, document: dict[str, Any]) -> None:
