@@ -3,16 +3,28 @@
 Tests never touch the user's data: ``isolated_env`` points ``REPIGMENT_DATA``
 at a temporary folder and clears the other ``REPIGMENT_*`` settings.
 
+The store's tests run against SQLite and a real PostgreSQL server: ``db_url``
+gives ``None`` (the SQLite default) or a fresh database on a private server
+that :func:`postgres_server` starts on loopback for the session, from Debian's
+``postgresql`` package (``make test`` installs it with
+``scripts/ensure_test_tools.sh``).
+
 Plain helpers (import them with ``from conftest import ...``): :func:`run_cli`,
 :func:`assert_one_line_error`, :func:`png_chunk` and :func:`png_declaring`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import shutil
+import socket
 import struct
 import subprocess
 import sys
+import tempfile
+import uuid
 import zlib
 from pathlib import Path
 
@@ -122,3 +134,72 @@ def png_declaring(width: int, height: int) -> bytes:
         + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + png_chunk(b"IEND", b"")
     )
+
+
+# -- PostgreSQL ----------------------------------------------------------------------
+
+
+def _postgres_bindir() -> Path | None:
+    """Debian's PostgreSQL server programs (``/usr/lib/postgresql/<major>/bin``), newest first."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]), reverse=True)
+    return Path(found[0]).parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the test session, on 127.0.0.1 only; yields its base URL.
+
+    It lives in a temporary folder (trust authentication, nothing else can
+    reach it) and is stopped at the end. Runs the server as the ``postgres``
+    system user when the tests run as root (PostgreSQL refuses root).
+    """
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver (psycopg) is not installed")
+    bindir = _postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL's server is not installed; `make test` installs Debian's postgresql package")
+    # Not under pytest's own temporary folder: that one is private to the user running the tests.
+    folder = Path(tempfile.mkdtemp(prefix="repigment-postgres-"))
+    data = folder / "data"
+    data.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        shutil.chown(data, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "repigment",
+                    "--no-sync"], check=True, capture_output=True, timeout=120)
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c max_connections=200"
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"),
+                    "-w", "-t", "60", "start"], check=True, capture_output=True, timeout=120)
+    try:
+        yield f"postgresql+psycopg://repigment@127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                           capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def new_postgres_database(base_url: str) -> str:
+    """A new, empty database on the session's server; returns its URL."""
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    engine = sa.create_engine(f"{base_url}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return f"{base_url}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request) -> str | None:
+    """``None`` (the store's SQLite default) or a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return None
+    return new_postgres_database(request.getfixturevalue("postgres_server"))

@@ -46,9 +46,14 @@ def jpeg(seed: int = 0, *, gps: bool = False, size=(320, 240)) -> bytes:
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "data") as opened:
+def store(tmp_path, db_url):
+    """A store on SQLite (the default) and on a PostgreSQL server: every test using it runs on both."""
+    with Store(tmp_path / "data", url=db_url) as opened:
         yield opened
+
+
+def _engine(tmp_path, db_url, name="repigment.sqlite3"):
+    return sa.create_engine(db_url or f"sqlite:///{tmp_path / name}")
 
 
 @pytest.fixture
@@ -191,25 +196,25 @@ def test_deleting_a_patient_deletes_its_records(store, patch):
 # -- database and schema --------------------------------------------------------
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(store):
-    with store.engine.connect() as conn:
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    with Store(tmp_path) as store, store.engine.connect() as conn:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_migrations_are_recorded_and_run_once(tmp_path):
-    with Store(tmp_path) as store:
+def test_migrations_are_recorded_and_run_once(tmp_path, db_url):
+    with Store(tmp_path, url=db_url) as store:
         assert schema_version(store.engine) == SCHEMA_VERSION == len(MIGRATIONS)
         store.create_patient("P-0001")
-    with Store(tmp_path) as store:  # reopening applies nothing again and keeps the data
+    with Store(tmp_path, url=db_url) as store:  # reopening applies nothing again and keeps the data
         assert [p.code for p in store.patients()] == ["P-0001"]
         with store.engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT version FROM schema_migrations")).scalars().all()
         assert rows == list(range(1, SCHEMA_VERSION + 1))
 
 
-def test_a_later_migration_runs_after_the_earlier_ones(tmp_path):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+def test_a_later_migration_runs_after_the_earlier_ones(tmp_path, db_url):
+    engine = _engine(tmp_path, db_url, "db.sqlite3")
     applied = []
 
     def add_column(conn):
@@ -224,9 +229,9 @@ def test_a_later_migration_runs_after_the_earlier_ones(tmp_path):
     engine.dispose()
 
 
-def test_migration_2_adds_the_hand_unit_and_keeps_schema_1_data(tmp_path):
+def test_migration_2_adds_the_hand_unit_and_keeps_schema_1_data(tmp_path, db_url):
     # A database written by the first release (schema 1), filled with its own columns only.
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'repigment.sqlite3'}")
+    engine = _engine(tmp_path, db_url)
     assert migrate(engine, MIGRATIONS[:1]) == 1
     now = dt.datetime(2026, 1, 5, 9, 0)
     with engine.begin() as conn:
@@ -239,7 +244,7 @@ def test_migration_2_adds_the_hand_unit_and_keeps_schema_1_data(tmp_path):
                              "(1, 'ruxolitinib', '2026-01-05', '')"))
     assert "hand_unit_cm2" not in {c["name"] for c in sa.inspect(engine).get_columns("patients")}
     engine.dispose()
-    with Store(tmp_path) as store:
+    with Store(tmp_path, url=db_url) as store:
         assert schema_version(store.engine) == SCHEMA_VERSION == 3
         [kept] = store.patients()
         assert (kept.code, kept.notes, kept.hand_unit_cm2, kept.hand_unit_source) == ("P-0007", "first release",
@@ -251,7 +256,7 @@ def test_migration_2_adds_the_hand_unit_and_keeps_schema_1_data(tmp_path):
         updated = store.set_hand_unit(kept.id, 182.5, source="photo", detail="from a palm photo",
                                       interval_cm2=(170.0, 195.0))
         assert updated.hand_unit_interval == (170.0, 195.0)
-    with Store(tmp_path) as reopened:
+    with Store(tmp_path, url=db_url) as reopened:
         again = reopened.patient(kept.id)
         assert (again.hand_unit_cm2, again.hand_unit_source, again.hand_unit_detail) == (182.5, "photo",
                                                                                         "from a palm photo")
@@ -280,12 +285,12 @@ def test_the_hand_unit_and_region_are_part_of_the_analysis_key(store, patch):
     assert moved.body_region == "face" and moved.key != with_unit.key
 
 
-def test_a_database_from_a_newer_version_is_refused(tmp_path):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'repigment.sqlite3'}")
+def test_a_database_from_a_newer_version_is_refused(tmp_path, db_url):
+    engine = _engine(tmp_path, db_url)
     migrate(engine, (*MIGRATIONS, lambda conn: None))
     engine.dispose()
     with pytest.raises(StoreError, match="newer|reads up to"):
-        Store(tmp_path)
+        Store(tmp_path, url=db_url)
 
 
 def test_the_models_match_the_migrated_schema(store):
@@ -350,7 +355,7 @@ def test_second_request_is_a_cache_hit(store, imported, tmp_path):
     assert second.document == first.document
     # ... also after a restart (a new Store on the same folder).
     store.close()
-    with Store(store.data_dir) as reopened:
+    with Store(store.data_dir, url=store.url) as reopened:
         third = analysis.get_or_analyse(reopened, analysis.request_for_patch(reopened, imported), analyze=counter)
         assert counter.calls == 1 and third.cache_hit
         files = third.files(2)

@@ -1,8 +1,9 @@
 """Durability of the store: a save killed at any moment, and two sessions saving at once.
 
-A writer subprocess saves visits with photos in a loop and is SIGKILLed at
-random moments; after each kill the database must pass ``PRAGMA
-integrity_check`` and every visit in it must be whole (its photo rows exist,
+Both on SQLite and on a PostgreSQL server. A writer subprocess saves visits
+with photos in a loop and is SIGKILLed at random moments; after each kill the
+database must be intact (SQLite: ``PRAGMA integrity_check``) and every visit in
+it must be whole (its photo rows exist,
 and each photo file exists and hashes to its name). Leftovers may only be
 hidden temporary files that nothing refers to.
 """
@@ -41,6 +42,7 @@ WRITER = textwrap.dedent('''
     from repigment.store import NewPhoto, NewVisit, Store
 
     data_dir, round_no = sys.argv[1], int(sys.argv[2])
+    url = sys.argv[3] if len(sys.argv) > 3 else None
     rng = np.random.default_rng(round_no)
 
     def jpeg():
@@ -49,7 +51,7 @@ WRITER = textwrap.dedent('''
         Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
         return buffer.getvalue()
 
-    store = Store(data_dir)
+    store = Store(data_dir, url=url)
     patient = store.patient_by_code("P-0001") or store.create_patient("P-0001")
     patches = store.patches(patient.id)
     patch = patches[0] if patches else store.create_patch(patient.id, "left forearm", "upper_limbs")
@@ -68,16 +70,32 @@ def jpeg(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def check_consistent(data: Path) -> tuple[int, int]:
-    """Assert the data folder is whole; returns (visits, photos)."""
-    connection = sqlite3.connect(data / "repigment.sqlite3", timeout=10)
-    try:
-        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
-        visits = connection.execute("SELECT id FROM visits").fetchall()
-        photos = connection.execute("SELECT visit_id, sha256, extension, size_bytes FROM photos").fetchall()
-    finally:
-        connection.close()
+def check_consistent(data: Path, url: str | None = None) -> tuple[int, int]:
+    """Assert the data folder and its database are whole; returns (visits, photos).
+
+    SQLite gets its own integrity and foreign-key checks; PostgreSQL enforces
+    foreign keys on every commit, so only the rows are read.
+    """
+    if url is None:
+        connection = sqlite3.connect(data / "repigment.sqlite3", timeout=10)
+        try:
+            assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
+            visits = connection.execute("SELECT id FROM visits").fetchall()
+            photos = connection.execute("SELECT visit_id, sha256, extension, size_bytes FROM photos").fetchall()
+        finally:
+            connection.close()
+    else:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                visits = [tuple(r) for r in conn.execute(sa.text("SELECT id FROM visits"))]
+                photos = [tuple(r) for r in conn.execute(
+                    sa.text("SELECT visit_id, sha256, extension, size_bytes FROM photos"))]
+        finally:
+            engine.dispose()
     by_visit: dict[int, int] = {}
     referenced = set()
     for visit_id, sha, ext, size in photos:
@@ -103,7 +121,7 @@ def check_consistent(data: Path) -> tuple[int, int]:
 
 
 @pytest.mark.slow
-def test_a_save_killed_at_any_moment_leaves_old_or_new_state(tmp_path):
+def test_a_save_killed_at_any_moment_leaves_old_or_new_state(tmp_path, db_url):
     data = tmp_path / "data"
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
@@ -112,8 +130,9 @@ def test_a_save_killed_at_any_moment_leaves_old_or_new_state(tmp_path):
     started = time.monotonic()
     seen_visits = []
     for round_no in range(5):
-        process = subprocess.Popen([sys.executable, str(script), str(data), str(round_no)], cwd=REPO, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        arguments = [sys.executable, str(script), str(data), str(round_no), *([db_url] if db_url else [])]
+        process = subprocess.Popen(arguments, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
         watchdog = threading.Timer(60, process.kill)  # bounds the wait for "ready"
         watchdog.start()
         try:
@@ -130,9 +149,9 @@ def test_a_save_killed_at_any_moment_leaves_old_or_new_state(tmp_path):
             process.stdout.close()
             process.stderr.close()
         assert process.returncode == -signal.SIGKILL
-        visits, _ = check_consistent(data)
+        visits, _ = check_consistent(data, db_url)
         seen_visits.append(visits)
-        with Store(data) as store:  # the app can open it again
+        with Store(data, url=db_url) as store:  # the app can open it again
             [patient] = store.patients()
             [patch] = store.patches(patient.id)
             assert len(store.visits(patch.id)) == visits
@@ -142,12 +161,12 @@ def test_a_save_killed_at_any_moment_leaves_old_or_new_state(tmp_path):
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["one-store", "two-stores"])
-def test_two_sessions_saving_at_once_lose_nothing(tmp_path, shared):
+def test_two_sessions_saving_at_once_lose_nothing(tmp_path, shared, db_url):
     data = tmp_path / "data"
-    with Store(data) as setup:
+    with Store(data, url=db_url) as setup:
         patient = setup.create_patient("P-0001")
         patch = setup.create_patch(patient.id, "left forearm", "upper_limbs")
-    stores = [Store(data)] * 2 if shared else [Store(data), Store(data)]
+    stores = [Store(data, url=db_url)] * 2 if shared else [Store(data, url=db_url), Store(data, url=db_url)]
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
     photos = {(w, i): jpeg(100 * w + i) for w in range(2) for i in range(10)}
@@ -177,8 +196,9 @@ def test_two_sessions_saving_at_once_lose_nothing(tmp_path, shared):
     finally:
         for s in set(map(id, stores)):
             next(x for x in stores if id(x) == s).close()
-    connection = sqlite3.connect(data / "repigment.sqlite3")
-    try:
-        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        connection.close()
+    if db_url is None:
+        connection = sqlite3.connect(data / "repigment.sqlite3")
+        try:
+            assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        finally:
+            connection.close()
