@@ -262,6 +262,34 @@ def test_the_report_and_marker_sheet_are_pdfs_named_by_code_only(app_env):
     assert downloads.marker_sheet_name(None) == downloads.marker_sheet_name(20.0) == "repigment-markers-20mm.pdf"
 
 
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (make test installs it)")
+def test_the_report_has_a_whole_patient_page_with_a_hand_unit(app_env, tmp_path):
+    import subprocess
+
+    from repigment.store import Store
+    from repigment.webapp import analysis, downloads
+
+    with Store(app_env) as store:
+        [patient] = store.patients()
+        without = downloads.report_pdf_bytes(store, patient, store.patches(patient.id)[0], analysis.get_or_analyse(
+            store, analysis.request_for_patch(store, store.patches(patient.id)[0])))
+        store.set_hand_unit(patient.id, 180.0, source="entered")
+        patient = store.patient(patient.id)
+        patch = store.patches(patient.id)[0]
+        result = analysis.get_or_analyse(store, analysis.request_for_patch(store, patch))
+        report = downloads.report_pdf_bytes(store, patient, patch, result)
+    texts = []
+    for name, data in (("without", without), ("with", report)):
+        (tmp_path / f"{name}.pdf").write_bytes(data)
+        texts.append(" ".join(subprocess.run(["pdftotext", str(tmp_path / f"{name}.pdf"), "-"], capture_output=True,
+                                              text=True, check=True).stdout.split()))
+    assert "The whole patient" not in texts[0]  # no VASI without a hand unit
+    pct = result.document["visits"][-1]["repigmentation_pct"]
+    assert "The whole patient: F-VASI and T-VASI" in texts[1]
+    assert f"T-VASI: {pct:.0f}% better than its first visit at week 52" in texts[1]  # one patch: its own figure
+    assert "Which patches carry the change" in texts[1] and "Not in the totals" in texts[1]
+
+
 @pytest.mark.parametrize("mode", ["Clinician", "Patient"])
 def test_course_page_shows_vasi_pattern_and_checkpoints(app_env, mode):
     at = open_app(mode=mode)

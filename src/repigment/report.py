@@ -518,6 +518,49 @@ def _thumbnails_page(page: _Page, thumbnails: Sequence[tuple[np.ndarray, str, bo
     page.y = top + ((len(thumbnails) + columns - 1) // columns) * (cell_h + 9)
 
 
+def _patient_page(page: _Page, totals: dict, contributions: Sequence[dict], left_out: Sequence[str]) -> None:
+    """The trials' endpoints for the whole patient: F-VASI and T-VASI over weeks, across every patch."""
+    page.text("The ruxolitinib trials judged the whole patient: F-VASI for the face and T-VASI for the body, "
+              "the sum of every patch's VASI. Improvement is from each index's first visit.", size=8.5,
+              color=_MUTED)
+    colours = {"F-VASI": _ACCENT, "T-VASI": "#CC79A7"}
+    for index, series in totals.items():
+        latest = next(((w, v) for w, v in zip(reversed(series.weeks), reversed(series.improvement_pct))
+                       if v is not None), None)
+        levels = (50,) if index == "T-VASI" else (50, 75, 90)
+        reached = [f"{index}{level} at week {getattr(series.milestones, f'vasi{level}_week'):g}" for level in levels
+                   if getattr(series.milestones, f"vasi{level}_week") is not None]
+        page.text(f"{index}: " + ("no improvement figure yet" if latest is None else
+                  f"{latest[1]:.0f}% better than its first visit at week {latest[0]:g}") + ". "
+                  + (", ".join(reached) + " reached." if reached else f"{index}{levels[0]} not reached yet."),
+                  size=10, weight="bold")
+    width = _PAGE_MM[0] - 2 * _MARGIN
+    ax = page.add_axes(_MARGIN + 12, page.y + 4, width - 16, 70)
+    for index, series in totals.items():
+        points = [(w, v) for w, v in zip(series.weeks, series.improvement_pct) if v is not None]
+        if points:
+            ax.plot(*zip(*points), marker="o", color=colours.get(index, _INK), label=index, linewidth=2)
+    for level in (50, 75, 90):
+        ax.axhline(level, color=_MUTED, linestyle="--", linewidth=0.8)
+        ax.text(0.0, level + 1.5, f"VASI{level}", fontsize=7, color=_MUTED)
+    ax.set_ylim(min(-10.0, ax.get_ylim()[0]), 100)
+    ax.set_xlabel("Weeks since treatment start", fontsize=8)
+    ax.set_ylabel("Improvement (%)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    page.y += 4 + 70 + 10
+    if contributions:
+        page.heading("Which patches carry the change")
+        for c in sorted(contributions, key=lambda c: c["change"] or 0.0):
+            change = "" if c["change"] is None else f" ({c['change']:+.3f})"
+            page.text(f"{c['label']} ({c['index']}): VASI {c['baseline']:.3f} at the first visit, "
+                      f"{c['latest']:.3f} at the latest{change}", size=9)
+    if left_out:
+        page.text("Not in the totals: " + "; ".join(left_out) + ".", size=8.5, color=_MUTED)
+
+
 def _table_page(page: _Page, document: dict, clinical: dict, rows: Sequence[int], *, last: bool) -> None:
     visits = document["visits"]
     records = clinical.get("visits") or [{}] * len(visits)
@@ -634,10 +677,17 @@ def report_pdf(
     series_dir: str | Path | None = None,
     body_region: str | None = None,
     hand_unit=None,
+    patient_totals: dict | None = None,
+    patient_patches: Sequence[dict] = (),
+    left_out: Sequence[str] = (),
 ) -> bytes:
     """Render the report of an analysis folder as PDF bytes (for a download).
 
-    Parameters are those of :func:`write_report`.
+    Parameters are those of :func:`write_report`, and, for a page on the whole
+    patient: ``patient_totals`` (:func:`repigment.vasi.patient_totals` of every
+    patch), ``patient_patches`` (each patch's ``label``, ``index``,
+    ``baseline``, ``latest`` and ``change`` of VASI) and ``left_out`` (patches
+    not in the totals, with the reason).
     """
     import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
@@ -662,7 +712,8 @@ def report_pdf(
     strips = [thumbnails[i:i + _THUMBS_PER_PAGE] for i in range(0, len(thumbnails), _THUMBS_PER_PAGE)]
     visits = document["visits"]
     chunks = [list(range(i, min(i + _MAX_TABLE_ROWS, len(visits)))) for i in range(0, len(visits), _MAX_TABLE_ROWS)]
-    total = 2 + len(strips) + len(chunks)
+    whole_patient = 1 if patient_totals else 0
+    total = 2 + whole_patient + len(strips) + len(chunks)
     footer = (f"Patient code: {info['patient_code']}  ·  patch: {info['patch']}  ·  repigment {__version__}  ·  "
               f"generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     buffer = io.BytesIO()
@@ -675,13 +726,18 @@ def report_pdf(
             page = _Page("Photos and change", 2, total, footer)
             _photos_page(page, document, clinical, photos)
             pdf.savefig(page.figure)
+            if whole_patient:
+                page = _Page("The whole patient: F-VASI and T-VASI", 3, total, footer)
+                _patient_page(page, patient_totals, patient_patches, left_out)
+                pdf.savefig(page.figure)
             for n, strip in enumerate(strips):
-                page = _Page("Every visit" if n == 0 else "Every visit (continued)", 3 + n, total, footer)
+                page = _Page("Every visit" if n == 0 else "Every visit (continued)", 3 + whole_patient + n, total,
+                             footer)
                 _thumbnails_page(page, strip)
                 pdf.savefig(page.figure)
             for n, rows in enumerate(chunks):
-                page = _Page("Visits and method" if n == 0 else "Visits (continued)", 3 + len(strips) + n, total,
-                             footer)
+                page = _Page("Visits and method" if n == 0 else "Visits (continued)",
+                             3 + whole_patient + len(strips) + n, total, footer)
                 _table_page(page, document, clinical, rows, last=n == len(chunks) - 1)
                 pdf.savefig(page.figure)
     return buffer.getvalue()

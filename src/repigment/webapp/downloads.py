@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import RepigmentError
 from ..store import Patch, Patient, Store
 from .analysis import PatchAnalysis, link_or_copy, link_photos
+from .course_data import patient_vasi
 
 __all__ = ["marker_sheet", "marker_sheet_name", "report_name", "report_pdf_bytes"]
 
@@ -38,6 +39,9 @@ def report_name(patient: Patient) -> str:
 
 def report_pdf_bytes(store: Store, patient: Patient, patch: Patch, result: PatchAnalysis) -> bytes:
     """The PDF report of a patch's stored analysis (:func:`repigment.report.report_pdf`).
+
+    With a hand unit, a page on the whole patient (F-VASI and T-VASI across
+    every analysed patch) comes after the photos.
 
     Writes ``results.json`` (with its clinical block) and ``masks/`` from the
     store into a temporary analysis folder, and the analysed photos under the
@@ -67,5 +71,7 @@ def report_pdf_bytes(store: Store, patient: Patient, patch: Patch, result: Patch
             # visits[*].mask is "masks/<stem>.png", relative to the analysis folder.
             link_or_copy(store.derived_path(sha256, ".png"), out / "masks" / Path(mask).name)
         link_photos(store, result.request.photos, photos, missing_ok=True)
+        whole = patient_vasi(store, patient.id)
         return report_pdf(out, patient_code=patient.code, patch_label=patch.label, treatment=treatment,
-                          events=events, series_dir=photos)
+                          events=events, series_dir=photos, patient_totals=whole.totals or None,
+                          patient_patches=whole.contributions, left_out=whole.left_out)
