@@ -245,7 +245,7 @@ def test_migration_2_adds_the_hand_unit_and_keeps_schema_1_data(tmp_path, db_url
     assert "hand_unit_cm2" not in {c["name"] for c in sa.inspect(engine).get_columns("patients")}
     engine.dispose()
     with Store(tmp_path, url=db_url) as store:
-        assert schema_version(store.engine) == SCHEMA_VERSION == 3
+        assert schema_version(store.engine) == SCHEMA_VERSION == 4
         [kept] = store.patients()
         assert (kept.code, kept.notes, kept.hand_unit_cm2, kept.hand_unit_source) == ("P-0007", "first release",
                                                                                      None, None)

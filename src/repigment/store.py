@@ -24,6 +24,8 @@ records, never live ORM objects.
 
 from __future__ import annotations
 
+import contextlib
+
 import datetime as _dt
 import hashlib
 import os
@@ -260,6 +262,53 @@ class SettingRow(Base):
     value: Mapped[str] = mapped_column(sa.Text)
 
 
+class UserRow(Base):
+    """A clinician's account (see :mod:`repigment.accounts`)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.Text)
+    role: Mapped[str] = mapped_column(sa.String(20))
+    created_at: Mapped[_dt.datetime] = mapped_column(sa.DateTime)
+
+
+class AccessCodeRow(Base):
+    """A patient's personal access code, stored as its SHA-256 only."""
+
+    __tablename__ = "access_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    code_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(sa.DateTime)
+    revoked_at: Mapped[_dt.datetime | None] = mapped_column(sa.DateTime, nullable=True)
+
+
+class LoginAttemptRow(Base):
+    """A failed sign-in, for rate limiting (subject: a username, or ``"access code"``)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(60), index=True)
+    at: Mapped[_dt.datetime] = mapped_column(sa.DateTime)
+
+
+class AuditRow(Base):
+    """Who viewed or changed which patient's data, and when (kept when the patient is deleted)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[_dt.datetime] = mapped_column(sa.DateTime, index=True)
+    actor: Mapped[str] = mapped_column(sa.String(80))
+    action: Mapped[str] = mapped_column(sa.String(40))
+    patient_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True, index=True)
+    detail: Mapped[str] = mapped_column(sa.Text)
+
+
 # ---------------------------------------------------------------------------
 # ... and migrations (the history). Each step is frozen once released: it
 # spells out its tables rather than reusing the models above, which describe
@@ -403,9 +452,45 @@ def _migration_3_patch_labels(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE patches ADD COLUMN {preparer.quote(column.name)} {kind}"))
 
 
+def _migration_4_accounts(conn: sa.Connection) -> None:
+    """Clinicians' accounts, patients' access codes, failed sign-ins and the audit log."""
+    md = sa.MetaData()
+    sa.Table("patients", md, sa.Column("id", sa.Integer, primary_key=True))  # exists: only for the foreign key
+    new = [sa.Table(
+        "users", md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("username", sa.String(40), nullable=False, unique=True),
+        sa.Column("password_hash", sa.Text, nullable=False),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    ), sa.Table(
+        "access_codes", md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("patient_id", sa.Integer, sa.ForeignKey("patients.id", ondelete="CASCADE"), nullable=False,
+                  index=True),
+        sa.Column("code_sha256", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("revoked_at", sa.DateTime, nullable=True),
+    ), sa.Table(
+        "login_failures", md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("subject", sa.String(60), nullable=False, index=True),
+        sa.Column("at", sa.DateTime, nullable=False),
+    ), sa.Table(
+        "audit_log", md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("at", sa.DateTime, nullable=False, index=True),
+        sa.Column("actor", sa.String(80), nullable=False),
+        sa.Column("action", sa.String(40), nullable=False),
+        sa.Column("patient_id", sa.Integer, nullable=True, index=True),
+        sa.Column("detail", sa.Text, nullable=False),
+    )]
+    md.create_all(conn, tables=new)
+
+
 #: Schema steps in order; step ``n`` (1-based) brings the schema to version ``n``.
 MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (
-    _migration_1_initial, _migration_2_hand_unit, _migration_3_patch_labels)
+    _migration_1_initial, _migration_2_hand_unit, _migration_3_patch_labels, _migration_4_accounts)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -731,6 +816,10 @@ class Store:
 
     def _read(self) -> Session:
         return self._sessions()
+
+    def transaction(self) -> contextlib.AbstractContextManager[Session]:
+        """A session in one transaction, committed on leaving (for :mod:`repigment.accounts`)."""
+        return self._sessions.begin()
 
     # -- settings -------------------------------------------------------
 

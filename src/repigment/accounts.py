@@ -1,0 +1,243 @@
+"""Accounts for a clinic: clinicians sign in, each patient has a personal access code, and every view and change of a patient's data is written to an audit log.
+
+No Streamlit here: the app and the CLI call these functions with a
+:class:`repigment.store.Store`. Without any clinician account the app stays a
+single-user program on this computer (``accounts_enabled`` is false).
+
+- Passwords are hashed with Argon2id (``argon2-cffi``); the hash carries its
+  own salt and cost, so it can be verified and upgraded later.
+- A patient's access code is 20 random characters from :mod:`secrets`; only
+  its SHA-256 is stored (a random code of 100 bits needs no slow hash), and it
+  is shown once when issued. Codes are revocable.
+- Sign-in is rate-limited: after ``MAX_FAILURES`` failed attempts for a
+  username, or for access codes as a whole, within ``FAILURE_WINDOW``, further
+  attempts are refused until the window has passed.
+- A signed-in session expires after ``SESSION_IDLE`` without activity.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+import sqlalchemy as sa
+
+from .errors import InvalidParameterError, RepigmentError
+from .store import AccessCodeRow, AuditRow, LoginAttemptRow, PatientRow, Store, UserRow
+
+__all__ = [
+    "LOCAL",
+    "AccountError",
+    "AuditEntry",
+    "Identity",
+    "accounts_enabled",
+    "add_clinician",
+    "audit_entries",
+    "issue_patient_code",
+    "record",
+    "revoke_patient_codes",
+    "session_expired",
+    "sign_in_clinician",
+    "sign_in_patient",
+]
+
+#: Failed attempts allowed within the window before sign-in is refused for a while.
+MAX_FAILURES = 5
+FAILURE_WINDOW = _dt.timedelta(minutes=15)
+#: A session without activity for this long must sign in again.
+SESSION_IDLE = _dt.timedelta(minutes=30)
+MIN_PASSWORD_LENGTH = 10
+_USERNAME = re.compile(r"[A-Za-z0-9._-]{2,40}")
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
+_CODE_SUBJECT = "access code"
+
+
+class AccountError(RepigmentError):
+    """A sign-in refused (wrong credentials, too many attempts) or an account that cannot be made."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is using the app: a clinician, one patient, or the single local user (no accounts)."""
+
+    actor: str
+    role: Literal["clinician", "patient", "local"]
+    patient_id: int | None = None
+
+
+#: The one user of a computer without accounts.
+LOCAL = Identity("local user", "local")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: _dt.datetime
+    actor: str
+    action: str
+    patient_id: int | None
+    detail: str
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def _hasher():
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+def accounts_enabled(store: Store) -> bool:
+    """Whether any clinician account exists (then the app asks everyone to sign in)."""
+    with store.transaction() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(UserRow)) > 0
+
+
+def add_clinician(store: Store, username: str, password: str) -> None:
+    """Create a clinician's account.
+
+    Raises
+    ------
+    InvalidParameterError
+        A username outside ``[A-Za-z0-9._-]{2,40}`` or a password under
+        ``MIN_PASSWORD_LENGTH`` characters.
+    AccountError
+        The username is taken.
+    """
+    if not isinstance(username, str) or not _USERNAME.fullmatch(username):
+        raise InvalidParameterError("a username is 2-40 letters, digits, '.', '_' or '-'")
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidParameterError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    digest = _hasher().hash(password)
+    with store.transaction() as session:
+        if session.scalar(sa.select(UserRow.id).where(UserRow.username == username)) is not None:
+            raise AccountError(f"the username {username!r} is taken")
+        session.add(UserRow(username=username, password_hash=digest, role="clinician", created_at=_now()))
+        session.add(AuditRow(at=_now(), actor="administrator", action="account created", patient_id=None,
+                             detail=f"clinician {username}"))
+
+
+def _refuse_if_locked(session, subject: str, now: _dt.datetime) -> None:
+    since = now - FAILURE_WINDOW
+    failures = session.scalars(sa.select(LoginAttemptRow.at).where(
+        LoginAttemptRow.subject == subject, LoginAttemptRow.at > since).order_by(LoginAttemptRow.at)).all()
+    if len(failures) >= MAX_FAILURES:
+        wait = failures[-MAX_FAILURES] + FAILURE_WINDOW - now
+        minutes = max(1, int(wait.total_seconds() // 60) + 1)
+        raise AccountError(f"too many failed sign-ins: try again in {minutes} minute{'s' if minutes > 1 else ''}")
+
+
+def _fail(store: Store, subject: str, now: _dt.datetime, message: str) -> AccountError:
+    with store.transaction() as session:
+        session.add(LoginAttemptRow(subject=subject, at=now))
+        session.add(AuditRow(at=now, actor=subject if subject == _CODE_SUBJECT else f"clinician {subject}",
+                             action="sign-in failed", patient_id=None, detail=""))
+    return AccountError(message)
+
+
+def sign_in_clinician(store: Store, username: str, password: str, *, now: _dt.datetime | None = None) -> Identity:
+    """A clinician's identity for a correct username and password.
+
+    Raises
+    ------
+    AccountError
+        Wrong username or password (one message for both), or too many failed
+        attempts for this username within ``FAILURE_WINDOW``.
+    """
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    now = now or _now()
+    subject = str(username)[:60]
+    with store.transaction() as session:
+        _refuse_if_locked(session, subject, now)
+        digest = session.scalar(sa.select(UserRow.password_hash).where(UserRow.username == username))
+    try:
+        if digest is None:
+            _hasher().hash(password)  # the same work either way: timing does not tell which usernames exist
+            raise VerificationError
+        _hasher().verify(digest, password)
+    except (VerificationError, InvalidHashError):
+        raise _fail(store, subject, now, "wrong username or password") from None
+    with store.transaction() as session:
+        session.add(AuditRow(at=now, actor=f"clinician {username}", action="signed in", patient_id=None, detail=""))
+    return Identity(f"clinician {username}", "clinician")
+
+
+def _code_digest(code: str) -> str:
+    normal = re.sub(r"[\s-]", "", str(code)).upper()
+    return hashlib.sha256(normal.encode("ascii", "ignore")).hexdigest()
+
+
+def issue_patient_code(store: Store, patient_id: int, *, actor: str = "administrator") -> str:
+    """A new personal access code for a patient (shown once; only its hash is kept).
+
+    Earlier codes stay valid until revoked (:func:`revoke_patient_codes`).
+    """
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(20))
+    code = "-".join(raw[i:i + 5] for i in range(0, 20, 5))
+    with store.transaction() as session:
+        if session.get(PatientRow, patient_id) is None:
+            raise AccountError(f"no patient with id {patient_id}")
+        session.add(AccessCodeRow(patient_id=patient_id, code_sha256=_code_digest(code), created_at=_now()))
+        session.add(AuditRow(at=_now(), actor=actor, action="access code issued", patient_id=patient_id, detail=""))
+    return code
+
+
+def revoke_patient_codes(store: Store, patient_id: int, *, actor: str = "administrator") -> int:
+    """Revoke every access code of a patient; returns how many were valid."""
+    now = _now()
+    with store.transaction() as session:
+        rows = session.scalars(sa.select(AccessCodeRow).where(
+            AccessCodeRow.patient_id == patient_id, AccessCodeRow.revoked_at.is_(None))).all()
+        for row in rows:
+            row.revoked_at = now
+        session.add(AuditRow(at=now, actor=actor, action="access codes revoked", patient_id=patient_id,
+                             detail=f"{len(rows)} code(s)"))
+        return len(rows)
+
+
+def sign_in_patient(store: Store, code: str, *, now: _dt.datetime | None = None) -> Identity:
+    """The identity of the patient whose valid access code this is.
+
+    Raises
+    ------
+    AccountError
+        An unknown or revoked code, or too many failed code attempts (from
+        anyone) within ``FAILURE_WINDOW``.
+    """
+    now = now or _now()
+    with store.transaction() as session:
+        _refuse_if_locked(session, _CODE_SUBJECT, now)
+        row = session.scalar(sa.select(AccessCodeRow).where(AccessCodeRow.code_sha256 == _code_digest(code)))
+        patient = None if row is None or row.revoked_at is not None else session.get(PatientRow, row.patient_id)
+        if patient is not None:
+            session.add(AuditRow(at=now, actor=f"patient {patient.code}", action="signed in",
+                                 patient_id=patient.id, detail=""))
+            return Identity(f"patient {patient.code}", "patient", patient.id)
+    raise _fail(store, _CODE_SUBJECT, now, "this access code is not valid (ask your clinician for a new one)")
+
+
+def record(store: Store, identity: Identity, action: str, patient_id: int | None = None, detail: str = "") -> None:
+    """Write one audit entry: who (``identity``), what (``action``, ``detail``), about whom, now."""
+    with store.transaction() as session:
+        session.add(AuditRow(at=_now(), actor=identity.actor[:80], action=action[:40], patient_id=patient_id,
+                             detail=detail[:2000]))
+
+
+def audit_entries(store: Store, *, patient_id: int | None = None, limit: int = 200) -> list[AuditEntry]:
+    """The latest audit entries, newest first (of one patient, when given)."""
+    query = sa.select(AuditRow).order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
+    if patient_id is not None:
+        query = query.where(AuditRow.patient_id == patient_id)
+    with store.transaction() as session:
+        return [AuditEntry(r.at, r.actor, r.action, r.patient_id, r.detail) for r in session.scalars(query)]
+
+
+def session_expired(last_active: _dt.datetime, now: _dt.datetime | None = None) -> bool:
+    """Whether a session last active at ``last_active`` (UTC, naive) must sign in again."""
+    return (now or _now()) - last_active > SESSION_IDLE

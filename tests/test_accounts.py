@@ -1,0 +1,103 @@
+"""Accounts against known truth, on SQLite and PostgreSQL: hashed passwords, rate limits, codes, the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from repigment import accounts
+from repigment.errors import InvalidParameterError
+from repigment.store import Store
+
+
+@pytest.fixture
+def store(tmp_path, db_url):
+    with Store(tmp_path / "data", url=db_url) as opened:
+        yield opened
+
+
+def test_no_accounts_until_a_clinician_is_added(store):
+    assert not accounts.accounts_enabled(store)
+    accounts.add_clinician(store, "dr.lee", "correct horse battery")
+    assert accounts.accounts_enabled(store)
+    with pytest.raises(accounts.AccountError, match="taken"):
+        accounts.add_clinician(store, "dr.lee", "another long password")
+    with pytest.raises(InvalidParameterError, match="at least 10"):
+        accounts.add_clinician(store, "dr.kim", "short")
+    with pytest.raises(InvalidParameterError, match="username"):
+        accounts.add_clinician(store, "dr kim; drop", "a long enough password")
+
+
+def test_passwords_are_stored_as_argon2_hashes_only(store):
+    accounts.add_clinician(store, "dr.lee", "correct horse battery")
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT password_hash FROM users")).scalar()
+    assert stored.startswith("$argon2id$") and "correct horse" not in stored
+    who = accounts.sign_in_clinician(store, "dr.lee", "correct horse battery")
+    assert (who.role, who.actor, who.patient_id) == ("clinician", "clinician dr.lee", None)
+    with pytest.raises(accounts.AccountError, match="wrong username or password"):
+        accounts.sign_in_clinician(store, "dr.lee", "Correct horse battery")
+    with pytest.raises(accounts.AccountError, match="wrong username or password"):  # same words: no username oracle
+        accounts.sign_in_clinician(store, "nobody", "correct horse battery")
+
+
+def test_sign_in_is_refused_after_five_failures_until_the_window_passes(store):
+    accounts.add_clinician(store, "dr.lee", "correct horse battery")
+    start = dt.datetime(2026, 11, 30, 9, 0)
+    for minute in range(accounts.MAX_FAILURES):
+        with pytest.raises(accounts.AccountError, match="wrong"):
+            accounts.sign_in_clinician(store, "dr.lee", "guess", now=start + dt.timedelta(minutes=minute))
+    later = start + dt.timedelta(minutes=6)
+    with pytest.raises(accounts.AccountError, match="too many failed sign-ins: try again in 10 minutes"):
+        accounts.sign_in_clinician(store, "dr.lee", "correct horse battery", now=later)  # even the right one
+    after = start + accounts.FAILURE_WINDOW + dt.timedelta(minutes=1)
+    assert accounts.sign_in_clinician(store, "dr.lee", "correct horse battery", now=after).role == "clinician"
+
+
+def test_a_patient_code_is_random_stored_hashed_and_revocable(store):
+    first, second = store.create_patient("P-0001"), store.create_patient("P-0002")
+    code = accounts.issue_patient_code(store, first.id, actor="clinician dr.lee")
+    other = accounts.issue_patient_code(store, second.id)
+    assert code != other and len(code.replace("-", "")) == 20
+    with store.engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT code_sha256 FROM access_codes")).scalars().all()
+    assert code not in kept and code.replace("-", "") not in kept
+    who = accounts.sign_in_patient(store, code.lower().replace("-", " "))  # typed loosely still works
+    assert (who.role, who.patient_id, who.actor) == ("patient", first.id, "patient P-0001")
+    assert accounts.revoke_patient_codes(store, first.id) == 1
+    with pytest.raises(accounts.AccountError, match="not valid"):
+        accounts.sign_in_patient(store, code)
+    assert accounts.sign_in_patient(store, other).patient_id == second.id  # another patient's code unaffected
+
+
+def test_guessing_codes_is_rate_limited_for_everyone(store):
+    patient = store.create_patient("P-0001")
+    code = accounts.issue_patient_code(store, patient.id)
+    start = dt.datetime(2026, 11, 30, 9, 0)
+    for k in range(accounts.MAX_FAILURES):
+        with pytest.raises(accounts.AccountError, match="not valid"):
+            accounts.sign_in_patient(store, f"AAAAA-AAAAA-AAAAA-AAAA{k}", now=start)
+    with pytest.raises(accounts.AccountError, match="too many"):
+        accounts.sign_in_patient(store, code, now=start + dt.timedelta(minutes=1))
+
+
+def test_the_audit_log_says_who_did_what_to_whom_and_when(store):
+    patient = store.create_patient("P-0001")
+    accounts.add_clinician(store, "dr.lee", "correct horse battery")
+    who = accounts.sign_in_clinician(store, "dr.lee", "correct horse battery")
+    accounts.record(store, who, "view", patient.id, "course page")
+    accounts.record(store, who, "update_visit", patient.id, "visit 3: date")
+    entries = accounts.audit_entries(store, patient_id=patient.id)
+    assert [(e.actor, e.action, e.detail) for e in entries[:2]] == [
+        ("clinician dr.lee", "update_visit", "visit 3: date"), ("clinician dr.lee", "view", "course page")]
+    assert all(isinstance(e.at, dt.datetime) for e in entries)
+    everyone = [e.action for e in accounts.audit_entries(store)]
+    assert "signed in" in everyone and "account created" in everyone
+
+
+def test_sessions_expire_after_idle_time():
+    last = dt.datetime(2026, 11, 30, 9, 0)
+    assert not accounts.session_expired(last, last + dt.timedelta(minutes=29))
+    assert accounts.session_expired(last, last + accounts.SESSION_IDLE + dt.timedelta(seconds=1))
