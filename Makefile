@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast run demo benchmark samples browser clean
+.PHONY: install test test-fast run serve demo benchmark samples browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test-fast: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/streamlit run app.py
+
+# The app on the clinic's network: only once clinic accounts exist (everyone then signs in).
+# Put it behind HTTPS (see README, "Accounts and a clinic network").
+serve: $(STAMP)
+	$(BIN)/repigment accounts check
+	$(BIN)/streamlit run app.py --server.address 0.0.0.0
 
 demo: $(STAMP)
 	$(BIN)/repigment analyze sample_images/series_a --out out/demo_series_a

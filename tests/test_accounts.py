@@ -101,3 +101,28 @@ def test_sessions_expire_after_idle_time():
     last = dt.datetime(2026, 11, 30, 9, 0)
     assert not accounts.session_expired(last, last + dt.timedelta(minutes=29))
     assert accounts.session_expired(last, last + accounts.SESSION_IDLE + dt.timedelta(seconds=1))
+
+
+def test_the_cli_manages_accounts_and_prints_the_audit_log(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import assert_one_line_error, cli_env, run_cli
+
+    env = {"REPIGMENT_DATA": str(tmp_path / "data")}
+    with Store(tmp_path / "data") as store:
+        store.create_patient("P-0001")
+    added = subprocess.run([sys.executable, "-m", "repigment.cli", "accounts", "add-clinician", "dr.lee",
+                            "--password-stdin"], input="correct horse battery\n", capture_output=True, text=True,
+                           env=cli_env(env), timeout=120)
+    assert added.returncode == 0, added.stderr
+    code = run_cli("accounts", "patient-code", "P-0001", env=env)
+    assert code.returncode == 0 and len(code.stdout.strip().replace("-", "")) == 20
+    with Store(tmp_path / "data") as store:
+        assert accounts.sign_in_patient(store, code.stdout.strip()).actor == "patient P-0001"
+    assert_one_line_error(run_cli("accounts", "patient-code", "P-9999", env=env), "no patient", "P-9999")
+    revoked = run_cli("accounts", "revoke-codes", "P-0001", env=env)
+    assert revoked.returncode == 0 and "revoked 1" in revoked.stderr
+    log = run_cli("accounts", "audit", "--patient", "P-0001", env=env)
+    actions = [line.split("\t")[2] for line in log.stdout.strip().splitlines()]
+    assert actions[:3] == ["access codes revoked", "signed in", "access code issued"]

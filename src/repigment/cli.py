@@ -314,6 +314,111 @@ def report(
     _run(action)
 
 
+accounts_app = typer.Typer(
+    name="accounts", no_args_is_help=True,
+    help="Clinic accounts of the app's store (REPIGMENT_DATA / REPIGMENT_DB_URL): clinicians, patients' access "
+         "codes, the audit log. Without any clinician account the app is single-user and local only.")
+app.add_typer(accounts_app)
+
+
+def _store():
+    from .store import Store
+
+    return Store()
+
+
+@accounts_app.command("add-clinician")
+def add_clinician(
+    username: str = typer.Argument(..., help="2-40 letters, digits, '.', '_' or '-'."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+) -> None:
+    """Create a clinician's account (the password is asked for twice, never echoed)."""
+
+    def action():
+        from . import accounts
+
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        with _store() as store:
+            accounts.add_clinician(store, username, password)
+        typer.echo(f"clinician {username} added: the app now asks everyone to sign in", err=True)
+
+    _run(action)
+
+
+@accounts_app.command("check")
+def check_accounts() -> None:
+    """Exit 0 when clinic accounts are set up (the app may then serve a network), else 2 with the reason."""
+
+    def action():
+        from . import accounts
+
+        with _store() as store:
+            if not accounts.accounts_enabled(store):
+                _fail("no clinician account: without accounts the app serves this computer only; add one with "
+                      "`repigment accounts add-clinician NAME`")
+        typer.echo("accounts are set up: everyone signs in", err=True)
+
+    _run(action)
+
+
+def _patient_id(store, code: str) -> int:
+    patient = store.patient_by_code(code)
+    if patient is None:
+        _fail(f"no patient with the code {code!r}")
+    return patient.id
+
+
+@accounts_app.command("patient-code")
+def patient_code(code: str = typer.Argument(..., help="The patient's pseudonymous code, e.g. P-0001.")) -> None:
+    """Issue a new personal access code for a patient and print it (shown once; only its hash is kept)."""
+
+    def action():
+        from . import accounts
+
+        with _store() as store:
+            typer.echo(accounts.issue_patient_code(store, _patient_id(store, code)))
+
+    _run(action)
+
+
+@accounts_app.command("revoke-codes")
+def revoke_codes(code: str = typer.Argument(..., help="The patient's pseudonymous code.")) -> None:
+    """Revoke every access code of a patient."""
+
+    def action():
+        from . import accounts
+
+        with _store() as store:
+            count = accounts.revoke_patient_codes(store, _patient_id(store, code))
+        typer.echo(f"revoked {count} access code(s) of {code}", err=True)
+
+    _run(action)
+
+
+@accounts_app.command("audit")
+def audit(
+    patient: Optional[str] = typer.Option(None, "--patient", help="Only this patient's entries (code)."),
+    last: int = typer.Option(50, "--last", min=1, max=100000, help="How many of the latest entries."),
+) -> None:
+    """Print the audit log, newest first: when, who, what, which patient, detail (tab-separated)."""
+
+    def action():
+        from . import accounts
+
+        with _store() as store:
+            patient_id = None if patient is None else _patient_id(store, patient)
+            codes = {p.id: p.code for p in store.patients()}
+            for entry in accounts.audit_entries(store, patient_id=patient_id, limit=last):
+                typer.echo("\t".join([entry.at.isoformat(timespec="seconds"), entry.actor, entry.action,
+                                      codes.get(entry.patient_id, "" if entry.patient_id is None else
+                                                f"(deleted #{entry.patient_id})"), entry.detail]))
+
+    _run(action)
+
+
 @app.callback(invoke_without_command=True)
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),

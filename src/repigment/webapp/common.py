@@ -11,19 +11,22 @@ the sidebar's widgets are drawn.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import streamlit as st
 
+from .. import accounts
 from ..errors import RepigmentError
 from ..store import Patch, Patient, Store
 from . import analysis, caching
 from .course_data import week_label  # noqa: F401  (the views format weeks through common)
 from .wording import Words, words
 
-__all__ = ["Context", "context", "flash", "guard", "is_patient_mode", "patch_analysis", "select", "show_flash"]
+__all__ = ["AuditedStore", "Context", "context", "flash", "guard", "identity", "is_patient_mode", "patch_analysis",
+           "select", "show_flash"]
 
 log = logging.getLogger("repigment.webapp")
 _PENDING = "_pending_selection"
@@ -35,10 +38,52 @@ MODE = "mode"
 CLINICIAN = "Clinician"
 PATIENT_MODE = "Patient"
 _FLASH = "_flash"
+#: Session-state keys: who is signed in ({"identity", "last"}), and the page being drawn.
+AUTH = "_auth"
+PAGE = "_page"
+_VIEWED = "_audited_view"
+#: Store methods that change a patient's data: each call is written to the audit log.
+_AUDITED = frozenset({
+    "create_patient", "set_hand_unit", "delete_patient", "create_patch", "update_patch", "set_roi", "set_labels",
+    "delete_patch", "add_event", "delete_event", "add_visits", "update_visit", "delete_visit",
+})
+
+
+def identity() -> accounts.Identity:
+    """Who uses this session: the signed-in clinician or patient, or the single local user."""
+    auth = st.session_state.get(AUTH)
+    return auth["identity"] if auth else accounts.LOCAL
 
 
 def is_patient_mode() -> bool:
-    return st.session_state.get(MODE, CLINICIAN) == PATIENT_MODE
+    return identity().role == "patient" or st.session_state.get(MODE, CLINICIAN) == PATIENT_MODE
+
+
+class AuditedStore:
+    """The store as a session sees it: every change of a patient's data is written to the audit log.
+
+    Reads pass straight through; each call of a method in ``_AUDITED`` that
+    succeeds adds an entry naming this session's identity, the method, the
+    patient and the call's arguments (ids, dates, labels; never photo bytes).
+    """
+
+    def __init__(self, store: Store, who: accounts.Identity, patient_id: int | None):
+        self._store, self._who, self._patient_id = store, who, patient_id
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._store, name)
+        if name not in _AUDITED or not callable(attribute):
+            return attribute
+
+        def audited(*args, **kwargs):
+            result = attribute(*args, **kwargs)
+            shown = [repr(a) for a in args if isinstance(a, (int, float, str, _dt.date))]
+            shown += [f"{k}={v!r}" for k, v in kwargs.items() if isinstance(v, (int, float, str, _dt.date, type(None)))]
+            patient_id = getattr(result, "patient_id", None) or (result.id if name == "create_patient" else None)
+            accounts.record(self._store, self._who, name, patient_id or self._patient_id, ", ".join(shown)[:500])
+            return result
+
+        return audited
 
 
 @dataclass(frozen=True)
@@ -65,6 +110,9 @@ def context() -> Context:
     patient = patch = None
     patient_id = st.session_state.get(PATIENT)
     patch_id = st.session_state.get(PATCH)
+    who = identity()
+    if who.role == "patient":
+        patient_id = who.patient_id  # a signed-in patient sees their own data, whatever the URL says
     with contextlib.suppress(RepigmentError):
         if patient_id is not None:
             patient = store.patient(patient_id)
@@ -72,7 +120,15 @@ def context() -> Context:
             patch = store.patch(patch_id)
             if patch.patient_id != patient.id:
                 patch = None
-    return Context(store=store, patient=patient, patch=patch, patient_mode=is_patient_mode())
+    if patient is not None:
+        # One entry per page and patient a session looks at (not one per rerun).
+        viewed = (st.session_state.get(PAGE), patient.id, None if patch is None else patch.id)
+        if st.session_state.get(_VIEWED) != viewed:
+            st.session_state[_VIEWED] = viewed
+            accounts.record(store, who, "view", patient.id,
+                            f"{viewed[0] or 'page'}" + ("" if patch is None else f", patch {patch.label}"))
+    audited = AuditedStore(store, who, None if patient is None else patient.id)
+    return Context(store=audited, patient=patient, patch=patch, patient_mode=is_patient_mode())
 
 
 def select(patient_id: int | None = None, patch_id: int | None = None) -> None:
@@ -149,6 +205,10 @@ def patch_analysis(ctx: Context, *, compute: bool = True) -> analysis.PatchAnaly
 
 def no_patch_notice(ctx: Context) -> None:
     """What to do when nothing is selected yet."""
+    if identity().role == "patient":
+        # A signed-in patient's patches are set up by the clinic (there is no patients page for them).
+        st.info("Your clinic has not set up a patch to follow for you yet.", icon=":material/info:")
+        return
     if ctx.patient is None:
         st.info("No patient yet. Create one to start." if not ctx.patient_mode
                 else "Nothing here yet. Set up your patch first.", icon=":material/info:")

@@ -1,16 +1,19 @@
-"""The frame around every page: the page list, the mode switch and the sidebar pickers."""
+"""The frame around every page: sign-in, the page list, the mode switch and the sidebar pickers."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from pathlib import Path
 
 import streamlit as st
 
+from .. import accounts
+from ..errors import RepigmentError
 from . import caching, common
 from .wording import Words
 
-__all__ = ["mode_switch", "page", "pages", "sidebar"]
+__all__ = ["mode_switch", "page", "pages", "run", "sidebar", "sign_in"]
 
 VIEWS = Path(__file__).parent / "views"
 # name -> (script, url path, icon, title attribute of Words)
@@ -31,11 +34,92 @@ def page(name: str, w: Words) -> st.Page:
 
 
 def pages(w: Words) -> list[st.Page]:
-    return [page(name, w) for name in _PAGES]
+    """The pages this session may open: a signed-in patient has no patients list."""
+    hidden = {"patients"} if common.identity().role == "patient" else set()
+    return [page(name, w) for name in _PAGES if name not in hidden]
+
+
+def sign_in() -> accounts.Identity:
+    """This session's identity; with accounts, the sign-in page until someone signs in.
+
+    Without any clinician account the app is the single user's, on this
+    computer only (Streamlit binds to localhost), and says so in the sidebar.
+    A session idle for longer than :data:`repigment.accounts.SESSION_IDLE`
+    signs in again.
+    """
+    try:
+        store = caching.get_store()
+    except RepigmentError:
+        return accounts.LOCAL  # the page says why the data folder cannot be opened (common.context)
+    if not accounts.accounts_enabled(store):
+        st.sidebar.caption("Single-user mode: no accounts are set up, so the app is reachable from this computer "
+                           "only. A clinic adds accounts with `repigment accounts add-clinician`.")
+        return accounts.LOCAL
+    now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+    auth = st.session_state.get(common.AUTH)
+    if auth is not None and not accounts.session_expired(auth["last"], now):
+        auth["last"] = now
+        _sign_out_button(auth["identity"])
+        return auth["identity"]
+    if auth is not None:
+        st.session_state.pop(common.AUTH, None)
+        st.info("You were signed out after a while without activity. Please sign in again.",
+                icon=":material/schedule:")
+    _sign_in_page(store, now)
+    st.stop()
+
+
+def _sign_out_button(who: accounts.Identity) -> None:
+    st.sidebar.caption(f"Signed in as {who.actor}.")
+    if st.sidebar.button("Sign out", key="sign_out"):
+        accounts.record(caching.get_store(), who, "signed out", who.patient_id)
+        for key in list(st.session_state):
+            del st.session_state[key]
+        st.rerun()
+
+
+def _sign_in_page(store, now: _dt.datetime) -> None:
+    st.title("repigment")
+    clinician, patient = st.tabs(["Clinician", "Patient"])
+    with clinician, st.form("sign_in_clinician"):
+        username = st.text_input("Username", max_chars=40)
+        password = st.text_input("Password", type="password", max_chars=200)
+        if st.form_submit_button("Sign in", type="primary"):
+            _try(lambda: accounts.sign_in_clinician(store, username, password), now)
+    with patient, st.form("sign_in_patient"):
+        code = st.text_input("Your access code", max_chars=40, placeholder="XXXXX-XXXXX-XXXXX-XXXXX",
+                             help="The personal code your clinic gave you.")
+        if st.form_submit_button("Open my photos", type="primary"):
+            _try(lambda: accounts.sign_in_patient(store, code), now)
+
+
+def _try(attempt, now: _dt.datetime) -> None:
+    try:
+        who = attempt()
+    except RepigmentError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    for key in list(st.session_state):  # nothing of an earlier session carries over
+        del st.session_state[key]
+    st.session_state[common.AUTH] = {"identity": who, "last": now}
+    if who.role == "patient":
+        st.session_state[common.PATIENT] = who.patient_id
+    st.rerun()
+
+
+def run(navigation) -> None:
+    """Draw the chosen page (its title is named in the audit log)."""
+    st.session_state[common.PAGE] = navigation.title
+    navigation.run()
 
 
 def mode_switch() -> bool:
-    """Clinician or patient mode, in the sidebar and in the URL (``?mode=Patient``)."""
+    """Clinician or patient mode, in the sidebar and in the URL (``?mode=Patient``).
+
+    A signed-in patient is always in patient mode, with no switch.
+    """
+    if common.identity().role == "patient":
+        return True
     default = 1 if os.environ.get("REPIGMENT_MODE", "").strip().lower() == "patient" else 0
     st.sidebar.radio(
         "View for",
@@ -63,7 +147,12 @@ def _pickers() -> None:
     store = caching.get_store()
     patient_mode = common.is_patient_mode()
     common.apply_pending_selection()
+    who = common.identity()
     patients = store.patients()
+    if who.role == "patient":
+        # Only their own record: no other patient's code is ever listed.
+        patients = [p for p in patients if p.id == who.patient_id]
+        st.session_state[common.PATIENT] = who.patient_id
     ids = [p.id for p in patients]
     # A selection that no longer exists (deleted) falls back to the first entry.
     if st.session_state.get(common.PATIENT) not in ids:
@@ -73,8 +162,12 @@ def _pickers() -> None:
         return
     codes = {p.id: p.code for p in patients}
     # Bound to the URL (?patient=P-0001&patch=...), so a reload or bookmark keeps the selection.
-    patient_id = st.sidebar.selectbox("Your code" if patient_mode else "Patient", ids, format_func=codes.get,
-                                      key=common.PATIENT, bind="query-params")
+    if who.role == "patient":
+        patient_id = who.patient_id
+        st.sidebar.caption(f"Your code: {codes[patient_id]}")
+    else:
+        patient_id = st.sidebar.selectbox("Your code" if patient_mode else "Patient", ids, format_func=codes.get,
+                                          key=common.PATIENT, bind="query-params")
     patches = store.patches(patient_id)
     labels = {p.id: p.label for p in patches}
     if st.session_state.get(common.PATCH) not in labels:
