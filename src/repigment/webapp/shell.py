@@ -109,7 +109,9 @@ def _try(attempt, now: _dt.datetime) -> None:
 
 def run(navigation) -> None:
     """Draw the chosen page (its title is named in the audit log)."""
-    st.session_state[common.PAGE] = navigation.title
+    # Without a Streamlit runtime (a process-pool worker re-importing the app as
+    # its main module) a page has no title yet: there is nothing to audit then.
+    st.session_state[common.PAGE] = getattr(navigation, "_title", None) and navigation.title
     navigation.run()
 
 
