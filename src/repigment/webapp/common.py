@@ -88,9 +88,9 @@ class AuditedStore:
 
 @dataclass(frozen=True)
 class Context:
-    """The store and what the user has selected."""
+    """The store (as an :class:`AuditedStore`: changes are audited) and what the user has selected."""
 
-    store: Store
+    store: Store | AuditedStore
     patient: Patient | None
     patch: Patch | None
     patient_mode: bool
