@@ -76,9 +76,9 @@ def test_guessing_codes_is_rate_limited_for_everyone(store):
     patient = store.create_patient("P-0001")
     code = accounts.issue_patient_code(store, patient.id)
     start = dt.datetime(2026, 11, 30, 9, 0)
-    for k in range(accounts.MAX_FAILURES):
+    for k in range(accounts.MAX_CODE_FAILURES):
         with pytest.raises(accounts.AccountError, match="not valid"):
-            accounts.sign_in_patient(store, f"AAAAA-AAAAA-AAAAA-AAAA{k}", now=start)
+            accounts.sign_in_patient(store, f"AAAAA-AAAAA-AAAAA-AA{k:03d}", now=start)
     with pytest.raises(accounts.AccountError, match="too many"):
         accounts.sign_in_patient(store, code, now=start + dt.timedelta(minutes=1))
 
@@ -126,3 +126,25 @@ def test_the_cli_manages_accounts_and_prints_the_audit_log(tmp_path):
     log = run_cli("accounts", "audit", "--patient", "P-0001", env=env)
     actions = [line.split("\t")[2] for line in log.stdout.strip().splitlines()]
     assert actions[:3] == ["access codes revoked", "signed in", "access code issued"]
+
+
+def test_a_failed_sign_in_never_stores_what_was_typed(store):
+    accounts.add_clinician(store, "dr.lee", "correct horse battery")
+    with pytest.raises(accounts.AccountError):
+        accounts.sign_in_clinician(store, "correct horse battery", "x")  # a password typed as the username
+    with store.engine.connect() as conn:
+        stored = " ".join(str(v) for row in conn.execute(sa.text("SELECT * FROM login_failures")) for v in row)
+        stored += " ".join(str(v) for row in conn.execute(sa.text("SELECT * FROM audit_log")) for v in row)
+    assert "correct horse" not in stored and "unknown username" in stored
+
+
+def test_a_revoked_code_or_removed_patient_ends_the_session(store):
+    patient = store.create_patient("P-0001")
+    who = accounts.sign_in_patient(store, accounts.issue_patient_code(store, patient.id))
+    assert accounts.still_valid(store, who)
+    accounts.revoke_patient_codes(store, patient.id)
+    assert not accounts.still_valid(store, who)
+    again = accounts.sign_in_patient(store, accounts.issue_patient_code(store, patient.id))
+    store.delete_patient(patient.id)
+    assert not accounts.still_valid(store, again)
+    assert accounts.still_valid(store, accounts.LOCAL)

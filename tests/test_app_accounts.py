@@ -131,3 +131,15 @@ def test_a_patient_without_a_patch_is_told_the_clinic_sets_it_up(app_env):
     _sign_in_patient(at, code)
     assert_clean(at)
     assert any("Your clinic has not set up a patch" in i.value for i in at.info)
+
+
+def test_revoking_a_code_ends_a_session_that_is_open(app_env):
+    demo_id, code, _ = _with_accounts(app_env)
+    at = _app()
+    _sign_in_patient(at, code)
+    assert at.dataframe
+    with Store(app_env) as store:
+        accounts.revoke_patient_codes(store, demo_id)
+    at.run()
+    assert any("access was withdrawn" in i.value for i in at.info)
+    assert not at.dataframe

@@ -184,3 +184,27 @@ def test_analyze_carries_baseline_strokes_to_every_visit(small_series, tmp_path)
     for visit, expected in zip(result.visits, truth["visits"]):
         assert visit.ok, visit.error
         assert visit.score.repigmentation_pct == pytest.approx(expected["truth_repigmentation_pct"], abs=8.0)
+
+
+def test_a_box_drawn_inside_a_patch_keeps_all_of_it():
+    # The box's own split would cut the patch in two; the box may lower the threshold, never raise it.
+    photo, truth = _arm_photo(8, background=(215, 205, 185))
+    ys, xs = np.nonzero(truth)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    box = (cx - 30, cy - 20, 60, 40)
+    inside = np.zeros(truth.shape, bool)
+    inside[cy - 20:cy + 20, cx - 30:cx + 30] = True
+    result = depigmented_mask(photo, roi=box)
+    assert np.count_nonzero(result.mask & inside & truth) >= 0.95 * np.count_nonzero(inside & truth)
+
+
+def test_tiny_negative_strokes_do_not_make_the_whole_photo_depigmented():
+    truth = _patch_mask()
+    photo = _finish(_paint(_photo(11), truth))
+    labels = np.zeros(truth.shape, np.uint8)
+    ys, xs = np.nonzero(truth)
+    labels[ys[:200], xs[:200]] = 1
+    labels[5, 5:10] = 2  # 5 pixels of normal skin and 5 of not skin: too few for either model alone
+    labels[8, 5:10] = 3
+    result = depigmented_mask(photo, labels=labels)
+    assert result.mask.mean() < 0.5 and _dice(result.mask, truth) > 0.8

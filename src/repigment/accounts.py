@@ -10,9 +10,15 @@ single-user program on this computer (``accounts_enabled`` is false).
   its SHA-256 is stored (a random code of 100 bits needs no slow hash), and it
   is shown once when issued. Codes are revocable.
 - Sign-in is rate-limited: after ``MAX_FAILURES`` failed attempts for a
-  username, or for access codes as a whole, within ``FAILURE_WINDOW``, further
-  attempts are refused until the window has passed.
-- A signed-in session expires after ``SESSION_IDLE`` without activity.
+  username within ``FAILURE_WINDOW`` (or ``MAX_CODE_FAILURES`` for access
+  codes, from anyone), further attempts are refused until the window has
+  passed. An attempt is counted before its password is checked, in the same
+  transaction as the check, so parallel attempts cannot exceed the limit.
+- A signed-in session expires after ``SESSION_IDLE`` without activity, and
+  ends at once when its account or access code is removed or revoked
+  (:func:`still_valid`, checked on every page).
+- The audit log and the failure counts never hold a typed password or code;
+  a username that does not exist is recorded as "unknown username".
 """
 
 from __future__ import annotations
@@ -43,10 +49,15 @@ __all__ = [
     "session_expired",
     "sign_in_clinician",
     "sign_in_patient",
+    "still_valid",
 ]
 
-#: Failed attempts allowed within the window before sign-in is refused for a while.
+#: Failed attempts allowed within the window before sign-in is refused for a while:
+#: per username, and for access codes from anyone (a code has 100 random bits;
+#: the limit bounds the work an attacker can cause, and one patient's typos do
+#: not lock the others out).
 MAX_FAILURES = 5
+MAX_CODE_FAILURES = 50
 FAILURE_WINDOW = _dt.timedelta(minutes=15)
 #: A session without activity for this long must sign in again.
 SESSION_IDLE = _dt.timedelta(minutes=30)
@@ -67,6 +78,8 @@ class Identity:
     actor: str
     role: Literal["clinician", "patient", "local"]
     patient_id: int | None = None
+    #: The users row of a clinician or the access_codes row of a patient (re-checked on every page).
+    credential_id: int | None = None
 
 
 #: The one user of a computer without accounts.
@@ -122,22 +135,35 @@ def add_clinician(store: Store, username: str, password: str) -> None:
                              detail=f"clinician {username}"))
 
 
-def _refuse_if_locked(session, subject: str, now: _dt.datetime) -> None:
-    since = now - FAILURE_WINDOW
-    failures = session.scalars(sa.select(LoginAttemptRow.at).where(
-        LoginAttemptRow.subject == subject, LoginAttemptRow.at > since).order_by(LoginAttemptRow.at)).all()
-    if len(failures) >= MAX_FAILURES:
-        wait = failures[-MAX_FAILURES] + FAILURE_WINDOW - now
-        minutes = max(1, int(wait.total_seconds() // 60) + 1)
-        raise AccountError(f"too many failed sign-ins: try again in {minutes} minute{'s' if minutes > 1 else ''}")
+def _subject(username: str) -> str:
+    """The rate-limit key of a username: its hash, so a password typed as a username is never stored."""
+    return "user " + hashlib.sha256(str(username).encode("utf-8", "replace")).hexdigest()[:32]
 
 
-def _fail(store: Store, subject: str, now: _dt.datetime, message: str) -> AccountError:
+def _begin_attempt(store: Store, subject: str, limit: int, now: _dt.datetime) -> int:
+    """Refuse when ``subject`` has ``limit`` failures in the window; else count this attempt as one.
+
+    The check and the count are one transaction, so parallel attempts cannot
+    pass the limit together; a successful attempt takes its count back
+    (:func:`_end_attempt`). Returns the count's row id.
+    """
     with store.transaction() as session:
-        session.add(LoginAttemptRow(subject=subject, at=now))
-        session.add(AuditRow(at=now, actor=subject if subject == _CODE_SUBJECT else f"clinician {subject}",
-                             action="sign-in failed", patient_id=None, detail=""))
-    return AccountError(message)
+        failures = session.scalars(sa.select(LoginAttemptRow.at).where(
+            LoginAttemptRow.subject == subject, LoginAttemptRow.at > now - FAILURE_WINDOW)
+            .order_by(LoginAttemptRow.at)).all()
+        if len(failures) >= limit:
+            wait = failures[-limit] + FAILURE_WINDOW - now
+            minutes = max(1, int(wait.total_seconds() // 60) + 1)
+            raise AccountError(f"too many failed sign-ins: try again in {minutes} minute{'s' if minutes > 1 else ''}")
+        row = LoginAttemptRow(subject=subject, at=now)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def _end_attempt(store: Store, attempt_id: int) -> None:
+    with store.transaction() as session:
+        session.execute(sa.delete(LoginAttemptRow).where(LoginAttemptRow.id == attempt_id))
 
 
 def sign_in_clinician(store: Store, username: str, password: str, *, now: _dt.datetime | None = None) -> Identity:
@@ -152,20 +178,23 @@ def sign_in_clinician(store: Store, username: str, password: str, *, now: _dt.da
     from argon2.exceptions import InvalidHashError, VerificationError
 
     now = now or _now()
-    subject = str(username)[:60]
+    attempt = _begin_attempt(store, _subject(username), MAX_FAILURES, now)
     with store.transaction() as session:
-        _refuse_if_locked(session, subject, now)
-        digest = session.scalar(sa.select(UserRow.password_hash).where(UserRow.username == username))
+        user = session.scalar(sa.select(UserRow).where(UserRow.username == username))
+        digest, user_id = (None, None) if user is None else (user.password_hash, user.id)
     try:
         if digest is None:
             _hasher().hash(password)  # the same work either way: timing does not tell which usernames exist
             raise VerificationError
         _hasher().verify(digest, password)
     except (VerificationError, InvalidHashError):
-        raise _fail(store, subject, now, "wrong username or password") from None
-    with store.transaction() as session:
-        session.add(AuditRow(at=now, actor=f"clinician {username}", action="signed in", patient_id=None, detail=""))
-    return Identity(f"clinician {username}", "clinician")
+        record(store, Identity("unknown username" if user_id is None else f"clinician {username}", "clinician"),
+               "sign-in failed")
+        raise AccountError("wrong username or password") from None
+    _end_attempt(store, attempt)
+    who = Identity(f"clinician {username}", "clinician", None, user_id)
+    record(store, who, "signed in")
+    return who
 
 
 def _code_digest(code: str) -> str:
@@ -211,15 +240,28 @@ def sign_in_patient(store: Store, code: str, *, now: _dt.datetime | None = None)
         anyone) within ``FAILURE_WINDOW``.
     """
     now = now or _now()
+    attempt = _begin_attempt(store, _CODE_SUBJECT, MAX_CODE_FAILURES, now)
     with store.transaction() as session:
-        _refuse_if_locked(session, _CODE_SUBJECT, now)
         row = session.scalar(sa.select(AccessCodeRow).where(AccessCodeRow.code_sha256 == _code_digest(code)))
         patient = None if row is None or row.revoked_at is not None else session.get(PatientRow, row.patient_id)
-        if patient is not None:
-            session.add(AuditRow(at=now, actor=f"patient {patient.code}", action="signed in",
-                                 patient_id=patient.id, detail=""))
-            return Identity(f"patient {patient.code}", "patient", patient.id)
-    raise _fail(store, _CODE_SUBJECT, now, "this access code is not valid (ask your clinician for a new one)")
+        who = None if patient is None else Identity(f"patient {patient.code}", "patient", patient.id, row.id)
+    if who is None:
+        record(store, Identity(_CODE_SUBJECT, "patient"), "sign-in failed")
+        raise AccountError("this access code is not valid (ask your clinician for a new one)")
+    _end_attempt(store, attempt)
+    record(store, who, "signed in", who.patient_id)
+    return who
+
+
+def still_valid(store: Store, who: Identity) -> bool:
+    """Whether a signed-in identity's account or access code (and patient) still exist and are not revoked."""
+    if who.role == "local":
+        return True
+    with store.transaction() as session:
+        if who.role == "clinician":
+            return who.credential_id is not None and session.get(UserRow, who.credential_id) is not None
+        row = None if who.credential_id is None else session.get(AccessCodeRow, who.credential_id)
+        return row is not None and row.revoked_at is None and row.patient_id == who.patient_id
 
 
 def record(store: Store, identity: Identity, action: str, patient_id: int | None = None, detail: str = "") -> None:

@@ -640,7 +640,9 @@ def analyze_photos(
                         pct = visit.score.repigmentation_pct
                         visit.flag_for_review(
                             f"{visit.light_change}: the figure may be off by several points; compare the photos",
-                            plausible_pct=(pct - _STRONG_LIGHT_UNCERTAINTY_PCT, pct + _STRONG_LIGHT_UNCERTAINTY_PCT))
+                            # Repigmentation cannot pass 100 %; it can go below 0 (spreading).
+                            plausible_pct=(pct - _STRONG_LIGHT_UNCERTAINTY_PCT,
+                                           min(100.0, pct + _STRONG_LIGHT_UNCERTAINTY_PCT)))
                     if mask_writer is not None:
                         visit.mask_path = mask_writer(visit, full_mask)
                     if visit.score.new_depigmentation_px > 0.05 * np.count_nonzero(base_mask_full) and index > 0:
@@ -878,7 +880,9 @@ def _match_colour_to_baseline(
                                flags=cv2.INTER_NEAREST).astype(bool)
     shared = base_shared & skin
     matched = match_to_reference(in_base, base.rgb, shared, context=visible & base_context)
-    visit.light_change = _strong_light_change(in_base, shared, prepared, base, matched)
+    # Blown-out skin is judged on all of the baseline's normal skin in view: the visit's own
+    # skin test leaves out the whitest pixels, which is what overexposure makes of skin.
+    visit.light_change = _strong_light_change(in_base, base_shared & visible, prepared, base, matched)
     if matched is None:
         return
     exposure = float(np.mean(matched.gains))

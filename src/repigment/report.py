@@ -9,10 +9,13 @@ A4 portrait pages, drawn with matplotlib:
 2. **Photos**: the baseline and the latest photo side by side (the latest
    aligned onto the baseline) with the outlines of the depigmented skin, and
    the change map between them.
-3. **Every visit**: each visit aligned onto the baseline and outlined, four
+3. **The whole patient** (only when given, e.g. from the app with a hand
+   unit): F-VASI and T-VASI over weeks across every patch, their milestones
+   and which patches carry the change.
+4. **Every visit**: each visit aligned onto the baseline and outlined, four
    to a row (a visit that could not be measured shown as taken); only when
    the photos are found.
-4. **Visits and method**: the table of visits (area, repigmentation, VASI
+5. **Visits and method**: the table of visits (area, repigmentation, VASI
    residual level, patch VASI, pattern, spreading), the milestones, and how the
    figures were made, with the software version.
 

@@ -1171,7 +1171,8 @@ def _gaussian_log_likelihood_ratio(features: np.ndarray, positive: np.ndarray, *
     floored by ``_STROKE_COVARIANCE_FLOOR`` (few strokes hold few colours).
     Normal skin and what is not skin are kept as separate classes: pooled
     into one Gaussian, their spread would take in the patch between them.
-    Classes with fewer than 8 pixels are left out.
+    Classes with fewer than 8 pixels are left out (all of them pooled when
+    none has 8; no evidence either way when even that is too few).
     """
     flat = features.reshape(-1, features.shape[-1]).astype(np.float64)
 
@@ -1185,9 +1186,15 @@ def _gaussian_log_likelihood_ratio(features: np.ndarray, positive: np.ndarray, *
         return -0.5 * (np.einsum("ij,jk,ik->i", centred, inverse, centred) + log_det)
 
     best_other = np.full(len(flat), -np.inf)
-    for mask in negatives:
-        if np.count_nonzero(mask) >= 8:
-            best_other = np.maximum(best_other, log_likelihood(mask))
+    usable = [mask for mask in negatives if np.count_nonzero(mask) >= 8]
+    if not usable:
+        # Each class too small alone: one model of all of them together.
+        pooled = np.logical_or.reduce(negatives) if negatives else np.zeros(features.shape[:2], bool)
+        if np.count_nonzero(pooled) < 8:
+            return np.zeros(features.shape[:2])
+        usable = [pooled]
+    for mask in usable:
+        best_other = np.maximum(best_other, log_likelihood(mask))
     return (log_likelihood(positive) - best_other).reshape(features.shape[:2])
 
 
@@ -1230,9 +1237,11 @@ def _colour_contrast_segmentation(
     trimap = np.full(skin.shape, cv2.GC_PR_BGD, np.uint8)
     if labels is None and region is not None and not threshold_given and np.count_nonzero(skin & region) >= 64:
         # Inside a clinician's box the patch is a large share of the skin:
-        # Otsu's split of the box's own skin is the threshold (above the
-        # noise floor), as the whole photo's would be diluted by other skin.
-        threshold = max(_otsu(contrast[skin & region]), _MIN_CONTRAST_SIGMAS * spread)
+        # Otsu's split of the box's own skin can find a faint patch that the
+        # whole photo's split (set by brighter patches elsewhere) misses. It
+        # may lower the threshold, never raise it: a box drawn inside a patch
+        # would otherwise split the patch itself.
+        threshold = min(threshold, max(_otsu(contrast[skin & region]), _MIN_CONTRAST_SIGMAS * spread))
     if labels is None:
         trimap[skin & (contrast > threshold)] = cv2.GC_PR_FGD
         trimap[skin & (contrast > _SURE_DEPIGMENTED * threshold)] = cv2.GC_FGD

@@ -49,6 +49,16 @@ _AUDITED = frozenset({
 })
 
 
+_FREE_TEXT = frozenset({"notes", "description", "detail"})
+
+
+def _audit_value(value) -> str:
+    """A value as the audit log shows it: long text is not copied."""
+    if isinstance(value, str) and len(value) > 60:
+        return "(text)"
+    return repr(value)
+
+
 def identity() -> accounts.Identity:
     """Who uses this session: the signed-in clinician or patient, or the single local user."""
     auth = st.session_state.get(AUTH)
@@ -77,8 +87,11 @@ class AuditedStore:
 
         def audited(*args, **kwargs):
             result = attribute(*args, **kwargs)
-            shown = [repr(a) for a in args if isinstance(a, (int, float, str, _dt.date))]
-            shown += [f"{k}={v!r}" for k, v in kwargs.items() if isinstance(v, (int, float, str, _dt.date, type(None)))]
+            # Ids, dates, numbers and short labels; free text (notes, descriptions) only as "changed",
+            # since the log outlives a deleted patient.
+            shown = [_audit_value(a) for a in args if isinstance(a, (int, float, str, _dt.date))]
+            shown += [f"{k}=" + ("(changed)" if k in _FREE_TEXT else _audit_value(v)) for k, v in kwargs.items()
+                      if isinstance(v, (int, float, str, _dt.date, type(None)))]
             patient_id = getattr(result, "patient_id", None) or (result.id if name == "create_patient" else None)
             accounts.record(self._store, self._who, name, patient_id or self._patient_id, ", ".join(shown)[:500])
             return result

@@ -49,8 +49,10 @@ def sign_in() -> accounts.Identity:
     """
     try:
         store = caching.get_store()
-    except RepigmentError:
-        return accounts.LOCAL  # the page says why the data folder cannot be opened (common.context)
+    except RepigmentError as exc:
+        # Never a way in: without the store there is no knowing whether accounts are required.
+        st.error(f"The data folder cannot be opened: {exc}", icon=":material/error:")
+        st.stop()
     if not accounts.accounts_enabled(store):
         st.sidebar.caption("Single-user mode: no accounts are set up, so the app is reachable from this computer "
                            "only. A clinic adds accounts with `repigment accounts add-clinician`.")
@@ -58,11 +60,15 @@ def sign_in() -> accounts.Identity:
     now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
     auth = st.session_state.get(common.AUTH)
     if auth is not None and not accounts.session_expired(auth["last"], now):
-        auth["last"] = now
-        _sign_out_button(auth["identity"])
-        return auth["identity"]
-    if auth is not None:
-        st.session_state.pop(common.AUTH, None)
+        if accounts.still_valid(store, auth["identity"]):
+            auth["last"] = now
+            _sign_out_button(auth["identity"])
+            return auth["identity"]
+        _forget_session()
+        st.info("Your access was withdrawn (the account or access code no longer exists). Please sign in again.",
+                icon=":material/lock:")
+    elif auth is not None:
+        _forget_session()
         st.info("You were signed out after a while without activity. Please sign in again.",
                 icon=":material/schedule:")
     _sign_in_page(store, now)
@@ -73,9 +79,14 @@ def _sign_out_button(who: accounts.Identity) -> None:
     st.sidebar.caption(f"Signed in as {who.actor}.")
     if st.sidebar.button("Sign out", key="sign_out"):
         accounts.record(caching.get_store(), who, "signed out", who.patient_id)
-        for key in list(st.session_state):
-            del st.session_state[key]
+        _forget_session()
         st.rerun()
+
+
+def _forget_session() -> None:
+    """Nothing of a signed-out session (who, selections, drawings) is kept."""
+    for key in list(st.session_state):
+        del st.session_state[key]
 
 
 def _sign_in_page(store, now: _dt.datetime) -> None:
@@ -99,8 +110,7 @@ def _try(attempt, now: _dt.datetime) -> None:
     except RepigmentError as exc:
         st.error(str(exc), icon=":material/error:")
         return
-    for key in list(st.session_state):  # nothing of an earlier session carries over
-        del st.session_state[key]
+    _forget_session()  # nothing of an earlier session carries over
     st.session_state[common.AUTH] = {"identity": who, "last": now}
     if who.role == "patient":
         st.session_state[common.PATIENT] = who.patient_id
