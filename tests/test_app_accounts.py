@@ -143,3 +143,24 @@ def test_revoking_a_code_ends_a_session_that_is_open(app_env):
     at.run()
     assert any("access was withdrawn" in i.value for i in at.info)
     assert not at.dataframe
+
+
+def test_a_clinician_issues_and_revokes_a_code_on_the_patients_page(app_env):
+    demo_id, _, _ = _with_accounts(app_env)
+    at = _app()
+    [username] = [t for t in at.text_input if t.label == "Username"]
+    [password] = [t for t in at.text_input if t.label == "Password"]
+    username.set_value("dr.lee")
+    password.set_value(PASSWORD)
+    button(at, "Sign in").click().run(timeout=300)
+    at.switch_page("src/repigment/webapp/views/patients.py").run()
+    button(at, "Issue a new access code").click().run()
+    assert_clean(at)
+    [shown] = [m.value for m in at.success if "Access code for DEMO-001" in m.value]
+    code = shown.split("**")[1]
+    with Store(app_env) as store:
+        assert accounts.sign_in_patient(store, code).patient_id == demo_id
+        assert any(e.action == "access code issued" and e.actor == "clinician dr.lee"
+                   for e in accounts.audit_entries(store, patient_id=demo_id))
+    button(at, "Revoke all codes").click().run()
+    assert any("Revoked 2 code(s)" in m.value for m in at.success)

@@ -219,3 +219,69 @@ def test_strokes_on_the_baseline_show_an_outline_and_rescore(demo_server, tmp_pa
             page.screenshot(path=str(tmp_path / "review_strokes.png"), full_page=True)
         finally:
             browser.close()
+
+
+def _fake_camera_video(photo: Path, path: Path, size=(640, 480)) -> Path:
+    """A short Y4M video of one sample photo, for Chromium's fake camera (--use-file-for-fake-video-capture)."""
+    import cv2
+
+    bgr = cv2.resize(cv2.imread(str(photo)), size, interpolation=cv2.INTER_AREA)
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{size[0]} H{size[1]} F10:1 Ip A1:1 C420jpeg\n".encode("ascii"))
+        for _ in range(10):
+            out.write(b"FRAME\n" + yuv.tobytes())
+    return path
+
+
+def test_a_patient_takes_a_photo_with_the_phone_camera_and_it_lands_in_their_course(demo_server, tmp_path,
+                                                                                   sample_series):
+    """Patient mode on a phone-sized page: the camera (fed from a sample photo), the baseline ghost over
+    the live view, the photo check at once, and the saved visit in that patient's patch and nowhere else."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from repigment.store import Store
+
+    video = _fake_camera_video(sorted(sample_series.glob("*.jpg"))[-1], tmp_path / "camera.y4m")
+    data = tmp_path / "data"
+
+    def counts() -> dict[tuple[str, str], int]:
+        with Store(data) as store:
+            return {(patient.code, patch.label): len(store.visits(patch.id))
+                    for patient in store.patients() for patch in store.patches(patient.id)}
+
+    args = [*BROWSER_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                          permissions=["camera"])
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            expect.set_options(timeout=ANALYSIS_WAIT_MS)
+            page.goto(demo_server)  # the first screen imports and analyses the demo patient
+            expect(page.locator(".vega-embed").first).to_be_visible()
+            settle(page, timeout_s=120)
+            before = counts()
+            page.goto(f"{demo_server}/add-visit?mode=Patient")
+            expect(page.get_by_text("Take a photo now")).to_be_visible()
+            settle(page)
+            ghost = page.evaluate("""() => {
+                const box = document.querySelector('[data-testid="stCameraInputWebcamComponent"]');
+                return box ? getComputedStyle(box, '::after').backgroundImage.slice(0, 30) : '';
+            }""")
+            assert ghost.startswith('url("data:image/jpeg;base64'), ghost  # the first photo over the live view
+            page.get_by_test_id("stCameraInputButton").click()
+            expect(page.get_by_role("button", name="Save my photos")).to_be_visible()
+            settle(page)
+            page.screenshot(path=str(tmp_path / "phone_camera_check.png"), full_page=True)
+            page.get_by_role("button", name="Save my photos").click()
+            expect(page.get_by_text("Saved 1 photo")).to_be_visible()
+            settle(page, timeout_s=120)
+            page.screenshot(path=str(tmp_path / "phone_after_camera.png"), full_page=True)
+        finally:
+            browser.close()
+    after = counts()
+    changed = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
+    assert changed == {("DEMO-001", "Sample series A"): 1}, changed

@@ -25,6 +25,33 @@ _DATE_SOURCES = {
 
 
 @dataclass
+class _Camera:
+    """A photo taken with the camera, handled like an uploaded file."""
+
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def ghost_css(rgb) -> str:
+    """CSS that lays ``rgb`` faintly over the live camera view (a data URL; nothing is fetched)."""
+    import base64
+
+    import cv2
+
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    if not ok:
+        return ""
+    url = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii")
+    box = '[data-testid="stCameraInputWebcamComponent"]'
+    return (f"{box} {{ position: relative; }} "
+            f'{box}::after {{ content: ""; position: absolute; inset: 0; pointer-events: none; '
+            f"background: url({url}) center / contain no-repeat; opacity: 0.35; }}")
+
+
+@dataclass
 class _Upload:
     name: str
     data: bytes
@@ -56,19 +83,34 @@ def _page(ctx: common.Context) -> None:
     visits = store.visits(patch.id)
     baseline = visits[0] if visits else None
     nonce = st.session_state.setdefault(_NONCE, 0)
-    files = st.file_uploader(
-        w.upload_label, type=UPLOAD_TYPES, accept_multiple_files=True, key=f"upload-{nonce}",
-        help="Up to 50 MB a photo. Each photo's date is read from the photo and can be changed below. "
-             "Location data is removed before saving.",
-    )
+    baseline_rgb = None
+    if baseline is not None and baseline.primary is not None:
+        baseline_rgb = caching.stored_photo(str(store.data_dir), baseline.primary.sha256, baseline.primary.extension,
+                                            max_side=640)
+    take, upload_tab = st.tabs(["Take a photo now" if ctx.patient_mode else "Camera", "Upload photos"])
+    with take:
+        if baseline_rgb is not None:
+            # The first photo shown faintly over the live view, to line the new one up with.
+            st.html(f"<style>{ghost_css(baseline_rgb)}</style>")
+            st.caption("Your first photo is shown faintly over the camera: line the patch up with it."
+                       if ctx.patient_mode else "The baseline is shown faintly over the camera: line the patch up.")
+        shot = st.camera_input("Take the photo", key=f"camera-{nonce}",
+                               help="Allow the camera when the browser asks; on a phone, switch to the back camera.")
+    with upload_tab:
+        files = st.file_uploader(
+            w.upload_label, type=UPLOAD_TYPES, accept_multiple_files=True, key=f"upload-{nonce}",
+            help="Up to 50 MB a photo. Each photo's date is read from the photo and can be changed below. "
+                 "Location data is removed before saving.",
+        )
+    files = list(files or [])
+    if shot is not None:
+        files.append(_Camera(f"camera-{_dt.date.today().isoformat()}.jpg", shot.getvalue()))
     checklist(expanded=ctx.patient_mode and not files)
     if not files:
         if baseline is not None and baseline.primary is not None:
             st.markdown("**Line your new photo up with the first one:**" if ctx.patient_mode else
                         f"**Baseline ({baseline.date.isoformat()})**: frame new photos like this one.")
-            rgb = caching.stored_photo(str(store.data_dir), baseline.primary.sha256, baseline.primary.extension,
-                                       max_side=640)
-            st.image(rgb, width=420)
+            st.image(baseline_rgb, width=420)
         return
 
     uploads: list[_Upload] = []

@@ -10,6 +10,8 @@ import datetime as _dt
 import pandas as pd
 import streamlit as st
 
+from repigment import accounts
+
 from repigment.store import BODY_REGIONS, DEFAULT_REGIMEN, EVENT_KINDS
 from repigment.webapp import common, downloads, hand_units
 
@@ -31,7 +33,26 @@ def _page(ctx: common.Context) -> None:
     if not ctx.patient_mode or ctx.patient is None:
         _new_patient(ctx)
     if not ctx.patient_mode and ctx.patient is not None:
+        _access_codes(ctx)
         _delete(ctx)
+
+
+def _access_codes(ctx: common.Context) -> None:
+    """A personal access code for the patient, shown once; or every code revoked."""
+    who = common.identity()
+    if not accounts.accounts_enabled(ctx.store):
+        return
+    with st.expander(f"Access code for {ctx.patient.code}", icon=":material/key:"):
+        st.caption("With the code, the patient signs in and sees only their own photos and figures. It is shown "
+                   "once (only a hash is kept); a new code does not cancel earlier ones, revoking does.")
+        columns = st.columns(2)
+        if columns[0].button("Issue a new access code", key="issue_code"):
+            code = accounts.issue_patient_code(ctx.store, ctx.patient.id, actor=who.actor)
+            st.success(f"Access code for {ctx.patient.code}: **{code}**. Give it to the patient now; it is not "
+                       "shown again.", icon=":material/key:")
+        if columns[1].button("Revoke all codes", key="revoke_codes"):
+            count = accounts.revoke_patient_codes(ctx.store, ctx.patient.id, actor=who.actor)
+            st.success(f"Revoked {count} code(s): signed-in sessions with them end at their next page.")
 
 
 def _region_label(ctx: common.Context) -> str:
