@@ -64,9 +64,10 @@ def _export(ctx: common.Context, result: PatchAnalysis) -> None:
     document_text = json.dumps(result.document, indent=2, allow_nan=False)
     stem = _stem(ctx)
     st.subheader("Report" if not ctx.patient_mode else "Report to print or share")
-    st.markdown("A three-page PDF: the course with its week-24 and week-52 checks, the first and latest photos, "
-                "and the table of visits." if not ctx.patient_mode else
-                "A short PDF with your progress and your first and latest photos, to show your doctor.")
+    st.markdown("A PDF: the course with its week-24 and week-52 checks, the first and latest photos with the "
+                "change map, every visit as a thumbnail, the patient's F-VASI and T-VASI across all patches (with a "
+                "hand unit), and the table of visits." if not ctx.patient_mode else
+                "A short PDF with your progress and all your photos, to show your doctor.")
     st.download_button("Download PDF report",
                        lambda: downloads.report_pdf_bytes(ctx.store, ctx.patient, ctx.patch, result),
                        file_name=downloads.report_name(ctx.patient), mime="application/pdf",
