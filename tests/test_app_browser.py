@@ -272,7 +272,21 @@ def test_a_patient_takes_a_photo_with_the_phone_camera_and_it_lands_in_their_cou
                 return box ? getComputedStyle(box, '::after').backgroundImage.slice(0, 30) : '';
             }""")
             assert ghost.startswith('url("data:image/jpeg;base64'), ghost  # the first photo over the live view
-            page.get_by_test_id("stCameraInputButton").click()
+            # The camera needs a moment to stream; a click before its first frame takes nothing,
+            # and a busy machine may drop one: wait for the video, click until a photo is taken.
+            page.wait_for_function("""() => {
+                const video = document.querySelector('[data-testid="stCameraInputWebcamComponent"] video');
+                return video && video.readyState >= 2;
+            }""")
+            shutter = page.get_by_test_id("stCameraInputButton")
+            for _ in range(4):
+                if "Clear photo" in shutter.inner_text():
+                    break  # taken: clicking again would clear it
+                shutter.click()
+                try:
+                    expect(shutter).to_contain_text("Clear photo", timeout=20_000)
+                except AssertionError:
+                    settle(page)
             expect(page.get_by_role("button", name="Save my photos")).to_be_visible()
             settle(page)
             page.screenshot(path=str(tmp_path / "phone_camera_check.png"), full_page=True)
