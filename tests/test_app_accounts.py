@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from repigment import accounts
@@ -32,6 +33,14 @@ def _sign_in_patient(at: AppTest, code: str) -> None:
     [field] = [t for t in at.text_input if t.label == "Your access code"]
     field.set_value(code)
     button(at, "Open my photos").click().run(timeout=300)
+
+
+def _sign_in_clinician(at: AppTest) -> None:
+    [username] = [t for t in at.text_input if t.label == "Username"]
+    [password] = [t for t in at.text_input if t.label == "Password"]
+    username.set_value("dr.lee")
+    password.set_value(PASSWORD)
+    button(at, "Sign in").click().run(timeout=300)
 
 
 def test_without_accounts_the_app_is_single_user_and_says_so(app_env):
@@ -92,25 +101,27 @@ def test_a_revoked_code_no_longer_opens_anything(app_env):
     assert not at.dataframe
 
 
-def test_an_idle_session_signs_in_again(app_env):
-    _, code, _ = _with_accounts(app_env)
+@pytest.mark.parametrize("ending", ["idle", "revoked"])
+def test_an_open_session_ends_when_idle_or_when_its_code_is_revoked(app_env, ending):
+    demo_id, code, _ = _with_accounts(app_env)
     at = _app()
     _sign_in_patient(at, code)
     assert at.dataframe
-    at.session_state["_auth"]["last"] -= accounts.SESSION_IDLE + dt.timedelta(minutes=1)
+    if ending == "idle":
+        at.session_state["_auth"]["last"] -= accounts.SESSION_IDLE + dt.timedelta(minutes=1)
+    else:
+        with Store(app_env) as store:
+            accounts.revoke_patient_codes(store, demo_id)
     at.run()
-    assert any("signed out after a while" in i.value for i in at.info)
+    expected = "signed out after a while" if ending == "idle" else "access was withdrawn"
+    assert any(expected in i.value for i in at.info)
     assert not at.dataframe
 
 
 def test_every_change_is_in_the_audit_log_with_who_made_it(app_env):
     demo_id, _, _ = _with_accounts(app_env)
     at = _app()
-    [username] = [t for t in at.text_input if t.label == "Username"]
-    [password] = [t for t in at.text_input if t.label == "Password"]
-    username.set_value("dr.lee")
-    password.set_value(PASSWORD)
-    button(at, "Sign in").click().run(timeout=300)
+    _sign_in_clinician(at)
     at.switch_page("src/repigment/webapp/views/patients.py").run()
     at.text_input(key="new_patch_label").set_value("left cheek")
     at.selectbox(key="new_patch_region").set_value("face")
@@ -133,26 +144,10 @@ def test_a_patient_without_a_patch_is_told_the_clinic_sets_it_up(app_env):
     assert any("Your clinic has not set up a patch" in i.value for i in at.info)
 
 
-def test_revoking_a_code_ends_a_session_that_is_open(app_env):
-    demo_id, code, _ = _with_accounts(app_env)
-    at = _app()
-    _sign_in_patient(at, code)
-    assert at.dataframe
-    with Store(app_env) as store:
-        accounts.revoke_patient_codes(store, demo_id)
-    at.run()
-    assert any("access was withdrawn" in i.value for i in at.info)
-    assert not at.dataframe
-
-
 def test_a_clinician_issues_and_revokes_a_code_on_the_patients_page(app_env):
     demo_id, _, _ = _with_accounts(app_env)
     at = _app()
-    [username] = [t for t in at.text_input if t.label == "Username"]
-    [password] = [t for t in at.text_input if t.label == "Password"]
-    username.set_value("dr.lee")
-    password.set_value(PASSWORD)
-    button(at, "Sign in").click().run(timeout=300)
+    _sign_in_clinician(at)
     at.switch_page("src/repigment/webapp/views/patients.py").run()
     button(at, "Issue a new access code").click().run()
     assert_clean(at)
