@@ -163,17 +163,27 @@ def postgres_server():
     data.mkdir()
     prefix: list[str] = []
     if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("PostgreSQL refuses to run as root and there is no 'postgres' user to run it as")
         shutil.chown(folder, "postgres")
         shutil.chown(data, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "repigment",
-                    "--no-sync"], check=True, capture_output=True, timeout=120)
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c max_connections=200"
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"),
-                    "-w", "-t", "60", "start"], check=True, capture_output=True, timeout=120)
+    for step in ([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "repigment", "--no-sync"],
+                 [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(data / "server.log"), "-w",
+                  "-t", "60", "start"]):
+        done = subprocess.run([*prefix, *step], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            log = (data / "server.log").read_text() if (data / "server.log").exists() else ""
+            pytest.fail(f"could not start the test PostgreSQL server ({Path(step[0]).name}): "
+                        f"{(done.stderr or done.stdout).strip()} {log[-2000:]}")
     try:
         yield f"postgresql+psycopg://repigment@127.0.0.1:{port}"
     finally:
