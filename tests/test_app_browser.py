@@ -105,55 +105,64 @@ def settle(page, timeout_s: float = 60) -> None:
         page.wait_for_timeout(300)
 
 
-def test_upload_a_series_and_see_the_course(server, sample_series, tmp_path):
+@contextlib.contextmanager
+def browser_page(url: str, *, viewport: dict, expect_timeout: int = WAIT_MS, args=(), **context_options):
+    """Debian's Chromium on ``url`` at ``viewport`` with bounded waits; yields the page, closes the browser."""
     from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*BROWSER_ARGS, *args])
+        try:
+            page = browser.new_context(viewport=viewport, **context_options).new_page()
+            page.set_default_timeout(WAIT_MS)
+            expect.set_options(timeout=expect_timeout)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_upload_a_series_and_see_the_course(server, sample_series, tmp_path):
+    from playwright.sync_api import expect
 
     photos = sorted(sample_series.glob("*.jpg"))
     assert len(photos) == 6
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1800})
-            page.set_default_timeout(WAIT_MS)
-            expect.set_options(timeout=WAIT_MS)
-            page.goto(server)
-            expect(page.get_by_text("No patient yet")).to_be_visible()
+    with browser_page(server, viewport={"width": 1400, "height": 1800}) as page:
+        expect(page.get_by_text("No patient yet")).to_be_visible()
 
-            nav = page.get_by_test_id("stSidebarNav")
-            nav.get_by_role("link", name="Patients & patches").click()
-            page.get_by_role("button", name="Create patient").click()
-            expect(page.get_by_text("Created patient")).to_be_visible()
-            page.get_by_label("Where is the patch?").fill("Back of left hand")
-            page.get_by_test_id("stSelectbox").filter(has_text="Body region").click()
-            page.get_by_role("option", name="Hands").click()
-            page.get_by_role("button", name="Create patch").click()
-            expect(page.get_by_text("Created patch")).to_be_visible()
-            nav.get_by_role("link", name="Add visit").click()
-            page.locator('input[type="file"]').wait_for(state="attached")
-            settle(page)
+        nav = page.get_by_test_id("stSidebarNav")
+        nav.get_by_role("link", name="Patients & patches").click()
+        page.get_by_role("button", name="Create patient").click()
+        expect(page.get_by_text("Created patient")).to_be_visible()
+        page.get_by_label("Where is the patch?").fill("Back of left hand")
+        page.get_by_test_id("stSelectbox").filter(has_text="Body region").click()
+        page.get_by_role("option", name="Hands").click()
+        page.get_by_role("button", name="Create patch").click()
+        expect(page.get_by_text("Created patch")).to_be_visible()
+        nav.get_by_role("link", name="Add visit").click()
+        page.locator('input[type="file"]').wait_for(state="attached")
+        settle(page)
 
-            started = time.monotonic()
-            page.locator('input[type="file"]').set_input_files([str(p) for p in photos])
-            save = page.get_by_role("button", name="Save and analyse")
-            save.wait_for()
-            checked = time.monotonic() - started
-            expect(page.get_by_test_id("stDateInput")).to_have_count(6)
-            save.click()
-            chart = page.locator(".vega-embed").first
-            chart.wait_for(state="visible", timeout=ANALYSIS_WAIT_MS)
-            elapsed = time.monotonic() - started
+        started = time.monotonic()
+        page.locator('input[type="file"]').set_input_files([str(p) for p in photos])
+        save = page.get_by_role("button", name="Save and analyse")
+        save.wait_for()
+        checked = time.monotonic() - started
+        expect(page.get_by_test_id("stDateInput")).to_have_count(6)
+        save.click()
+        chart = page.locator(".vega-embed").first
+        chart.wait_for(state="visible", timeout=ANALYSIS_WAIT_MS)
+        elapsed = time.monotonic() - started
 
-            table = page.locator('[data-testid="stDataFrame"]').first
-            expect(table).to_be_visible()
-            expect(table.locator('[role="grid"]')).to_have_attribute("aria-rowcount", "7")  # header + 6 visits
-            expect(page.get_by_text("Saved 6 photos: 6 new visits")).to_be_visible()
-            settle(page)
-            screenshot = tmp_path / "course_after_upload.png"
-            page.screenshot(path=str(screenshot), full_page=True)
-            assert chart.is_visible() and table.is_visible()
-            assert screenshot.stat().st_size > 10_000
-        finally:
-            browser.close()
+        table = page.locator('[data-testid="stDataFrame"]').first
+        expect(table).to_be_visible()
+        expect(table.locator('[role="grid"]')).to_have_attribute("aria-rowcount", "7")  # header + 6 visits
+        expect(page.get_by_text("Saved 6 photos: 6 new visits")).to_be_visible()
+        settle(page)
+        screenshot = tmp_path / "course_after_upload.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        assert chart.is_visible() and table.is_visible()
+        assert screenshot.stat().st_size > 10_000
     report = (f"six-photo upload to chart: {elapsed:.1f} s (photo checks {checked:.1f} s, "
               f"then save and analysis); screenshot {screenshot}")
     (tmp_path / "timing.txt").write_text(report + "\n")
@@ -165,60 +174,52 @@ def test_strokes_on_the_baseline_show_an_outline_and_rescore(demo_server, tmp_pa
     learned from it appears, and re-scoring changes the figures."""
     import numpy as np
     from PIL import Image
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            page.set_default_timeout(WAIT_MS)
-            expect.set_options(timeout=ANALYSIS_WAIT_MS)
-            page.goto(demo_server)
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review").click()
-            headline = page.get_by_text("repigmentation since baseline").first
-            expect(headline).to_be_visible()
-            settle(page, timeout_s=120)
-            before = headline.inner_text()
-            canvas = page.locator("canvas.upper-canvas >> visible=true").first
-            # A rerun still on its way (the demo's first analysis) may redraw the tabs, and a busy
-            # machine may drop the first click: click until shown, reloading the page if need be.
-            for attempt in range(6):
-                page.get_by_role("tab", name="Strokes").click()
-                try:
-                    canvas.wait_for(state="visible", timeout=15_000)
-                    break
-                except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
-                    if attempt % 2:
-                        page.reload()
-                        expect(headline).to_be_visible()
-                    settle(page)
-            settle(page)
-            canvas.wait_for(state="visible")
-            box = canvas.bounding_box()
-            # The photo shows under the drawing: the canvas area is not one flat colour.
-            shot = tmp_path / "canvas.png"
-            page.screenshot(path=str(shot), clip=box)
-            pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
-            assert pixels.std() > 10, "no photo under the canvas"
-
-            def stroke(x0, y0, x1, y1):
-                page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
-                page.mouse.down()
-                page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=12)
-                page.mouse.up()
+    with browser_page(demo_server, viewport={"width": 1400, "height": 2200}, expect_timeout=ANALYSIS_WAIT_MS) as page:
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review").click()
+        headline = page.get_by_text("repigmentation since baseline").first
+        expect(headline).to_be_visible()
+        settle(page, timeout_s=120)
+        before = headline.inner_text()
+        canvas = page.locator("canvas.upper-canvas >> visible=true").first
+        # A rerun still on its way (the demo's first analysis) may redraw the tabs, and a busy
+        # machine may drop the first click: click until shown, reloading the page if need be.
+        for attempt in range(6):
+            page.get_by_role("tab", name="Strokes").click()
+            try:
+                canvas.wait_for(state="visible", timeout=15_000)
+                break
+            except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
+                if attempt % 2:
+                    page.reload()
+                    expect(headline).to_be_visible()
                 settle(page)
+        settle(page)
+        canvas.wait_for(state="visible")
+        box = canvas.bounding_box()
+        # The photo shows under the drawing: the canvas area is not one flat colour.
+        shot = tmp_path / "canvas.png"
+        page.screenshot(path=str(shot), clip=box)
+        pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
+        assert pixels.std() > 10, "no photo under the canvas"
 
-            stroke(0.47, 0.7, 0.62, 0.58)  # across the sample's largest patch
-            page.get_by_text("Normal skin", exact=True).click()
+        def stroke(x0, y0, x1, y1):
+            page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=12)
+            page.mouse.up()
             settle(page)
-            stroke(0.08, 0.12, 0.25, 0.15)  # normal skin in the top-left corner
-            expect(page.get_by_text(re.compile(r"^Outline from your strokes"))).to_be_visible()
-            page.get_by_role("button", name="Re-score with these strokes").click()
-            expect(page.get_by_text("Strokes saved with the patch")).to_be_visible()
-            expect(headline).not_to_have_text(before)
-            page.screenshot(path=str(tmp_path / "review_strokes.png"), full_page=True)
-        finally:
-            browser.close()
+
+        stroke(0.47, 0.7, 0.62, 0.58)  # across the sample's largest patch
+        page.get_by_text("Normal skin", exact=True).click()
+        settle(page)
+        stroke(0.08, 0.12, 0.25, 0.15)  # normal skin in the top-left corner
+        expect(page.get_by_text(re.compile(r"^Outline from your strokes"))).to_be_visible()
+        page.get_by_role("button", name="Re-score with these strokes").click()
+        expect(page.get_by_text("Strokes saved with the patch")).to_be_visible()
+        expect(headline).not_to_have_text(before)
+        page.screenshot(path=str(tmp_path / "review_strokes.png"), full_page=True)
 
 
 def _fake_camera_video(photo: Path, path: Path, size=(640, 480)) -> Path:
@@ -238,7 +239,7 @@ def test_a_patient_takes_a_photo_with_the_phone_camera_and_it_lands_in_their_cou
                                                                                    sample_series):
     """Patient mode on a phone-sized page: the camera (fed from a sample photo), the baseline ghost over
     the live view, the photo check at once, and the saved visit in that patient's patch and nowhere else."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from repigment.store import Store
 
@@ -250,52 +251,44 @@ def test_a_patient_takes_a_photo_with_the_phone_camera_and_it_lands_in_their_cou
             return {(patient.code, patch.label): len(store.visits(patch.id))
                     for patient in store.patients() for patch in store.patches(patient.id)}
 
-    args = [*BROWSER_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        try:
-            context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                          permissions=["camera"])
-            page = context.new_page()
-            page.set_default_timeout(WAIT_MS)
-            expect.set_options(timeout=ANALYSIS_WAIT_MS)
-            page.goto(demo_server)  # the first screen imports and analyses the demo patient
-            expect(page.locator(".vega-embed").first).to_be_visible()
-            settle(page, timeout_s=120)
-            before = counts()
-            page.goto(f"{demo_server}/add-visit?mode=Patient")
-            expect(page.get_by_text("Take a photo now")).to_be_visible()
-            settle(page)
-            ghost = page.evaluate("""() => {
-                const box = document.querySelector('[data-testid="stCameraInputWebcamComponent"]');
-                return box ? getComputedStyle(box, '::after').backgroundImage.slice(0, 30) : '';
-            }""")
-            assert ghost.startswith('url("data:image/jpeg;base64'), ghost  # the first photo over the live view
-            # The camera needs a moment to stream; a click before its first frame takes nothing,
-            # and a busy machine may drop one: wait for the video, click until a photo is taken.
-            page.wait_for_function("""() => {
-                const video = document.querySelector('[data-testid="stCameraInputWebcamComponent"] video');
-                return video && video.readyState >= 2;
-            }""")
-            shutter = page.get_by_test_id("stCameraInputButton")
-            for _ in range(4):
-                if "Clear photo" in shutter.inner_text():
-                    break  # taken: clicking again would clear it
-                shutter.click()
-                try:
-                    expect(shutter).to_contain_text("Clear photo", timeout=20_000)
-                except AssertionError:
-                    settle(page)
-            expect(page.get_by_role("button", name="Save my photos")).to_be_visible()
-            settle(page)
-            page.screenshot(path=str(tmp_path / "phone_camera_check.png"), full_page=True)
-            page.get_by_role("button", name="Save my photos").click()
-            expect(page.get_by_text("Saved 1 photo")).to_be_visible()
-            settle(page, timeout_s=120)
-            page.screenshot(path=str(tmp_path / "phone_after_camera.png"), full_page=True)
-        finally:
-            browser.close()
+    camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+              f"--use-file-for-fake-video-capture={video}"]
+    # The first screen imports and analyses the demo patient.
+    with browser_page(demo_server, viewport={"width": 390, "height": 844}, expect_timeout=ANALYSIS_WAIT_MS,
+                      args=camera, is_mobile=True, has_touch=True, permissions=["camera"]) as page:
+        expect(page.locator(".vega-embed").first).to_be_visible()
+        settle(page, timeout_s=120)
+        before = counts()
+        page.goto(f"{demo_server}/add-visit?mode=Patient")
+        expect(page.get_by_text("Take a photo now")).to_be_visible()
+        settle(page)
+        ghost = page.evaluate("""() => {
+            const box = document.querySelector('[data-testid="stCameraInputWebcamComponent"]');
+            return box ? getComputedStyle(box, '::after').backgroundImage.slice(0, 30) : '';
+        }""")
+        assert ghost.startswith('url("data:image/jpeg;base64'), ghost  # the first photo over the live view
+        # The camera needs a moment to stream; a click before its first frame takes nothing,
+        # and a busy machine may drop one: wait for the video, click until a photo is taken.
+        page.wait_for_function("""() => {
+            const video = document.querySelector('[data-testid="stCameraInputWebcamComponent"] video');
+            return video && video.readyState >= 2;
+        }""")
+        shutter = page.get_by_test_id("stCameraInputButton")
+        for _ in range(4):
+            if "Clear photo" in shutter.inner_text():
+                break  # taken: clicking again would clear it
+            shutter.click()
+            try:
+                expect(shutter).to_contain_text("Clear photo", timeout=20_000)
+            except AssertionError:
+                settle(page)
+        expect(page.get_by_role("button", name="Save my photos")).to_be_visible()
+        settle(page)
+        page.screenshot(path=str(tmp_path / "phone_camera_check.png"), full_page=True)
+        page.get_by_role("button", name="Save my photos").click()
+        expect(page.get_by_text("Saved 1 photo")).to_be_visible()
+        settle(page, timeout_s=120)
+        page.screenshot(path=str(tmp_path / "phone_after_camera.png"), full_page=True)
     after = counts()
     changed = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
     assert changed == {("DEMO-001", "Sample series A"): 1}, changed

@@ -636,13 +636,6 @@ def analyze_photos(
                     )
                     if index > 0:
                         _check_against_evidence(visit, prepared, h_work, base_mask_work, base_evidence, base_area_full)
-                    if visit.light_change is not None:
-                        pct = visit.score.repigmentation_pct
-                        visit.flag_for_review(
-                            f"{visit.light_change}: the figure may be off by several points; compare the photos",
-                            # Repigmentation cannot pass 100 %; it can go below 0 (spreading).
-                            plausible_pct=(pct - _STRONG_LIGHT_UNCERTAINTY_PCT,
-                                           min(100.0, pct + _STRONG_LIGHT_UNCERTAINTY_PCT)))
                     if mask_writer is not None:
                         visit.mask_path = mask_writer(visit, full_mask)
                     if visit.score.new_depigmentation_px > 0.05 * np.count_nonzero(base_mask_full) and index > 0:
@@ -885,8 +878,7 @@ def _match_colour_to_baseline(
     visit.light_change = _strong_light_change(in_base, base_shared & visible, prepared, base, matched)
     if matched is None:
         return
-    exposure = float(np.mean(matched.gains))
-    cast = float(np.max(np.abs(matched.gains / exposure - 1.0)))
+    exposure, cast = _exposure_and_cast(matched.gains)
     if (cast <= _COLOUR_MATCH_MIN_CAST and not np.any(matched.veil)
             and 1.0 / _COLOUR_MATCH_MIN_EXPOSURE <= exposure <= _COLOUR_MATCH_MIN_EXPOSURE):
         return
@@ -898,6 +890,12 @@ def _match_colour_to_baseline(
     gains = ", ".join(f"{channel} x{gain:.2f}" for channel, gain in zip("RGB", matched.gains))
     haze = f", a haze of {np.mean(matched.veil):.1%} taken off" if np.any(matched.veil) else ""
     visit.notes.append(f"colour and exposure matched to the baseline on shared normal skin ({gains}{haze})")
+
+
+def _exposure_and_cast(gains: np.ndarray) -> tuple[float, float]:
+    """Per-channel gains as an exposure factor (their mean) and a colour cast (largest share off it)."""
+    exposure = float(np.mean(gains))
+    return exposure, float(np.max(np.abs(np.asarray(gains) / exposure - 1.0)))
 
 
 def _strong_light_change(
@@ -926,8 +924,7 @@ def _strong_light_change(
     light = base.color_gains / np.maximum(prepared.color_gains, 1e-6)
     if matched is not None:
         light = light / np.maximum(matched.gains, 1e-6)
-    exposure = float(np.mean(light))
-    cast = float(np.max(np.abs(light / exposure - 1.0)))
+    exposure, cast = _exposure_and_cast(light)
     if cast <= _STRONG_LIGHT_CAST and 1.0 / _STRONG_LIGHT_EXPOSURE <= exposure <= _STRONG_LIGHT_EXPOSURE:
         return None
     return f"taken under a light far from the baseline's (colour cast {cast:.0%}, exposure x{exposure:.2f})"
@@ -999,11 +996,18 @@ def _check_against_evidence(
     """Flag a scored visit whose figure the photo's own evidence contradicts.
 
     The baseline footprint still standing out from the skin around it while
-    the mask is (nearly) empty, or the reverse; and new depigmentation that
-    does not have the hue of skin or barely stands out.
+    the mask is (nearly) empty, or the reverse; new depigmentation that does
+    not have the hue of skin or barely stands out; and a light too far from
+    the baseline's to be undone (``visit.light_change``).
     """
     import cv2
 
+    if visit.light_change is not None:
+        pct = visit.score.repigmentation_pct
+        visit.flag_for_review(
+            f"{visit.light_change}: the figure may be off by several points; compare the photos",
+            # Repigmentation cannot pass 100 %; it can go below 0 (spreading).
+            plausible_pct=(pct - _STRONG_LIGHT_UNCERTAINTY_PCT, min(100.0, pct + _STRONG_LIGHT_UNCERTAINTY_PCT)))
     seg = prepared.segmentation
     surrounding = _surrounding_skin(prepared)
     height, width = seg.mask.shape

@@ -1209,8 +1209,8 @@ def _colour_contrast_segmentation(
     """Depigmented skin by colour contrast with the surrounding skin.
 
     Three ways in: automatic (``region`` and ``labels`` None), guided by a
-    region (the threshold is Otsu's split of the skin inside it, and nothing
-    outside it is kept), or learned from a clinician's strokes (a Gaussian
+    region (Otsu's split of the skin inside it may lower the threshold, and
+    nothing outside it is kept), or learned from a clinician's strokes (a Gaussian
     colour model of each class they mark seeds the graph cut).
 
     Returns the mask, the skin considered, the contrast map, the threshold,
