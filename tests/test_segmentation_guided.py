@@ -208,3 +208,19 @@ def test_tiny_negative_strokes_do_not_make_the_whole_photo_depigmented():
     labels[8, 5:10] = 3
     result = depigmented_mask(photo, labels=labels)
     assert result.mask.mean() < 0.5 and _dice(result.mask, truth) > 0.8
+
+
+@pytest.mark.parametrize("background", [(215, 205, 185), (40, 60, 80)], ids=["beige wall", "blue cloth"])
+def test_normal_skin_strokes_that_stray_onto_the_background_do_not_make_the_arm_the_patch(background):
+    # A ring of "normal skin" strokes drawn around a patch near the arm's edge
+    # lands on the background: the model must not learn "anything that is
+    # not the background is depigmented".
+    photo, truth = _arm_photo(9, background=background, patch_centre=(330, 150))
+    labels = np.zeros(truth.shape, np.uint8)
+    ys, xs = np.nonzero(truth)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    cv2.line(labels, (cx - 40, cy), (cx + 40, cy), 1, 5)
+    cv2.line(labels, (150, 30), (450, 30), 2, 5)  # above the arm: background only
+    assert not (labels == 2)[truth].any()
+    result = depigmented_mask(photo, labels=labels)
+    assert _dice(result.mask, truth) > 0.85, result.reason

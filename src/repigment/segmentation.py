@@ -1164,6 +1164,36 @@ def _pixel_features(lab: np.ndarray, contrast: np.ndarray) -> np.ndarray:
     return np.dstack([fine, coarse, contrast[..., None]]).astype(np.float32)
 
 
+def _stroke_classes(labels: np.ndarray, skin: np.ndarray, normal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The normal-skin and not-skin classes of a clinician's strokes, and where a patch may be.
+
+    Strokes meant as "normal skin" around a patch often stray onto the
+    background beside it; those that fall off skin count as "not skin", or
+    they would teach the model that skin of any colour is the patch. When
+    fewer normal-skin pixels than depigmented ones remain, the photo's own
+    normal skin (``normal``, from the colour contrast, away from the marked
+    patches) joins them. When the depigmented strokes lie on skin, the patch
+    is looked for on skin only: a beige wall or white cloth, closer in colour
+    to the patch than to the marked background, is not skin.
+    """
+    positive = labels == LABEL_DEPIGMENTED
+    normal_class = (labels == LABEL_NORMAL_SKIN) & skin
+    not_skin_class = (labels == LABEL_NOT_SKIN) | ((labels == LABEL_NORMAL_SKIN) & ~skin)
+    if np.count_nonzero(normal_class) < np.count_nonzero(positive):
+        away = ~_dilate_coarsely(positive, _STROKE_CLEARANCE * max(labels.shape))
+        normal_class = normal_class | (normal & away & (labels == LABEL_UNLABELLED))
+    on_skin = np.count_nonzero(positive & skin) >= _STROKES_ON_SKIN * np.count_nonzero(positive)
+    candidates = skin if on_skin else np.ones(labels.shape, bool)
+    return normal_class, not_skin_class, candidates
+
+
+#: The automatic normal skin that stands in for missing normal-skin strokes
+#: keeps this share of the photo's size away from the depigmented strokes.
+_STROKE_CLEARANCE = 0.05
+#: Share of the depigmented strokes on skin above which a patch is looked for on skin only.
+_STROKES_ON_SKIN = 0.8
+
+
 def _gaussian_log_likelihood_ratio(features: np.ndarray, positive: np.ndarray, *negatives: np.ndarray) -> np.ndarray:
     """log p(x | positive) - max over classes of log p(x | negative class).
 
@@ -1249,10 +1279,11 @@ def _colour_contrast_segmentation(
     else:
         positive = labels == LABEL_DEPIGMENTED
         negative = labels >= LABEL_NORMAL_SKIN
-        classes = (labels == LABEL_NORMAL_SKIN, labels == LABEL_NOT_SKIN)
         if np.count_nonzero(positive) >= 8 and np.count_nonzero(negative) >= 8:
-            ratio = _gaussian_log_likelihood_ratio(_pixel_features(lab, contrast), positive, *classes)
-            trimap[ratio > 0] = cv2.GC_PR_FGD
+            normal_class, not_skin_class, candidates = _stroke_classes(labels, skin, normal)
+            ratio = _gaussian_log_likelihood_ratio(
+                _pixel_features(lab, contrast), positive, normal_class, not_skin_class)
+            trimap[(ratio > 0) & candidates] = cv2.GC_PR_FGD
         trimap[positive] = cv2.GC_FGD
         trimap[negative] = cv2.GC_BGD
     if exclude is not None:
