@@ -57,6 +57,24 @@ def test_temporal_outliers_name_only_the_disagreeing_visit():
     assert temporal_outliers([0, 4, 8], [0.0, None, 90.0]) == {}
 
 
+def test_a_visit_flagged_by_its_own_photo_is_judged_by_the_course_and_spares_its_neighbours():
+    import datetime as dt
+
+    from repigment.pipeline import VisitResult, _check_course
+
+    weeks = [0.0, 4.0, 8.0, 12.0, 24.0, 52.0]
+    figures = [0.0, 4.0, 7.0, 100.0, 19.0, 42.0]  # week 12: a washed-out photo read as fully repigmented
+    visits = [VisitResult(image=f"v{i}.jpg", date=dt.date(2026, 1, 5) + dt.timedelta(weeks=w), weeks_since_start=w,
+                          intervals={"repigmentation_pct": (f - 1.0, f + 1.0)}) for i, (w, f) in enumerate(zip(weeks, figures))]
+    visits[3].flag_for_review("taken under a light far from the baseline's", plausible_pct=(90.0, 100.0))
+    _check_course(visits, weeks, figures)
+    assert [visit.needs_review for visit in visits] == [False, False, False, True, False, False]
+    assert any("breaks away" in reason and "7 % at week 8" in reason for reason in visits[3].review_reasons)
+    low, high = visits[3].intervals["repigmentation_pct"]
+    assert low <= 7.0 and high >= 100.0  # covers the course around it, and the figure
+    assert visits[4].intervals["repigmentation_pct"] == (18.0, 20.0)
+
+
 def _washed_out(path):
     """A cool, hazy, washed-out light: blue gain, lower exposure, and a veil of flare."""
     bgr = cv2.imread(str(path))

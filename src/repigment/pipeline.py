@@ -49,7 +49,9 @@ from .segmentation import (
     roi_mask,
     validate_labels,
 )
-from .selfcheck import evidence_residual_fraction, footprint_contrast, looks_like_skin, temporal_outliers
+from .selfcheck import (
+    evidence_residual_fraction, footprint_contrast, looks_like_skin, neighbour_course, temporal_outliers,
+)
 from .series import VisitPhoto, discover_series
 
 __all__ = [
@@ -317,7 +319,12 @@ class VisitResult:
         """Mark the figure as contradicted, and widen its range to cover ``plausible_pct``."""
         self.review_reasons.append(reason)
         self.notes.append(f"needs review: {reason}")
-        if plausible_pct is not None and "repigmentation_pct" in self.intervals:
+        if plausible_pct is not None:
+            self.widen_range(plausible_pct)
+
+    def widen_range(self, plausible_pct: float | tuple[float, ...]) -> None:
+        """Widen the repigmentation range to cover ``plausible_pct``."""
+        if "repigmentation_pct" in self.intervals:
             values = np.atleast_1d(np.asarray(plausible_pct, float))
             low, high = self.intervals["repigmentation_pct"]
             self.intervals["repigmentation_pct"] = (min(low, float(values.min())), max(high, float(values.max())))
@@ -681,8 +688,7 @@ def analyze_photos(
             if progress is not None:
                 progress(index + 1, total, photo.name)
 
-    for index, reason in temporal_outliers(weeks_list, improvement).items():
-        visits[index].flag_for_review(reason)
+    _check_course(visits, weeks_list, improvement)
     # When every scored follow-up visit is contradicted, what they share, the
     # baseline photo, is what is in doubt; otherwise an implausibly fast early
     # response that is contradicted is that visit's own problem.
@@ -1000,6 +1006,28 @@ def _surrounding_skin(prepared: PreparedPhoto) -> np.ndarray:
     if prepared.marker is not None:
         usable &= ~marker_exclusion_mask(usable.shape, prepared.marker, margin=0.5)
     return usable
+
+
+def _check_course(visits: list[VisitResult], weeks: list[float], improvement: list[float | None]) -> None:
+    """Flag visits that break away from the course of the others, and widen flagged visits' ranges.
+
+    Visits no evidence contradicts draw the course, so a visit already
+    contradicted by its own photo does not make its neighbours look like
+    outliers; every scored visit is judged against that course. The range of
+    each flagged visit then also covers the figures of the trusted visits
+    around it.
+    """
+    trusted = [None if visit.needs_review else value for visit, value in zip(visits, improvement)]
+    for index, value in enumerate(improvement):
+        judged = list(trusted)
+        judged[index] = value
+        reason = None if value is None else temporal_outliers(weeks, judged).get(index)
+        if reason is not None:
+            visits[index].flag_for_review(reason)
+    for index, visit in enumerate(visits):
+        course = neighbour_course(weeks, trusted, index) if visit.needs_review else None
+        if course is not None:
+            visit.widen_range(course)
 
 
 def _check_against_evidence(

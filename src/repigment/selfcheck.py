@@ -12,7 +12,8 @@ depigmentation. These checks look at what the mask's decision did not:
 - :func:`looks_like_skin`: whether pixels have the hue of this patient's skin
   (new depigmentation on cloth does not).
 - :func:`temporal_outliers`: visits that disagree with the visits before and
-  after them, when treatment changes skin slowly.
+  after them, when treatment changes skin slowly; :func:`neighbour_course`
+  gives those visits' figures, which a flagged visit's range also covers.
 
 A visit that fails a check is flagged "needs review" by the series pipeline,
 with the reason; its range is widened to what the evidence allows and it is
@@ -32,6 +33,7 @@ __all__ = [
     "footprint_contrast",
     "evidence_residual_fraction",
     "looks_like_skin",
+    "neighbour_course",
     "temporal_outliers",
 ]
 
@@ -201,3 +203,35 @@ def temporal_outliers(
                 f"{weeks[before]:.0f} and {high:.0f} % at week {weeks[after]:.0f})"
             )
     return flagged
+
+
+def neighbour_course(weeks: Sequence[float], pct: Sequence[float | None], index: int) -> tuple[float, float] | None:
+    """The figures of the nearest scored visits before and after ``index``.
+
+    Parameters
+    ----------
+    weeks : sequence of float
+        Weeks since treatment start, in date order.
+    pct : sequence of float or None
+        Repigmentation % of each visit (``None``: not scored or not trusted).
+    index : int
+        The visit whose neighbours are wanted.
+
+    Returns
+    -------
+    tuple of float or None
+        ``(before, after)`` figures, or None without a scored visit on both
+        sides (the last visit has no course after it).
+
+    Examples
+    --------
+    >>> neighbour_course([0, 4, 8, 12], [0.0, None, 100.0, 12.0], 2)
+    (0.0, 12.0)
+    >>> neighbour_course([0, 4, 8], [0.0, 5.0, 100.0], 2) is None
+    True
+    """
+    before = [value for value in pct[:index] if value is not None]
+    after = [value for value in pct[index + 1:] if value is not None]
+    if not before or not after:
+        return None
+    return float(before[-1]), float(after[0])
