@@ -104,6 +104,22 @@ def test_patient_totals_add_patches_of_the_same_index():
     assert with_face.scores[0] == pytest.approx(0.25)
 
 
+def test_a_patient_total_drawing_on_a_visit_in_review_counts_for_no_milestone():
+    import dataclasses
+
+    cheek = vasi_series("face", [0, 24, 52], [9.0, 1.0, 4.0], 180.0)
+    chin = vasi_series("face", [0, 24, 52], [9.0, 3.0, 4.0], 180.0)
+    # The cheek's week-24 figure is contradicted by its own photo (a washed-out light).
+    cheek = dataclasses.replace(cheek, needs_review=(False, True, False))
+    total = patient_totals([("face", cheek), ("face", chin)])["F-VASI"]
+    assert total.improvement_pct[1] == pytest.approx(77.8, abs=0.1)  # still shown
+    assert total.needs_review == (False, True, False)
+    assert total.milestones.vasi50_week == 52 and total.milestones.vasi75_week is None
+    assert total.latest_improvement() == (52, pytest.approx(55.6, abs=0.1), False)
+    untouched = patient_totals([("face", dataclasses.replace(cheek, needs_review=())), ("face", chin)])["F-VASI"]
+    assert untouched.milestones.vasi75_week == 24 and untouched.needs_review == ()
+
+
 def test_patient_total_is_missing_when_a_patch_was_not_photographed():
     cheek = vasi_series("face", [0, 24], [9.0, 4.5], 180.0)
     chin = vasi_series("face", [0, 30], [9.0, 4.5], 180.0)

@@ -697,7 +697,8 @@ def vasi_series_from_clinical(clinical: dict) -> VasiSeries | None:
     baseline = scores[0]
     improvement = tuple(None if s is None or baseline is None else vasi_improvement_pct(baseline, s) for s in scores)
     weeks = tuple(float(v["weeks_since_start"]) for v in visits)
-    trusted = [None if v.get("needs_review") else value for v, value in zip(visits, improvement)]
+    review = tuple(bool(v.get("needs_review")) for v in visits)
+    trusted = [None if flagged else value for flagged, value in zip(review, improvement)]
     return VasiSeries(
         index=vasi_index_name(clinical.get("body_region")),
         weeks=weeks,
@@ -705,5 +706,6 @@ def vasi_series_from_clinical(clinical: dict) -> VasiSeries | None:
         intervals=tuple(None if v["patch_vasi_interval"] is None else tuple(v["patch_vasi_interval"]) for v in visits),
         improvement_pct=improvement,
         milestones=find_milestones(list(weeks), trusted),
+        needs_review=review if any(review) else (),
     )
 

@@ -99,6 +99,10 @@ class HandUnit:
         }
 
 
+#: Said after a total that draws on a patch visit needing review.
+IN_REVIEW_NOTE = " (needs review: a patch visit in it is contradicted by its own photo, so it counts for no milestone)"
+
+
 @dataclass(frozen=True)
 class VasiSeries:
     """A VASI score at each visit, with its improvement and milestones.
@@ -116,7 +120,12 @@ class VasiSeries:
     improvement_pct : tuple of float or None
         ``(VASI_0 - VASI_t) / VASI_0 x 100`` (negative when worse).
     milestones : Milestones
-        First week at which 50, 75 and 90 % improvement was reached.
+        First week at which 50, 75 and 90 % improvement was reached, counting
+        no visit that needs review.
+    needs_review : tuple of bool
+        Whether each visit's figure is contradicted by the self-checks (or,
+        for a patient total, draws on a patch visit that is); empty when no
+        visit is.
     """
 
     index: str
@@ -125,6 +134,18 @@ class VasiSeries:
     intervals: tuple[tuple[float, float] | None, ...]
     improvement_pct: tuple[float | None, ...]
     milestones: Milestones
+    needs_review: tuple[bool, ...] = ()
+
+    def in_review(self, visit: int) -> bool:
+        """Whether visit ``visit``'s figure needs review."""
+        return bool(self.needs_review) and self.needs_review[visit]
+
+    def latest_improvement(self) -> tuple[float, float, bool] | None:
+        """``(week, improvement %, needs review)`` of the last visit with a figure, or None."""
+        for visit in reversed(range(len(self.weeks))):
+            if self.improvement_pct[visit] is not None:
+                return self.weeks[visit], self.improvement_pct[visit], self.in_review(visit)
+        return None
 
 
 def _finite(value, name: str) -> float:
@@ -433,7 +454,9 @@ def patient_totals(
     dict of str to VasiSeries
         ``"F-VASI"`` and/or ``"T-VASI"``. A total exists at a time point only
         when every patch of that index has a scored visit there (a missing
-        patch would make the total look better than it is).
+        patch would make the total look better than it is). A total that
+        draws on a patch visit needing review needs review too, and counts
+        for no milestone.
 
     Examples
     --------
@@ -451,9 +474,9 @@ def patient_totals(
     totals: dict[str, VasiSeries] = {}
     for index, members in groups.items():
         anchor = members[0]
-        weeks, scores, intervals = [], [], []
+        weeks, scores, intervals, review = [], [], [], []
         for week in anchor.weeks:
-            total, low, high, complete = 0.0, 0.0, 0.0, True
+            total, low, high, complete, in_review = 0.0, 0.0, 0.0, True, False
             for member in members:
                 picks = [
                     k for k, w in enumerate(member.weeks)
@@ -464,22 +487,26 @@ def patient_totals(
                     break
                 k = min(picks, key=lambda j: abs(member.weeks[j] - week))
                 total += member.scores[k]
+                in_review = in_review or member.in_review(k)
                 interval = member.intervals[k] or (member.scores[k], member.scores[k])
                 low += interval[0]
                 high += interval[1]
             weeks.append(week)
             scores.append(round(total, 9) if complete else None)
             intervals.append((round(low, 9), round(high, 9)) if complete else None)
+            review.append(complete and in_review)
         if scores and scores[0] is not None:
             improvement = [None if s is None else vasi_improvement_pct(scores[0], s) for s in scores]
         else:
             improvement = [None] * len(scores)
+        trusted = [None if flagged else value for value, flagged in zip(improvement, review)]
         totals[index] = VasiSeries(
             index=index,
             weeks=tuple(weeks),
             scores=tuple(scores),
             intervals=tuple(intervals),
             improvement_pct=tuple(improvement),
-            milestones=find_milestones(weeks, improvement),
+            milestones=find_milestones(weeks, trusted),
+            needs_review=tuple(review) if any(review) else (),
         )
     return totals

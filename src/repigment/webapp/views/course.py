@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from repigment.store import BODY_REGIONS
+from repigment.vasi import IN_REVIEW_NOTE as _REVIEW_NOTE
 from repigment.webapp import charts, common, course_data
 from repigment.webapp.analysis import PatchAnalysis
 from repigment.webapp.shell import page
@@ -209,14 +210,13 @@ def _patient_totals(ctx: common.Context) -> None:
                        + ". VASI needs the scale marker and the patient's hand unit (Patients page).")
             return
         for index, series in totals.totals.items():
-            latest = next(((w, v) for w, v in zip(reversed(series.weeks), reversed(series.improvement_pct))
-                           if v is not None), None)
+            latest = series.latest_improvement()
             stones = series.milestones
             levels = (50,) if index == "T-VASI" else (50, 75, 90)
             reached = [f"{index}{level} at week {getattr(stones, f'vasi{level}_week'):g}" for level in levels
                        if getattr(stones, f"vasi{level}_week") is not None]
             st.markdown(f"**{index}**: " + ("no improvement figure yet" if latest is None else
-                        f"{latest[1]:.0f} % better than baseline at week {latest[0]:g}")
+                        f"{latest[1]:.0f} % better than baseline at week {latest[0]:g}" + _REVIEW_NOTE * latest[2])
                         + " · " + (", ".join(reached) + " reached" if reached else
                                    f"{index}{levels[0]} not reached yet"))
         chart = charts.vasi_totals_chart(totals.totals)
