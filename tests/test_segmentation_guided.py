@@ -224,3 +224,45 @@ def test_normal_skin_strokes_that_stray_onto_the_background_do_not_make_the_arm_
     assert not (labels == 2)[truth].any()
     result = depigmented_mask(photo, labels=labels)
     assert _dice(result.mask, truth) > 0.85, result.reason
+
+
+def _own_strokes(truth: np.ndarray) -> np.ndarray:
+    """Strokes on a photo's own patch (1) and on its skin around the patch (2)."""
+    labels = _strokes(truth)
+    inside = cv2.erode(truth.view(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    labels[((labels == 1) & ~inside) | ((labels == 2) & truth)] = 0
+    ring = cv2.dilate(truth.view(np.uint8), np.ones((31, 31), np.uint8)).astype(bool) & ~cv2.dilate(
+        truth.view(np.uint8), np.ones((11, 11), np.uint8)).astype(bool)
+    ys, xs = np.nonzero(ring)
+    labels[ys[::7], xs[::7]] = 2
+    return labels
+
+
+def test_strokes_on_a_later_visit_judge_that_visit_alone(small_series, tmp_path):
+    import repigment
+
+    truth = json.loads((small_series / "truth.json").read_text())
+    visit = truth["visits"][1]
+    own = cv2.imread(str(small_series / visit["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 127
+    plain = repigment.analyze_series(small_series)
+    result = repigment.analyze_series(small_series, tmp_path / "out", visit_labels={visit["image"]: _own_strokes(own)})
+    judged = result.visits[1]
+    assert judged.ok, judged.error
+    assert any("strokes on this photo" in note for note in judged.notes)
+    assert judged.score.repigmentation_pct == pytest.approx(visit["truth_repigmentation_pct"], abs=8.0)
+    # The baseline and the other visit are judged as without strokes.
+    for k in (0, 2):
+        assert result.visits[k].score.repigmentation_pct == pytest.approx(plain.visits[k].score.repigmentation_pct)
+        assert not any("strokes" in note for note in result.visits[k].notes)
+
+
+def test_visit_strokes_that_do_not_fit_fail_that_visit_alone(small_series):
+    import repigment
+
+    truth = json.loads((small_series / "truth.json").read_text())
+    name = truth["visits"][1]["image"]
+    result = repigment.analyze_series(small_series, visit_labels={name: np.ones((10, 10), np.uint8)})
+    assert not result.visits[1].ok and "10x10 px but the photo is" in result.visits[1].error
+    assert result.visits[0].ok and result.visits[2].ok
+    with pytest.raises(InvalidParameterError, match="not a later visit"):
+        repigment.analyze_series(small_series, visit_labels={truth["visits"][0]["image"]: np.ones((10, 10), np.uint8)})

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -445,6 +445,7 @@ def analyze_photos(
     marker_mm: float = DEFAULT_MARKER_MM,
     roi=None,
     labels: np.ndarray | None = None,
+    visit_labels: Mapping[str, np.ndarray] | None = None,
     working_size: int = DEFAULT_WORKING_SIZE,
     mask_writer: Callable[[VisitResult, np.ndarray], str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
@@ -473,6 +474,13 @@ def analyze_photos(
         a colour model learned from them, and the strokes set the contrast
         threshold every later visit is judged at; not-skin strokes are carried
         through each visit's registration and kept out of its mask.
+    visit_labels : mapping of str to ndarray, optional
+        Strokes on a later visit's own upright photo, by its file name (as
+        ``VisitPhoto.name``), where that visit's outline needs them: the
+        visit is segmented by a colour model learned from its own strokes
+        instead of the baseline's threshold, and is not colour-matched again
+        (the strokes already hold this photo's colours). Strokes that do not
+        fit the photo fail that visit alone, with the reason.
     working_size : int, optional
         Longest side, in pixels, at which photos are analysed.
     mask_writer : callable, optional
@@ -540,6 +548,11 @@ def analyze_photos(
         raise SeriesError(f"baseline photo {baseline_photo.name}: {exc}") from None
     base_seg = base.segmentation
     base_labels_work = None if labels is None else resize_labels(labels, base_seg.mask.shape)
+    own_labels = dict(visit_labels or {})
+    unknown = sorted(set(own_labels) - {photo.name for photo in ordered[1:]})
+    if unknown:
+        raise InvalidParameterError(
+            f"strokes were given for {', '.join(unknown)}, which is not a later visit of this series")
     # Visits are judged at the baseline's threshold, in the units of its model
     # (strokes learn a colour model on top of the colour-contrast score).
     visit_method = "od-field" if base_seg.method == "od-field" else "colour-contrast"
@@ -605,6 +618,7 @@ def analyze_photos(
         prepared = prepare_photo(
             photo.path, marker_mm=marker_mm, threshold=base_seg.threshold, working_size=working_size,
             limits=limits, deadline=deadline, reference_level=base_seg.depigmented_level, method=visit_method,
+            labels=own_labels.get(photo.name),
         )
         features = image_features(prepared.rgb, prepared.registration_mask())
         deadline.pause()  # waiting for its turn is not time spent on this photo
@@ -631,11 +645,16 @@ def analyze_photos(
                 else:
                     prepared, features, deadline = next(upcoming)()
                     deadline.resume()
+                    own_strokes = photo.name in own_labels
                     aligned = _register_visit(
                         visit, prepared, features, deadline, base, base_features, base_features_wide,
-                        base_mask_work, region_work, keep_images=keep_images, base_labels_work=base_labels_work,
+                        base_mask_work, region_work, keep_images=keep_images,
+                        base_labels_work=base_labels_work, own_strokes=own_strokes,
                         match_colour=(base_shared, base_context, segment_matched),
                     )
+                    if own_strokes:
+                        visit.notes.append("judged by the clinician's strokes on this photo rather than the "
+                                           "baseline's threshold")
                     segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4
                 if visit.error is None and segmentation is not None:
                     visit.threshold = segmentation.threshold
@@ -799,13 +818,16 @@ def _register_visit(
     base_labels_work: np.ndarray | None = None,
     match_colour: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray | None], Segmentation]]
     | None = None,
+    own_strokes: bool = False,
 ) -> tuple[Segmentation, np.ndarray, float, float] | None:
     """Register one prepared visit photo.
 
     Fills ``visit`` (registration, notes, working-frame mask, or the error),
     matches the photo's colour to the baseline's on shared normal skin when
     ``match_colour`` (the baseline's shared-skin and context masks and a
-    function that segments a corrected photo) is given, and returns the visit's segmentation, the homography from its working frame to
+    function that segments a corrected photo) is given, unless the visit is
+    judged by its ``own_strokes`` (then the baseline's strokes do not carry
+    either), and returns the visit's segmentation, the homography from its working frame to
     the baseline's working frame, its working scale and the share of the
     baseline footprint it shows, or ``None`` when it cannot be scored.
     """
@@ -845,8 +867,9 @@ def _register_visit(
             "and the range covers any change in the rest; frame the whole patch next time"
         )
     if match_colour is not None:
-        _match_colour_to_baseline(visit, prepared, registration.homography, base, match_colour, visible)
-    if base_labels_work is not None:
+        _match_colour_to_baseline(visit, prepared, registration.homography, base, match_colour, visible,
+                                  resegment=not own_strokes)
+    if base_labels_work is not None and not own_strokes:
         prepared.segmentation = _segment_with_carried_labels(prepared, base_labels_work, registration.homography)
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
@@ -880,12 +903,15 @@ def _match_colour_to_baseline(
     base: PreparedPhoto,
     match_colour: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray | None], Segmentation]],
     visible: np.ndarray,
+    *,
+    resegment: bool = True,
 ) -> None:
     """Bring a registered visit's colour and exposure to the baseline's, and segment it again.
 
     The gains come from normal skin both photos show (outside the baseline
     footprint and its margin, off the marker and background), on top of the
-    marker's white balance where there is one.
+    marker's white balance where there is one. Without ``resegment`` (a visit
+    judged by its own strokes) only a strong change of light is noted.
     """
     import cv2
 
@@ -899,7 +925,7 @@ def _match_colour_to_baseline(
     # Blown-out skin is judged on all of the baseline's normal skin in view: the visit's own
     # skin test leaves out the whitest pixels, which is what overexposure makes of skin.
     visit.light_change = _strong_light_change(in_base, base_shared & visible, prepared, base, matched)
-    if matched is None:
+    if matched is None or not resegment:
         return
     exposure, cast = _exposure_and_cast(matched.gains)
     if (cast <= _COLOUR_MATCH_MIN_CAST and not np.any(matched.veil)
@@ -1256,6 +1282,7 @@ def analyze_series(
     marker_mm: float = DEFAULT_MARKER_MM,
     roi=None,
     labels: np.ndarray | None = None,
+    visit_labels: Mapping[str, np.ndarray] | None = None,
     working_size: int = DEFAULT_WORKING_SIZE,
     progress: Callable[[int, int, str], None] | None = None,
     keep_images: bool = False,
@@ -1280,6 +1307,9 @@ def analyze_series(
         Region of interest in baseline-photo pixels.
     labels : ndarray of int, shape (H, W), optional
         Strokes on the upright baseline photo, carried to every visit (see
+        :func:`analyze_photos`).
+    visit_labels : mapping of str to ndarray, optional
+        Strokes on later visits' own upright photos, by file name (see
         :func:`analyze_photos`).
     working_size : int, optional
         Longest side at which photos are analysed (default :data:`DEFAULT_WORKING_SIZE`, 900).
@@ -1319,6 +1349,7 @@ def analyze_series(
         marker_mm=marker_mm,
         roi=roi,
         labels=labels,
+        visit_labels=visit_labels,
         working_size=working_size,
         mask_writer=writer,
         progress=progress,
