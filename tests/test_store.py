@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import shutil
 import sys
 
@@ -245,7 +246,7 @@ def test_migration_2_adds_the_hand_unit_and_keeps_schema_1_data(tmp_path, db_url
     assert "hand_unit_cm2" not in {c["name"] for c in sa.inspect(engine).get_columns("patients")}
     engine.dispose()
     with Store(tmp_path, url=db_url) as store:
-        assert schema_version(store.engine) == SCHEMA_VERSION == 4
+        assert schema_version(store.engine) == SCHEMA_VERSION == 5
         [kept] = store.patients()
         assert (kept.code, kept.notes, kept.hand_unit_cm2, kept.hand_unit_source) == ("P-0007", "first release",
                                                                                      None, None)
@@ -374,6 +375,32 @@ def test_anything_the_figures_depend_on_changes_the_key(store, imported):
     with_roi = analysis.request_for_patch(store, store.patch(imported.id))
     assert len({base.key, later_start.key, with_roi.key}) == 3
     assert analysis.request_for_patch(store, store.patch(imported.id)).key == with_roi.key
+    # Strokes on a later visit's own photo.
+    later = store.visits(imported.id)[1]
+    store.set_photo_labels(later.primary.id, b"\x89PNG\r\n\x1a\n" + b"strokes")
+    with_strokes = analysis.request_for_patch(store, store.patch(imported.id))
+    assert with_strokes.key != with_roi.key
+    assert [image for image, _ in with_strokes.visit_labels] == [with_strokes.photos[1].image]
+
+
+def test_strokes_on_a_later_visit_reach_its_analysis(store, imported, small_series):
+    import cv2
+
+    from repigment.io import encode_png
+
+    later = store.visits(imported.id)[1]
+    request = analysis.request_for_patch(store, imported)
+    truth = json.loads((small_series / "truth.json").read_text())
+    [entry] = [v for v in truth["visits"] if v["date"] == later.date.isoformat()]
+    own = cv2.imread(str(small_series / entry["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 127
+    labels = np.zeros(own.shape, np.uint8)
+    labels[cv2.erode(own.view(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)] = 1
+    labels[~cv2.dilate(own.view(np.uint8), np.ones((31, 31), np.uint8)).astype(bool)] = 2
+    store.set_photo_labels(later.primary.id, encode_png(labels))
+    with_strokes = analysis.get_or_analyse(store, analysis.request_for_patch(store, store.patch(imported.id)))
+    assert with_strokes.request.key != request.key and with_strokes.error is None
+    notes = with_strokes.document["visits"][1]["notes"]
+    assert any("strokes on this photo" in note for note in notes), notes
 
 
 def test_results_name_the_uploaded_photos(store, imported, small_series):
@@ -441,3 +468,19 @@ def test_migration_3_adds_patch_strokes_and_keeps_schema_2_data(tmp_path):
         with pytest.raises(InvalidParameterError):
             store.set_labels(patch.id, png, "not a hash")
         assert store.set_labels(patch.id, None).labels_png is None
+
+
+def test_strokes_on_a_visit_photo_are_kept_with_it_and_go_with_it(store, patch):
+    [visit] = store.add_visits(patch.id, [NewVisit(dt.date(2026, 2, 5), [NewPhoto(jpeg(1), "a.jpg")])])
+    photo = visit.primary
+    assert store.photo_labels([photo.id]) == {}
+    png = b"\x89PNG\r\n\x1a\n" + b"strokes"
+    store.set_photo_labels(photo.id, png)
+    assert store.photo_labels([photo.id, photo.id + 1000]) == {photo.id: png}
+    with pytest.raises(InvalidParameterError, match="PNG"):
+        store.set_photo_labels(photo.id, b"not a png")
+    store.set_photo_labels(photo.id, None)
+    assert store.photo_labels([photo.id]) == {}
+    store.set_photo_labels(photo.id, png)
+    store.delete_visit(visit.id)
+    assert store.photo_labels([photo.id]) == {}

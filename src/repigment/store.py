@@ -31,7 +31,7 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +223,8 @@ class PhotoRow(Base):
     location_removed: Mapped[bool] = mapped_column(sa.Boolean)
     quality: Mapped[list[dict[str, str]] | None] = mapped_column(sa.JSON, nullable=True)
     created_at: Mapped[_dt.datetime] = mapped_column(sa.DateTime)
+    # A clinician's strokes on this (later visit's) photo; loaded only when asked for.
+    labels_png: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True, deferred=True)
 
 
 class AnalysisRow(Base):
@@ -488,9 +490,16 @@ def _migration_4_accounts(conn: sa.Connection) -> None:
     md.create_all(conn, tables=new)
 
 
+def _migration_5_photo_labels(conn: sa.Connection) -> None:
+    """A clinician's strokes on a later visit's own photo (PNG of labels 0-3)."""
+    kind = sa.LargeBinary().compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE photos ADD COLUMN labels_png {kind}"))
+
+
 #: Schema steps in order; step ``n`` (1-based) brings the schema to version ``n``.
 MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (
-    _migration_1_initial, _migration_2_hand_unit, _migration_3_patch_labels, _migration_4_accounts)
+    _migration_1_initial, _migration_2_hand_unit, _migration_3_patch_labels, _migration_4_accounts,
+    _migration_5_photo_labels)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1038,8 +1047,7 @@ class Store:
     def set_labels(self, patch_id: int, labels_png: bytes | None, photo_sha256: str | None = None) -> Patch:
         """Keep (or clear, with ``None``) a clinician's strokes on the baseline photo ``photo_sha256``."""
         if labels_png is not None:
-            if not labels_png.startswith(b"\x89PNG\r\n\x1a\n") or len(labels_png) > 16 * 1024 * 1024:
-                raise InvalidParameterError("strokes are kept as a PNG of at most 16 MB")
+            _check_labels_png(labels_png)
             if not (isinstance(photo_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", photo_sha256)):
                 raise InvalidParameterError("strokes must name the photo they were drawn on (its SHA-256)")
         with self._sessions.begin() as session:
@@ -1048,6 +1056,24 @@ class Store:
             row.labels_photo_sha256 = None if labels_png is None else photo_sha256
             session.flush()
             return _patch(row)
+
+    def set_photo_labels(self, photo_id: int, labels_png: bytes | None) -> None:
+        """Keep (or clear, with ``None``) a clinician's strokes on a later visit's own photo."""
+        if labels_png is not None:
+            _check_labels_png(labels_png)
+        with self._sessions.begin() as session:
+            _get(session, PhotoRow, photo_id, "photo").labels_png = labels_png
+
+    def photo_labels(self, photo_ids: Iterable[int]) -> dict[int, bytes]:
+        """The strokes kept on each of these photos that has some, by photo id."""
+        ids = list(photo_ids)
+        if not ids:
+            return {}
+        with self._sessions() as session:
+            rows = session.execute(
+                sa.select(PhotoRow.id, PhotoRow.labels_png).where(PhotoRow.id.in_(ids), PhotoRow.labels_png.is_not(None))
+            ).all()
+        return {photo_id: bytes(png) for photo_id, png in rows}
 
     def delete_patch(self, patch_id: int) -> None:
         with self._sessions.begin() as session:
@@ -1399,6 +1425,11 @@ def _patch(row: PatchRow) -> Patch:
         labels_png=row.labels_png,
         labels_photo_sha256=row.labels_photo_sha256,
     )
+
+
+def _check_labels_png(labels_png: bytes) -> None:
+    if not labels_png.startswith(b"\x89PNG\r\n\x1a\n") or len(labels_png) > 16 * 1024 * 1024:
+        raise InvalidParameterError("strokes are kept as a PNG of at most 16 MB")
 
 
 def _photo(row: PhotoRow) -> Photo:

@@ -88,6 +88,8 @@ class AnalysisRequest:
     body_region: str | None = None  # as repigment.vasi names it ("upper-limbs")
     hand_unit: HandUnit | None = None
     labels_png: bytes | None = None  # a clinician's strokes on the baseline photo (PNG of labels 0-3)
+    # Strokes on later visits' own photos: (image name, PNG of labels 0-3), in visit order.
+    visit_labels: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def key(self) -> str:
@@ -106,6 +108,8 @@ class AnalysisRequest:
             "hand_unit": None if self.hand_unit is None else self.hand_unit.to_dict(),
             "labels": None if self.labels_png is None else hashlib.sha256(self.labels_png).hexdigest(),
         }
+        if self.visit_labels:
+            payload["visit_labels"] = [[image, hashlib.sha256(png).hexdigest()] for image, png in self.visit_labels]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -220,6 +224,9 @@ def request_for_patch(
         patch.roi[0], patch.roi[1], patch.roi[2] - patch.roi[0], patch.roi[3] - patch.roi[1])
     # Strokes drawn on another photo than today's baseline do not apply to it.
     labels = patch.labels_png if patch.labels_photo_sha256 == photos[0].sha256 else None
+    kept = store.photo_labels(v.primary.id for v in visits[1:])
+    visit_labels = tuple((photo.image, kept[v.primary.id]) for v, photo in zip(visits[1:], photos[1:])
+                         if v.primary.id in kept)
     return AnalysisRequest(
         patch_id=patch.id,
         photos=photos,
@@ -227,6 +234,7 @@ def request_for_patch(
         marker_mm=patch.marker_mm,
         roi=roi,
         labels_png=labels,
+        visit_labels=visit_labels,
         working_size=working_size,
         body_region=vasi_region(patch.body_region),
         hand_unit=patient_hand_unit(store.patient(patch.patient_id)),
@@ -316,6 +324,7 @@ def analyse(
                 marker_mm=request.marker_mm,
                 roi=request.roi,
                 labels=None if request.labels_png is None else read_labels(request.labels_png),
+                visit_labels={image: read_labels(png) for image, png in request.visit_labels},
                 working_size=request.working_size,
                 mask_writer=masks,
                 progress=progress,
