@@ -248,7 +248,9 @@ def test_strokes_on_a_later_visit_judge_that_visit_alone(small_series, tmp_path)
     result = repigment.analyze_series(small_series, tmp_path / "out", visit_labels={visit["image"]: _own_strokes(own)})
     judged = result.visits[1]
     assert judged.ok, judged.error
-    assert any("strokes on this photo" in note for note in judged.notes)
+    assert judged.own_strokes and any("strokes on this photo" in note for note in judged.notes)
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [v["own_strokes"] for v in document["visits"]] == [False, True, False]
     assert judged.score.repigmentation_pct == pytest.approx(visit["truth_repigmentation_pct"], abs=8.0)
     # The baseline and the other visit are judged as without strokes.
     for k in (0, 2):
@@ -266,3 +268,27 @@ def test_visit_strokes_that_do_not_fit_fail_that_visit_alone(small_series):
     assert result.visits[0].ok and result.visits[2].ok
     with pytest.raises(InvalidParameterError, match="not a later visit"):
         repigment.analyze_series(small_series, visit_labels={truth["visits"][0]["image"]: np.ones((10, 10), np.uint8)})
+
+
+def test_one_short_normal_skin_stroke_does_not_make_the_skin_around_a_mottled_patch_depigmented():
+    # The bundled sample's last visit: a patch with pigmented islands (perifollicular
+    # repigmentation). A stroke across it holds both colours; one short normal-skin stroke holds a
+    # narrow range of normal skin's, and the rest of the skin fell to the patch (Dice 0.33). The
+    # photo's own normal skin now widens the normal class.
+    from pathlib import Path
+
+    import repigment
+
+    series = Path(__file__).resolve().parent.parent / "sample_images" / "series_a"
+    visit = json.loads((series / "truth.json").read_text())["visits"][-1]
+    truth = cv2.imread(str(series / visit["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 127
+    outline = cv2.morphologyEx(truth.view(np.uint8), cv2.MORPH_CLOSE, np.ones((25, 25), np.uint8)).astype(bool)
+    ys, xs = np.nonzero(truth)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    labels = np.zeros(truth.shape, np.uint8)
+    cv2.line(labels, (cx - 30, cy - 60), (cx + 30, cy + 60), 1, 5)
+    labels[(labels == 1) & ~outline] = 0
+    cv2.line(labels, (60, 60), (180, 70), 2, 5)
+    labels[(labels == 2) & outline] = 0
+    result = repigment.segment_image(series / visit["image"], labels=labels)
+    assert _dice(result.mask, truth) > 0.7, result.reason

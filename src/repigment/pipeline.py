@@ -291,6 +291,10 @@ class VisitResult:
         How far this photo's light was from the baseline's when that is more
         than the colour matching can undo without loss (a visit taken under
         it needs review); ``None`` otherwise.
+    own_strokes : bool
+        Whether this visit was judged by strokes on its own photo (see
+        ``visit_labels`` of :func:`analyze_photos`) rather than the baseline's
+        threshold.
     """
 
     image: str
@@ -308,6 +312,7 @@ class VisitResult:
     threshold: float | None = None
     evidence_residual: float | None = None
     review_reasons: list[str] = field(default_factory=list)
+    own_strokes: bool = False
     light_change: str | None = None
 
     @property
@@ -652,6 +657,7 @@ def analyze_photos(
                         base_labels_work=base_labels_work, own_strokes=own_strokes,
                         match_colour=(base_shared, base_context, segment_matched),
                     )
+                    visit.own_strokes = own_strokes
                     if own_strokes:
                         visit.notes.append("judged by the clinician's strokes on this photo rather than the "
                                            "baseline's threshold")

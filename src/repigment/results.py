@@ -129,6 +129,7 @@ def _visit_dict(visit) -> dict[str, Any]:
         "evidence_residual_fraction": _round(visit.evidence_residual, 4) if score else None,
         "needs_review": visit.needs_review,
         "review_reasons": list(visit.review_reasons),
+        "own_strokes": visit.own_strokes,
         "notes": list(visit.notes),
         "intervals": {
             key: [_round(low, 3), _round(high, 3)] for key, (low, high) in visit.intervals.items()
@@ -141,10 +142,12 @@ def measurements(result) -> list[Measurement]:
     from .pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
 
     records: list[Measurement] = []
-    area_method = f"repigment.scoring.score_visit<{SEGMENTATION_METHOD}>"
     for visit in result.visits:
         score = visit.score if visit.ok else None
         reg = visit.registration
+        # A visit judged by strokes on its own photo was segmented by the model learned from them.
+        model = SEGMENTATION_METHOD + ("+own-strokes" if visit.own_strokes else "")
+        area_method = f"repigment.scoring.score_visit<{model}>"
         records += [
             Measurement(visit.image, "weeks_since_start", visit.weeks_since_start, "weeks",
                         "repigment.scoring.weeks_since"),

@@ -1164,34 +1164,44 @@ def _pixel_features(lab: np.ndarray, contrast: np.ndarray) -> np.ndarray:
     return np.dstack([fine, coarse, contrast[..., None]]).astype(np.float32)
 
 
-def _stroke_classes(labels: np.ndarray, skin: np.ndarray, normal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _stroke_classes(
+    labels: np.ndarray, skin: np.ndarray, normal: np.ndarray, contrast: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The normal-skin and not-skin classes of a clinician's strokes, and where a patch may be.
 
     Strokes meant as "normal skin" around a patch often stray onto the
     background beside it; those that fall off skin count as "not skin", or
-    they would teach the model that skin of any colour is the patch. When
-    fewer normal-skin pixels than depigmented ones remain, the photo's own
-    normal skin (``normal``, from the colour contrast, away from the marked
-    patches) joins them. When the depigmented strokes lie on skin, the patch
-    is looked for on skin only: a beige wall or white cloth, closer in colour
-    to the patch than to the marked background, is not skin.
+    they would teach the model that skin of any colour is the patch. The
+    photo's own normal skin (``normal``, from the colour ``contrast``) joins
+    the normal-skin strokes where it lies away from the marked patches and is
+    clearly less white than them. When the depigmented strokes lie on skin,
+    the patch is looked for on skin only: a beige wall or white cloth, closer
+    in colour to the patch than to the marked background, is not skin.
     """
     positive = labels == LABEL_DEPIGMENTED
     normal_class = (labels == LABEL_NORMAL_SKIN) & skin
     not_skin_class = (labels == LABEL_NOT_SKIN) | ((labels == LABEL_NORMAL_SKIN) & ~skin)
-    if np.count_nonzero(normal_class) < np.count_nonzero(positive):
-        away = ~_dilate_coarsely(positive, _STROKE_CLEARANCE * max(labels.shape))
-        normal_class = normal_class | (normal & away & (labels == LABEL_UNLABELLED))
+    # A stroke or two of normal skin hold a narrow range of its colours; the
+    # rest of this photo's normal skin would then fall to the broader patch
+    # class. The automatic estimate widens the class: skin the colour contrast
+    # calls normal, away from the marked patches and clearly less white
+    # than them.
+    away = ~_dilate_coarsely(positive, _STROKE_CLEARANCE * max(labels.shape))
+    marked_level = float(np.median(contrast[positive]))
+    normal_class |= normal & away & (labels == LABEL_UNLABELLED) & (contrast < _STROKE_NORMAL_SHARE * marked_level)
     on_skin = np.count_nonzero(positive & skin) >= _STROKES_ON_SKIN * np.count_nonzero(positive)
     candidates = skin if on_skin else np.ones(labels.shape, bool)
     return normal_class, not_skin_class, candidates
 
 
-#: The automatic normal skin that stands in for missing normal-skin strokes
-#: keeps this share of the photo's size away from the depigmented strokes.
+#: The automatic normal skin that joins the normal-skin strokes keeps this
+#: share of the photo's size away from the depigmented strokes.
 _STROKE_CLEARANCE = 0.05
 #: Share of the depigmented strokes on skin above which a patch is looked for on skin only.
 _STROKES_ON_SKIN = 0.8
+#: Automatic normal skin joins the strokes' normal class below this share of
+#: the marked patches' median colour contrast.
+_STROKE_NORMAL_SHARE = 0.5
 
 
 def _gaussian_log_likelihood_ratio(features: np.ndarray, positive: np.ndarray, *negatives: np.ndarray) -> np.ndarray:
@@ -1280,7 +1290,7 @@ def _colour_contrast_segmentation(
         positive = labels == LABEL_DEPIGMENTED
         negative = labels >= LABEL_NORMAL_SKIN
         if np.count_nonzero(positive) >= 8 and np.count_nonzero(negative) >= 8:
-            normal_class, not_skin_class, candidates = _stroke_classes(labels, skin, normal)
+            normal_class, not_skin_class, candidates = _stroke_classes(labels, skin, normal, contrast)
             ratio = _gaussian_log_likelihood_ratio(
                 _pixel_features(lab, contrast), positive, normal_class, not_skin_class)
             trimap[(ratio > 0) & candidates] = cv2.GC_PR_FGD
