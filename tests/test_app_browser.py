@@ -222,6 +222,53 @@ def test_strokes_on_the_baseline_show_an_outline_and_rescore(demo_server, tmp_pa
         page.screenshot(path=str(tmp_path / "review_strokes.png"), full_page=True)
 
 
+def test_strokes_on_a_later_visit_judge_that_visit(demo_server, tmp_path):
+    """On the Review page a clinician draws on the selected visit's own photo: its outline shows,
+    and re-scoring judges that visit by the strokes."""
+    from playwright.sync_api import expect
+
+    with browser_page(demo_server, viewport={"width": 1400, "height": 2200}, expect_timeout=ANALYSIS_WAIT_MS) as page:
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review").click()
+        headline = page.get_by_text("repigmentation since baseline").first
+        expect(headline).to_be_visible()
+        settle(page, timeout_s=120)
+        target = page.get_by_text(re.compile(r"^this visit's photo"))
+        for attempt in range(6):
+            page.get_by_role("tab", name="Strokes").click()
+            try:
+                target.wait_for(state="visible", timeout=15_000)
+                break
+            except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
+                if attempt % 2:
+                    page.reload()
+                    expect(headline).to_be_visible()
+                settle(page)
+        target.click()
+        settle(page)
+        expect(page.get_by_text(re.compile(r"^Where this visit's outline misses"))).to_be_visible()
+        canvas = page.locator("canvas.upper-canvas >> visible=true").first
+        canvas.wait_for(state="visible")
+        box = canvas.bounding_box()
+
+        def stroke(x0, y0, x1, y1):
+            page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=12)
+            page.mouse.up()
+            settle(page)
+
+        stroke(0.66, 0.5, 0.72, 0.7)  # across the last visit's patch
+        page.get_by_text("Normal skin", exact=True).click()
+        settle(page)
+        stroke(0.08, 0.12, 0.25, 0.15)
+        expect(page.get_by_text(re.compile(r"^Outline from your strokes"))).to_be_visible()
+        page.screenshot(path=str(tmp_path / "review_visit_strokes_drawn.png"), full_page=True)
+        page.get_by_role("button", name="Re-score with these strokes").click()
+        expect(page.get_by_text(re.compile(r"Strokes saved with the photo of \d{4}-\d\d-\d\d"))).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^This visit is judged by the strokes drawn on its own photo"))).to_be_visible()
+        page.screenshot(path=str(tmp_path / "review_visit_strokes.png"), full_page=True)
+
+
 def _fake_camera_video(photo: Path, path: Path, size=(640, 480)) -> Path:
     """A short Y4M video of one sample photo, for Chromium's fake camera (--use-file-for-fake-video-capture)."""
     import cv2

@@ -45,6 +45,7 @@ _VIEWED = "_audited_view"
 #: Store methods that change a patient's data: each call is written to the audit log.
 _AUDITED = frozenset({
     "create_patient", "set_hand_unit", "delete_patient", "create_patch", "update_patch", "set_roi", "set_labels",
+    "set_photo_labels",
     "delete_patch", "add_event", "delete_event", "add_visits", "update_visit", "delete_visit",
 })
 

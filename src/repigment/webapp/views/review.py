@@ -74,6 +74,9 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
         st.warning((f"**{status}:** {reason}") if not ctx.patient_mode else course_data.plain_reason(reason),
                    icon=":material/warning:")
     elif not ctx.patient_mode:
+        if entry.get("own_strokes"):
+            st.caption("This visit is judged by the strokes drawn on its own photo (Strokes tab), not by the "
+                       "baseline's threshold.")
         cm2 = entry["depigmented_area_cm2"]
         st.markdown(
             f"**{entry['repigmentation_pct']:.1f} %** repigmentation since baseline · depigmented area "
@@ -109,7 +112,7 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
         with shown[4]:
             _roi(ctx, document, baseline_rgb)
         with shown[5]:
-            _strokes(ctx, result, baseline_rgb)
+            _strokes(ctx, result, baseline_rgb, position)
         _manage_visits(ctx, result, position)
 
 
@@ -272,53 +275,89 @@ def _roi(ctx: common.Context, document: dict[str, Any], baseline_rgb: np.ndarray
                                                                                   current[1], current[3])))
 
 
-def _strokes(ctx: common.Context, result: PatchAnalysis, baseline_rgb: np.ndarray | None) -> None:
-    """Strokes on the baseline photo teach the segmentation this patient's colours."""
+def _strokes(ctx: common.Context, result: PatchAnalysis, baseline_rgb: np.ndarray | None, position: int) -> None:
+    """Strokes on the baseline photo teach the segmentation this patient's colours; on a later visit's
+    own photo, they judge that visit alone."""
+    if baseline_rgb is None:
+        return
+    photo = result.request.photos[position]
+    on_visit = position > 0 and st.radio(
+        "Draw on", ["the baseline photo", f"this visit's photo ({photo.date.isoformat()})"], horizontal=True,
+        key="strokes_target", help="Choose a visit with the Visit slider above.") != "the baseline photo"
+    if not on_visit:
+        document = result.document
+        size = (document["baseline"]["height"], document["baseline"]["width"])
+        baseline = result.request.photos[0]
+        stored = ctx.patch.labels_png if ctx.patch.labels_photo_sha256 == baseline.sha256 else None
+        st.markdown("Where the outline misses, draw a few strokes on the baseline photo: across depigmented "
+                    "skin, across normal skin nearby, and on what is not skin. The outline learned from them "
+                    "shows at once; re-score to judge every visit by them.")
+
+        def save(labels_png: bytes | None) -> str:
+            ctx.store.set_labels(ctx.patch.id, labels_png, None if labels_png is None else baseline.sha256)
+            return "with the patch"
+
+        _draw_strokes(ctx, baseline, baseline_rgb, size, stored, save, saved_elsewhere=(
+            ctx.patch.labels_png is not None and stored is None))
+        return
+    [visit] = [v for v in ctx.store.visits(ctx.patch.id) if v.id == photo.visit_id]
+    with common.guard("loading this visit's photo"):
+        own_rgb = caching.stored_photo(str(ctx.store.data_dir), photo.sha256, photo.extension)
+    stored = ctx.store.photo_labels([visit.primary.id]).get(visit.primary.id)
+    st.markdown("Where this visit's outline misses (a light far from the baseline's, a patch that changed "
+                "shape), draw strokes on its own photo: this visit is then judged by them instead of the "
+                "baseline's threshold. The other visits are not changed.")
+
+    def save_visit(labels_png: bytes | None) -> str:
+        ctx.store.set_photo_labels(visit.primary.id, labels_png)
+        return f"with the photo of {photo.date.isoformat()}"
+
+    _draw_strokes(ctx, photo, own_rgb, (visit.primary.height, visit.primary.width), stored, save_visit)
+
+
+def _draw_strokes(ctx: common.Context, photo, shown_rgb: np.ndarray, size: tuple[int, int], stored: bytes | None,
+                  save, *, saved_elsewhere: bool = False) -> None:
+    """A canvas over ``shown_rgb``, the outline its strokes give, and buttons that save or forget them.
+
+    ``size`` is the photo's upright ``(H, W)``, at which strokes are kept;
+    ``save(labels_png or None)`` keeps or forgets them and says where.
+    """
     from PIL import Image
     from streamlit_drawable_canvas import st_canvas
 
-    if baseline_rgb is None:
-        return
-    document = result.document
-    width, height = document["baseline"]["width"], document["baseline"]["height"]
-    baseline = result.request.photos[0]
-    st.markdown("Where the outline misses, draw a few strokes on the baseline photo: across depigmented skin, "
-                "across normal skin nearby, and on what is not skin. The outline learned from them shows at "
-                "once; re-score to judge every visit by them.")
     kind = st.radio("Stroke", list(strokes.STROKE_CLASSES), horizontal=True, key="stroke_kind")
     _, hex_colour, _ = strokes.STROKE_CLASSES[kind]
-    scale = min(1.0, 640 / baseline_rgb.shape[1])
-    size = (max(1, round(baseline_rgb.shape[1] * scale)), max(1, round(baseline_rgb.shape[0] * scale)))
-    canvas = st_canvas(stroke_width=6, stroke_color=hex_colour, width=size[0], height=size[1],
-                       background_image=Image.fromarray(baseline_rgb).resize(size), drawing_mode="freedraw",
-                       return_image_data=True, key=f"strokes_canvas_{ctx.patch.id}")
+    scale = min(1.0, 640 / shown_rgb.shape[1])
+    canvas_size = (max(1, round(shown_rgb.shape[1] * scale)), max(1, round(shown_rgb.shape[0] * scale)))
+    canvas = st_canvas(stroke_width=6, stroke_color=hex_colour, width=canvas_size[0], height=canvas_size[1],
+                       background_image=Image.fromarray(shown_rgb).resize(canvas_size), drawing_mode="freedraw",
+                       return_image_data=True, key=f"strokes_canvas_{ctx.patch.id}_{photo.sha256[:12]}")
     drawn = strokes.labels_from_canvas(canvas.image_data)
-    stored = ctx.patch.labels_png if ctx.patch.labels_photo_sha256 == baseline.sha256 else None
     if drawn is not None and drawn.any():
-        labels_png = encode_png(strokes.labels_at_size(drawn, (height, width)))
+        labels_png = encode_png(strokes.labels_at_size(drawn, size))
     else:
         labels_png = stored
     if labels_png is not None:
-        outline, how = caching.strokes_outline(str(ctx.store.data_dir), baseline.sha256, baseline.extension,
-                                               labels_png, baseline_rgb.shape[:2])
+        outline, how = caching.strokes_outline(str(ctx.store.data_dir), photo.sha256, photo.extension,
+                                               labels_png, shown_rgb.shape[:2])
         if outline is None:
             st.warning(how, icon=":material/warning:")
         else:
-            st.image(visualize.outline_overlay(baseline_rgb, outline), width="stretch",
+            st.image(visualize.outline_overlay(shown_rgb, outline), width="stretch",
                      caption=("Outline from your strokes" if labels_png is not stored else "Outline from the saved "
                               "strokes") + f" ({how})")
             if labels_png is not stored and st.button("Re-score with these strokes", type="primary",
                                                       key="strokes_apply"):
-                ctx.store.set_labels(ctx.patch.id, labels_png, baseline.sha256)
-                common.flash("Strokes saved with the patch; the course is re-scored with them.")
+                where = save(labels_png)
+                common.flash(f"Strokes saved {where}; the course is re-scored with them.")
                 st.rerun()
     else:
         st.caption("Draw at least one stroke across depigmented skin to see the outline it gives.")
-    if ctx.patch.labels_png is not None and st.button("Forget the saved strokes", key="strokes_clear"):
-        ctx.store.set_labels(ctx.patch.id, None)
+    if (stored is not None or saved_elsewhere) and st.button("Forget the saved strokes", key="strokes_clear"):
+        save(None)
         common.flash("Strokes forgotten; the course is re-scored without them.")
         st.rerun()
-    if ctx.patch.labels_png is not None and stored is None:
+    if saved_elsewhere:
         st.caption("The saved strokes were drawn on another baseline photo and are not used.")
 
 
