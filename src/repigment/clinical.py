@@ -74,6 +74,11 @@ LABEL_ADVICE = ("the cream's label advises: if there is no improvement after 24 
                 "contact your healthcare provider")
 
 
+#: Said after a patient total (F-VASI, T-VASI) that draws on a patch visit needing review.
+TOTAL_IN_REVIEW_NOTE = (" (needs review: a patch visit in it is contradicted by its own photo, so it counts for "
+                        "no milestone)")
+
+
 def resolve_hand_unit(
     *,
     hand_unit_cm2: float | None = None,

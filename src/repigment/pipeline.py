@@ -484,8 +484,9 @@ def analyze_photos(
         ``VisitPhoto.name``), where that visit's outline needs them: the
         visit is segmented by a colour model learned from its own strokes
         instead of the baseline's threshold, and is not colour-matched again
-        (the strokes already hold this photo's colours). Strokes that do not
-        fit the photo fail that visit alone, with the reason.
+        (the strokes already hold this photo's colours; a light far from the
+        baseline's is still flagged). Strokes that do not fit the photo fail
+        that visit alone, with the reason.
     working_size : int, optional
         Longest side, in pixels, at which photos are analysed.
     mask_writer : callable, optional
@@ -657,8 +658,8 @@ def analyze_photos(
                         base_labels_work=base_labels_work, own_strokes=own_strokes,
                         match_colour=(base_shared, base_context, segment_matched),
                     )
-                    visit.own_strokes = own_strokes
-                    if own_strokes:
+                    visit.own_strokes = own_strokes and aligned is not None
+                    if visit.own_strokes:
                         visit.notes.append("judged by the clinician's strokes on this photo rather than the "
                                            "baseline's threshold")
                     segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4

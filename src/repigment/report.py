@@ -37,9 +37,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ._version import __version__
+from .clinical import TOTAL_IN_REVIEW_NOTE as _REVIEW_NOTE
 from .errors import InvalidParameterError, RepigmentError, SeriesError
 from .results import SCHEMA_VERSION
-from .vasi import IN_REVIEW_NOTE as _REVIEW_NOTE
 
 __all__ = ["ReportEvent", "load_results", "report_pdf", "write_report"]
 
@@ -533,8 +533,10 @@ def _patient_page(page: _Page, totals: dict, contributions: Sequence[dict], left
         levels = (50,) if index == "T-VASI" else (50, 75, 90)
         reached = [f"{index}{level} at week {getattr(series.milestones, f'vasi{level}_week'):g}" for level in levels
                    if getattr(series.milestones, f"vasi{level}_week") is not None]
-        page.text(f"{index}: " + ("no improvement figure yet" if latest is None else
-                  f"{latest[1]:.0f}% better than its first visit at week {latest[0]:g}" + _REVIEW_NOTE * latest[2]) + ". "
+        figure = ("no improvement figure yet" if latest is None else
+                  f"{latest[1]:.0f}% better than its first visit at week {latest[0]:g}"
+                  + (_REVIEW_NOTE if latest[2] else ""))
+        page.text(f"{index}: {figure}. "
                   + (", ".join(reached) + " reached." if reached else f"{index}{levels[0]} not reached yet."),
                   size=10, weight="bold")
     width = _PAGE_MM[0] - 2 * _MARGIN

@@ -1070,9 +1070,9 @@ class Store:
         if not ids:
             return {}
         with self._sessions() as session:
-            rows = session.execute(
-                sa.select(PhotoRow.id, PhotoRow.labels_png).where(PhotoRow.id.in_(ids), PhotoRow.labels_png.is_not(None))
-            ).all()
+            query = sa.select(PhotoRow.id, PhotoRow.labels_png).where(
+                PhotoRow.id.in_(ids), PhotoRow.labels_png.is_not(None))
+            rows = session.execute(query).all()
         return {photo_id: bytes(png) for photo_id, png in rows}
 
     def delete_patch(self, patch_id: int) -> None:

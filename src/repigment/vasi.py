@@ -99,10 +99,6 @@ class HandUnit:
         }
 
 
-#: Said after a total that draws on a patch visit needing review.
-IN_REVIEW_NOTE = " (needs review: a patch visit in it is contradicted by its own photo, so it counts for no milestone)"
-
-
 @dataclass(frozen=True)
 class VasiSeries:
     """A VASI score at each visit, with its improvement and milestones.

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from repigment.store import BODY_REGIONS
-from repigment.vasi import IN_REVIEW_NOTE as _REVIEW_NOTE
+from repigment.clinical import TOTAL_IN_REVIEW_NOTE as _REVIEW_NOTE
 from repigment.webapp import charts, common, course_data
 from repigment.webapp.analysis import PatchAnalysis
 from repigment.webapp.shell import page
@@ -215,10 +215,11 @@ def _patient_totals(ctx: common.Context) -> None:
             levels = (50,) if index == "T-VASI" else (50, 75, 90)
             reached = [f"{index}{level} at week {getattr(stones, f'vasi{level}_week'):g}" for level in levels
                        if getattr(stones, f"vasi{level}_week") is not None]
-            st.markdown(f"**{index}**: " + ("no improvement figure yet" if latest is None else
-                        f"{latest[1]:.0f} % better than baseline at week {latest[0]:g}" + _REVIEW_NOTE * latest[2])
-                        + " · " + (", ".join(reached) + " reached" if reached else
-                                   f"{index}{levels[0]} not reached yet"))
+            figure = ("no improvement figure yet" if latest is None else
+                      f"{latest[1]:.0f} % better than baseline at week {latest[0]:g}"
+                      + (_REVIEW_NOTE if latest[2] else ""))
+            st.markdown(f"**{index}**: {figure} · " + (", ".join(reached) + " reached" if reached else
+                                                      f"{index}{levels[0]} not reached yet"))
         chart = charts.vasi_totals_chart(totals.totals)
         if chart is not None:
             st.altair_chart(chart, width="stretch")

@@ -300,9 +300,15 @@ def _strokes(ctx: common.Context, result: PatchAnalysis, baseline_rgb: np.ndarra
         _draw_strokes(ctx, baseline, baseline_rgb, size, stored, save, saved_elsewhere=(
             ctx.patch.labels_png is not None and stored is None))
         return
-    [visit] = [v for v in ctx.store.visits(ctx.patch.id) if v.id == photo.visit_id]
+    visit = next((v for v in ctx.store.visits(ctx.patch.id) if v.id == photo.visit_id), None)
+    if visit is None or visit.primary is None:
+        st.info("This visit was changed meanwhile; reload the page.", icon=":material/info:")
+        return
+    own_rgb = None
     with common.guard("loading this visit's photo"):
         own_rgb = caching.stored_photo(str(ctx.store.data_dir), photo.sha256, photo.extension)
+    if own_rgb is None:
+        return
     stored = ctx.store.photo_labels([visit.primary.id]).get(visit.primary.id)
     st.markdown("Where this visit's outline misses (a light far from the baseline's, a patch that changed "
                 "shape), draw strokes on its own photo: this visit is then judged by them instead of the "
