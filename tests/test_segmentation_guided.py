@@ -292,3 +292,28 @@ def test_one_short_normal_skin_stroke_does_not_make_the_skin_around_a_mottled_pa
     labels[(labels == 2) & outline] = 0
     result = repigment.segment_image(series / visit["image"], labels=labels)
     assert _dice(result.mask, truth) > 0.7, result.reason
+
+
+def test_cli_analyze_takes_strokes_on_a_later_visit(small_series, tmp_path):
+    truth = json.loads((small_series / "truth.json").read_text())
+    visit = truth["visits"][1]
+    own = cv2.imread(str(small_series / visit["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 127
+    cv2.imwrite(str(tmp_path / "week12.png"), _own_strokes(own))
+    proc = run_cli("analyze", small_series, "--out", tmp_path / "out", "-q",
+                   "--visit-labels", f"{visit['image']}={tmp_path / 'week12.png'}")
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [v["own_strokes"] for v in document["visits"]] == [False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"),
+    [("week12.png", "IMAGE=LABELS.png"), ("no_such_visit.jpg={labels}", "not a later visit")],
+)
+def test_cli_bad_visit_labels_are_a_one_line_error(small_series, tmp_path, option, fragment):
+    labels = tmp_path / "week12.png"
+    cv2.imwrite(str(labels), np.ones((10, 10), np.uint8))
+    proc = run_cli("analyze", small_series, "--out", tmp_path / "out", "-q",
+                   "--visit-labels", option.format(labels=labels))
+    assert_one_line_error(proc, fragment)
+    assert not (tmp_path / "out" / "results.json").exists()

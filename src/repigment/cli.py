@@ -85,10 +85,16 @@ def analyze(
         help="Strokes PNG on the baseline photo (0 unlabelled, 1 depigmented, 2 normal skin, 3 not skin), "
              "carried to every visit.",
     ),
+    visit_labels: Optional[list[str]] = typer.Option(
+        None, "--visit-labels",
+        help="IMAGE=LABELS.png: strokes on a later visit's own photo (file name as in the series), which then "
+             "judge that visit alone. Repeat for more visits.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
     """Score every visit of a series against its baseline photo."""
     region = _parse_roi(roi)
+    visit_label_files = _parse_visit_labels(visit_labels or [])
 
     def action():
         from rich.console import Console
@@ -103,6 +109,8 @@ def analyze(
         limits = Limits.from_env()
         strokes = None if labels is None else read_labels(
             labels, max_pixels=limits.max_pixels, max_file_bytes=limits.max_file_bytes)
+        visit_strokes = {image: read_labels(path, max_pixels=limits.max_pixels, max_file_bytes=limits.max_file_bytes)
+                         for image, path in visit_label_files.items()}
 
         # Check the clinical options before the long analysis.
         vasi_index_name(body_region)
@@ -131,7 +139,8 @@ def analyze(
 
             result = analyze_series(
                 series_dir, out, treatment_start=treatment_start, marker_mm=marker_mm, roi=region, labels=strokes,
-                progress=progress, limits=limits, keep_images=True, clinical=clinical_block,
+                visit_labels=visit_strokes, progress=progress, limits=limits, keep_images=True,
+                clinical=clinical_block,
             )
         clinical = summaries[0]
         if not quiet:
@@ -142,6 +151,20 @@ def analyze(
         typer.echo(f"wrote {out / 'results.json'}", err=True)
 
     _run(action)
+
+
+def _parse_visit_labels(values: list[str]) -> dict[str, Path]:
+    """``IMAGE=LABELS.png`` options as a mapping (exit 2 with a one-line message when malformed)."""
+    parsed: dict[str, Path] = {}
+    for value in values:
+        image, sep, path = value.partition("=")
+        if not sep or not image.strip() or not path.strip():
+            _fail(f"--visit-labels takes IMAGE=LABELS.png (the visit photo's file name, then the strokes PNG), "
+                  f"got {value!r}")
+        if image.strip() in parsed:
+            _fail(f"--visit-labels names {image.strip()!r} twice; give one strokes file per visit photo")
+        parsed[image.strip()] = Path(path.strip())
+    return parsed
 
 
 def _print_table(result) -> None:
