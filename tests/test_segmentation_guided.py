@@ -249,6 +249,9 @@ def test_strokes_on_a_later_visit_judge_that_visit_alone(small_series, tmp_path)
     judged = result.visits[1]
     assert judged.ok, judged.error
     assert judged.own_strokes and any("strokes on this photo" in note for note in judged.notes)
+    # ... and the colour model learned from them made its mask, not the baseline's threshold.
+    assert any("learned from" in note and "clinician's strokes" in note for note in judged.notes), judged.notes
+    assert not any("learned from" in note for note in plain.visits[1].notes)
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [v["own_strokes"] for v in document["visits"]] == [False, True, False]
     assert judged.score.repigmentation_pct == pytest.approx(visit["truth_repigmentation_pct"], abs=8.0)
@@ -317,3 +320,26 @@ def test_cli_bad_visit_labels_are_a_one_line_error(small_series, tmp_path, optio
                    "--visit-labels", option.format(labels=labels))
     assert_one_line_error(proc, fragment)
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_visit_judged_by_its_own_strokes_notes_a_strong_light_instead_of_flagging_it(small_series, tmp_path):
+    # Under a tungsten-like cast the baseline's threshold cannot be trusted (the visit is flagged);
+    # strokes on the photo itself teach a model of its own colours, so the light is only noted.
+    import shutil
+
+    import repigment
+    from repigment.color import linear_to_srgb, srgb_to_linear
+
+    series = tmp_path / "series"
+    shutil.copytree(small_series, series)
+    visit = json.loads((series / "truth.json").read_text())["visits"][1]
+    linear = srgb_to_linear(cv2.imread(str(series / visit["image"]))[..., ::-1].copy()).astype(np.float32)
+    warm = np.clip(linear * np.array([1.0, 0.8, 0.55], np.float32) * 1.2, 0, 1)
+    cv2.imwrite(str(series / visit["image"]), linear_to_srgb(warm)[..., ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    plain = repigment.analyze_series(series).visits[1]
+    assert plain.light_change is not None and plain.needs_review
+    own = cv2.imread(str(series / visit["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 127
+    judged = repigment.analyze_series(series, visit_labels={visit["image"]: _own_strokes(own)}).visits[1]
+    assert judged.light_change is not None and not judged.needs_review
+    assert any(judged.light_change in note and "strokes" in note for note in judged.notes)
+    assert judged.score.repigmentation_pct == pytest.approx(visit["truth_repigmentation_pct"], abs=8.0)

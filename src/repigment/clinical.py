@@ -77,6 +77,8 @@ LABEL_ADVICE = ("the cream's label advises: if there is no improvement after 24 
 #: Said after a patient total (F-VASI, T-VASI) that draws on a patch visit needing review.
 TOTAL_IN_REVIEW_NOTE = (" (needs review: a patch visit in it is contradicted by its own photo, so it counts for "
                         "no milestone)")
+#: The same, as a patient reads it.
+TOTAL_IN_REVIEW_NOTE_PATIENT = " (one of the photos behind this figure is waiting for your clinician to check it)"
 
 
 def resolve_hand_unit(

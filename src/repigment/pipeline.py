@@ -74,7 +74,7 @@ __all__ = [
 #: fifth fewer pixels to process.
 DEFAULT_WORKING_SIZE = 900
 #: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v3"
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v4"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Share of the baseline footprint a visit photo must show to be scored at all,
 # and above which it counts as showing all of it.
@@ -290,7 +290,7 @@ class VisitResult:
     light_change : str or None
         How far this photo's light was from the baseline's when that is more
         than the colour matching can undo without loss (a visit taken under
-        it needs review); ``None`` otherwise.
+        it needs review, unless its own strokes judge it); ``None`` otherwise.
     own_strokes : bool
         Whether this visit was judged by strokes on its own photo (see
         ``visit_labels`` of :func:`analyze_photos`) rather than the baseline's
@@ -312,8 +312,8 @@ class VisitResult:
     threshold: float | None = None
     evidence_residual: float | None = None
     review_reasons: list[str] = field(default_factory=list)
-    own_strokes: bool = False
     light_change: str | None = None
+    own_strokes: bool = False
 
     @property
     def needs_review(self) -> bool:
@@ -484,9 +484,9 @@ def analyze_photos(
         ``VisitPhoto.name``), where that visit's outline needs them: the
         visit is segmented by a colour model learned from its own strokes
         instead of the baseline's threshold, and is not colour-matched again
-        (the strokes already hold this photo's colours; a light far from the
-        baseline's is still flagged). Strokes that do not fit the photo fail
-        that visit alone, with the reason.
+        (the strokes already hold this photo's colours, so a light far from
+        the baseline's is noted, not flagged). Strokes that do not fit the
+        photo fail that visit alone, with the reason.
     working_size : int, optional
         Longest side, in pixels, at which photos are analysed.
     mask_writer : callable, optional
@@ -518,6 +518,9 @@ def analyze_photos(
     SeriesError
         If there are no photos, or the baseline photo is unusable or shows no
         depigmented skin (nothing can be measured against it).
+    InvalidParameterError
+        If an option is out of range, or ``visit_labels`` names a photo that
+        is not a later visit of the series.
     """
     _validate_options(marker_mm, working_size)
     limits = limits or Limits()
@@ -540,6 +543,11 @@ def analyze_photos(
             )
         seen[stem] = photo.name
     baseline_photo = ordered[0]
+    own_labels = dict(visit_labels or {})
+    unknown = sorted(set(own_labels) - {photo.name for photo in ordered[1:]})
+    if unknown:
+        raise InvalidParameterError(
+            f"strokes were given for {', '.join(unknown)}, which is not a later visit of this series")
     start = treatment_start or baseline_photo.date
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -554,11 +562,6 @@ def analyze_photos(
         raise SeriesError(f"baseline photo {baseline_photo.name}: {exc}") from None
     base_seg = base.segmentation
     base_labels_work = None if labels is None else resize_labels(labels, base_seg.mask.shape)
-    own_labels = dict(visit_labels or {})
-    unknown = sorted(set(own_labels) - {photo.name for photo in ordered[1:]})
-    if unknown:
-        raise InvalidParameterError(
-            f"strokes were given for {', '.join(unknown)}, which is not a later visit of this series")
     # Visits are judged at the baseline's threshold, in the units of its model
     # (strokes learn a colour model on top of the colour-contrast score).
     visit_method = "od-field" if base_seg.method == "od-field" else "colour-contrast"
@@ -1080,7 +1083,10 @@ def _check_against_evidence(
     """
     import cv2
 
-    if visit.light_change is not None:
+    if visit.light_change is not None and visit.own_strokes:
+        # The strokes taught a model of this photo's own colours: the light is no reason to doubt it.
+        visit.notes.append(f"{visit.light_change}; judged by the strokes drawn on this photo")
+    elif visit.light_change is not None:
         pct = visit.score.repigmentation_pct
         visit.flag_for_review(
             f"{visit.light_change}: the figure may be off by several points; compare the photos",
@@ -1341,7 +1347,8 @@ def analyze_series(
     SeriesError, MissingDateError
         If the folder, its visits file or its baseline photo is unusable.
     InvalidParameterError
-        If an option is out of range.
+        If an option is out of range, or ``visit_labels`` names a photo that
+        is not a later visit of the series.
     """
     from .results import MaskWriter, write_results
     from .series import parse_iso_date

@@ -207,7 +207,8 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
             "working_size": result.working_size,
             "threshold": _round(result.threshold, 5),
             "threshold_per_visit": "the baseline's, scaled by the visit's level of full depigmentation "
-                                   "(x0.8-x1.25); see visits[].threshold",
+                                   "(x0.8-x1.25), or the visit's own for a visit judged by strokes on its "
+                                   "photo (own_strokes); see visits[].threshold",
             "baseline_contrast": _round(result.contrast, 5),
             "baseline_model": result.segmentation_model,
             "baseline_confidence": _round(result.segmentation_confidence, 3),

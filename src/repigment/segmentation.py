@@ -631,7 +631,8 @@ def _colour_model_result(
         # The strokes also set the contrast threshold (half-way between the
         # classes), which a series applies at every later visit.
         marked = float(np.median(contrast[labels == LABEL_DEPIGMENTED]))
-        normal_strokes = contrast[labels == LABEL_NORMAL_SKIN]
+        # Normal-skin strokes that strayed off skin say nothing of normal skin's contrast.
+        normal_strokes = contrast[(labels == LABEL_NORMAL_SKIN) & skin]
         if normal_strokes.size and marked > float(np.median(normal_strokes)) + spread:
             used_threshold = (marked + float(np.median(normal_strokes))) / 2.0
     mask = remove_small_regions(mask, min_patch_px)

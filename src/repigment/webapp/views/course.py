@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from repigment.store import BODY_REGIONS
-from repigment.clinical import TOTAL_IN_REVIEW_NOTE as _REVIEW_NOTE
+from repigment.clinical import TOTAL_IN_REVIEW_NOTE, TOTAL_IN_REVIEW_NOTE_PATIENT
 from repigment.webapp import charts, common, course_data
 from repigment.webapp.analysis import PatchAnalysis
 from repigment.webapp.shell import page
@@ -217,7 +217,8 @@ def _patient_totals(ctx: common.Context) -> None:
                        if getattr(stones, f"vasi{level}_week") is not None]
             figure = ("no improvement figure yet" if latest is None else
                       f"{latest[1]:.0f} % better than baseline at week {latest[0]:g}"
-                      + (_REVIEW_NOTE if latest[2] else ""))
+                      + ((TOTAL_IN_REVIEW_NOTE_PATIENT if ctx.patient_mode else TOTAL_IN_REVIEW_NOTE)
+                         if latest[2] else ""))
             st.markdown(f"**{index}**: {figure} · " + (", ".join(reached) + " reached" if reached else
                                                       f"{index}{levels[0]} not reached yet"))
         chart = charts.vasi_totals_chart(totals.totals)

@@ -276,8 +276,11 @@ def _roi(ctx: common.Context, document: dict[str, Any], baseline_rgb: np.ndarray
 
 
 def _strokes(ctx: common.Context, result: PatchAnalysis, baseline_rgb: np.ndarray | None, position: int) -> None:
-    """Strokes on the baseline photo teach the segmentation this patient's colours; on a later visit's
-    own photo, they judge that visit alone."""
+    """Strokes on the baseline or on the selected visit's own photo.
+
+    On the baseline they teach the segmentation this patient's colours for
+    every visit; on a later visit's own photo they judge that visit alone.
+    """
     if baseline_rgb is None:
         return
     photo = result.request.photos[position]
@@ -301,7 +304,8 @@ def _strokes(ctx: common.Context, result: PatchAnalysis, baseline_rgb: np.ndarra
             ctx.patch.labels_png is not None and stored is None))
         return
     visit = next((v for v in ctx.store.visits(ctx.patch.id) if v.id == photo.visit_id), None)
-    if visit is None or visit.primary is None:
+    if visit is None or visit.primary is None or visit.primary.sha256 != photo.sha256:
+        # Strokes drawn on one photo must not be kept with another.
         st.info("This visit was changed meanwhile; reload the page.", icon=":material/info:")
         return
     own_rgb = None
@@ -312,7 +316,8 @@ def _strokes(ctx: common.Context, result: PatchAnalysis, baseline_rgb: np.ndarra
     stored = ctx.store.photo_labels([visit.primary.id]).get(visit.primary.id)
     st.markdown("Where this visit's outline misses (a light far from the baseline's, a patch that changed "
                 "shape), draw strokes on its own photo: this visit is then judged by them instead of the "
-                "baseline's threshold. The other visits are not changed.")
+                "baseline's threshold, and a change of light is noted rather than flagged. The other visits "
+                "are not changed.")
 
     def save_visit(labels_png: bytes | None) -> str:
         ctx.store.set_photo_labels(visit.primary.id, labels_png)
