@@ -1089,7 +1089,8 @@ def _check_against_evidence(
     elif visit.light_change is not None:
         pct = visit.score.repigmentation_pct
         visit.flag_for_review(
-            f"{visit.light_change}: the figure may be off by several points; compare the photos",
+            f"{visit.light_change}: the colour matching cannot fully undo it, so the figure may be well off; "
+            "compare the photos",
             # Repigmentation cannot pass 100 %; it can go below 0 (spreading).
             plausible_pct=(pct - _STRONG_LIGHT_UNCERTAINTY_PCT, min(100.0, pct + _STRONG_LIGHT_UNCERTAINTY_PCT)))
     seg = prepared.segmentation
