@@ -169,6 +169,46 @@ def test_upload_a_series_and_see_the_course(server, sample_series, tmp_path):
     print(report)
 
 
+def _review_page(page):
+    """Open the Review page and wait for the demo's analysis; returns the headline figure's locator."""
+    from playwright.sync_api import expect
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review").click()
+    headline = page.get_by_text("repigmentation since baseline").first
+    expect(headline).to_be_visible()
+    settle(page, timeout_s=120)
+    return headline
+
+
+def _open_tab(page, name: str, shown, headline) -> None:
+    """Click tab ``name`` until ``shown`` is visible.
+
+    A rerun still on its way (the demo's first analysis) may redraw the tabs, and a busy machine may
+    drop the first click: click until shown, reloading the page if need be.
+    """
+    from playwright.sync_api import expect
+
+    for attempt in range(6):
+        page.get_by_role("tab", name=name).click()
+        try:
+            shown.wait_for(state="visible", timeout=15_000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
+            if attempt % 2:
+                page.reload()
+                expect(headline).to_be_visible()
+            settle(page)
+
+
+def _drag(page, box: dict, x0: float, y0: float, x1: float, y1: float) -> None:
+    """A mouse stroke across ``box`` between two points given as shares of its width and height."""
+    page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=12)
+    page.mouse.up()
+    settle(page)
+
+
 def test_strokes_on_the_baseline_show_an_outline_and_rescore(demo_server, tmp_path):
     """A clinician draws a stroke on the Review page: the photo shows under it, the outline
     learned from it appears, and re-scoring changes the figures."""
@@ -177,24 +217,10 @@ def test_strokes_on_the_baseline_show_an_outline_and_rescore(demo_server, tmp_pa
     from playwright.sync_api import expect
 
     with browser_page(demo_server, viewport={"width": 1400, "height": 2200}, expect_timeout=ANALYSIS_WAIT_MS) as page:
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review").click()
-        headline = page.get_by_text("repigmentation since baseline").first
-        expect(headline).to_be_visible()
-        settle(page, timeout_s=120)
+        headline = _review_page(page)
         before = headline.inner_text()
         canvas = page.locator("canvas.upper-canvas >> visible=true").first
-        # A rerun still on its way (the demo's first analysis) may redraw the tabs, and a busy
-        # machine may drop the first click: click until shown, reloading the page if need be.
-        for attempt in range(6):
-            page.get_by_role("tab", name="Strokes").click()
-            try:
-                canvas.wait_for(state="visible", timeout=15_000)
-                break
-            except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
-                if attempt % 2:
-                    page.reload()
-                    expect(headline).to_be_visible()
-                settle(page)
+        _open_tab(page, "Strokes", canvas, headline)
         settle(page)
         canvas.wait_for(state="visible")
         box = canvas.bounding_box()
@@ -203,18 +229,10 @@ def test_strokes_on_the_baseline_show_an_outline_and_rescore(demo_server, tmp_pa
         page.screenshot(path=str(shot), clip=box)
         pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
         assert pixels.std() > 10, "no photo under the canvas"
-
-        def stroke(x0, y0, x1, y1):
-            page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=12)
-            page.mouse.up()
-            settle(page)
-
-        stroke(0.47, 0.7, 0.62, 0.58)  # across the sample's largest patch
+        _drag(page, box, 0.47, 0.7, 0.62, 0.58)  # across the sample's largest patch
         page.get_by_text("Normal skin", exact=True).click()
         settle(page)
-        stroke(0.08, 0.12, 0.25, 0.15)  # normal skin in the top-left corner
+        _drag(page, box, 0.08, 0.12, 0.25, 0.15)  # normal skin in the top-left corner
         expect(page.get_by_text(re.compile(r"^Outline from your strokes"))).to_be_visible()
         page.get_by_role("button", name="Re-score with these strokes").click()
         expect(page.get_by_text("Strokes saved with the patch")).to_be_visible()
@@ -228,39 +246,19 @@ def test_strokes_on_a_later_visit_judge_that_visit(demo_server, tmp_path):
     from playwright.sync_api import expect
 
     with browser_page(demo_server, viewport={"width": 1400, "height": 2200}, expect_timeout=ANALYSIS_WAIT_MS) as page:
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review").click()
-        headline = page.get_by_text("repigmentation since baseline").first
-        expect(headline).to_be_visible()
-        settle(page, timeout_s=120)
+        headline = _review_page(page)
         target = page.get_by_text(re.compile(r"^this visit's photo"))
-        for attempt in range(6):
-            page.get_by_role("tab", name="Strokes").click()
-            try:
-                target.wait_for(state="visible", timeout=15_000)
-                break
-            except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
-                if attempt % 2:
-                    page.reload()
-                    expect(headline).to_be_visible()
-                settle(page)
+        _open_tab(page, "Strokes", target, headline)
         target.click()
         settle(page)
         expect(page.get_by_text(re.compile(r"^Where this visit's outline misses"))).to_be_visible()
         canvas = page.locator("canvas.upper-canvas >> visible=true").first
         canvas.wait_for(state="visible")
         box = canvas.bounding_box()
-
-        def stroke(x0, y0, x1, y1):
-            page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y0)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * y1, steps=12)
-            page.mouse.up()
-            settle(page)
-
-        stroke(0.66, 0.5, 0.72, 0.7)  # across the last visit's patch
+        _drag(page, box, 0.66, 0.5, 0.72, 0.7)  # across the last visit's patch
         page.get_by_text("Normal skin", exact=True).click()
         settle(page)
-        stroke(0.08, 0.12, 0.25, 0.15)
+        _drag(page, box, 0.08, 0.12, 0.25, 0.15)
         expect(page.get_by_text(re.compile(r"^Outline from your strokes"))).to_be_visible()
         page.screenshot(path=str(tmp_path / "review_visit_strokes_drawn.png"), full_page=True)
         page.get_by_role("button", name="Re-score with these strokes").click()

@@ -107,10 +107,12 @@ def analyze(
         from .vasi import vasi_index_name
 
         limits = Limits.from_env()
-        strokes = None if labels is None else read_labels(
-            labels, max_pixels=limits.max_pixels, max_file_bytes=limits.max_file_bytes)
-        visit_strokes = {image: read_labels(path, max_pixels=limits.max_pixels, max_file_bytes=limits.max_file_bytes)
-                         for image, path in visit_label_files.items()}
+
+        def read_strokes(path: Path):
+            return read_labels(path, max_pixels=limits.max_pixels, max_file_bytes=limits.max_file_bytes)
+
+        strokes = None if labels is None else read_strokes(labels)
+        visit_strokes = {image: read_strokes(path) for image, path in visit_label_files.items()}
 
         # Check the clinical options before the long analysis.
         vasi_index_name(body_region)

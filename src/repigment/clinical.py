@@ -54,6 +54,9 @@ __all__ = [
     "checkpoint",
     "vasi_series_from_clinical",
     "status_words",
+    "total_milestone_words",
+    "TOTAL_IN_REVIEW_NOTE",
+    "TOTAL_IN_REVIEW_NOTE_PATIENT",
 ]
 
 #: Identifies the method in saved records; bump when the summary would change.
@@ -79,6 +82,25 @@ TOTAL_IN_REVIEW_NOTE = (" (needs review: a patch visit in it is contradicted by 
                         "no milestone)")
 #: The same, as a patient reads it.
 TOTAL_IN_REVIEW_NOTE_PATIENT = " (one of the photos behind this figure is waiting for your clinician to check it)"
+
+
+def total_milestone_words(index: str, milestones) -> str:
+    """The milestones a patient total has reached, in words: the trials' levels of ``index``.
+
+    T-VASI is judged at 50 % (the body endpoint), F-VASI at 50, 75 and 90 %.
+
+    Examples
+    --------
+    >>> from repigment.scoring import Milestones
+    >>> total_milestone_words("F-VASI", Milestones(vasi50_week=24, vasi75_week=52, vasi90_week=None))
+    'F-VASI50 at week 24, F-VASI75 at week 52 reached'
+    >>> total_milestone_words("T-VASI", Milestones(vasi50_week=None, vasi75_week=None, vasi90_week=None))
+    'T-VASI50 not reached yet'
+    """
+    levels = (50,) if index == "T-VASI" else (50, 75, 90)
+    reached = [f"{index}{level} at week {getattr(milestones, f'vasi{level}_week'):g}" for level in levels
+               if getattr(milestones, f"vasi{level}_week") is not None]
+    return ", ".join(reached) + " reached" if reached else f"{index}{levels[0]} not reached yet"
 
 
 def resolve_hand_unit(

@@ -37,7 +37,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ._version import __version__
-from .clinical import TOTAL_IN_REVIEW_NOTE as _REVIEW_NOTE
+from .clinical import TOTAL_IN_REVIEW_NOTE as _REVIEW_NOTE, total_milestone_words
 from .errors import InvalidParameterError, RepigmentError, SeriesError
 from .results import SCHEMA_VERSION
 
@@ -530,15 +530,10 @@ def _patient_page(page: _Page, totals: dict, contributions: Sequence[dict], left
     colours = {"F-VASI": _ACCENT, "T-VASI": "#CC79A7"}
     for index, series in totals.items():
         latest = series.latest_improvement()
-        levels = (50,) if index == "T-VASI" else (50, 75, 90)
-        reached = [f"{index}{level} at week {getattr(series.milestones, f'vasi{level}_week'):g}" for level in levels
-                   if getattr(series.milestones, f"vasi{level}_week") is not None]
         figure = ("no improvement figure yet" if latest is None else
                   f"{latest[1]:.0f}% better than its first visit at week {latest[0]:g}"
                   + (_REVIEW_NOTE if latest[2] else ""))
-        page.text(f"{index}: {figure}. "
-                  + (", ".join(reached) + " reached." if reached else f"{index}{levels[0]} not reached yet."),
-                  size=10, weight="bold")
+        page.text(f"{index}: {figure}. {total_milestone_words(index, series.milestones)}.", size=10, weight="bold")
     width = _PAGE_MM[0] - 2 * _MARGIN
     ax = page.add_axes(_MARGIN + 12, page.y + 4, width - 16, 70)
     for index, series in totals.items():

@@ -48,6 +48,7 @@ __all__ = [
     "roi_mask",
     "remove_small_regions",
     "fill_holes",
+    "lab_whiteness",
     "optical_density",
     "LEVEL_RATIO_LIMITS",
 ]
@@ -1053,6 +1054,18 @@ def _broad_skin(lab: np.ndarray) -> np.ndarray:
     return (lightness > 15) & (chroma > 4) & (chroma < 60) & (hue > -15) & (hue < 95)
 
 
+def lab_whiteness(lab: np.ndarray) -> np.ndarray:
+    """How light and little yellow each pixel is: L* - 2 b* of a CIELAB image.
+
+    Examples
+    --------
+    >>> lab = np.array([[[70.0, 10.0, 15.0], [80.0, 8.0, 8.0]]], np.float32)
+    >>> lab_whiteness(lab).tolist()
+    [[40.0, 64.0]]
+    """
+    return lab[..., 0] - np.float32(WHITENESS_B_WEIGHT) * lab[..., 2]
+
+
 def _keeps_redness(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """Pixels red enough (a*) to be skin of this person, depigmented or not.
 
@@ -1061,7 +1074,7 @@ def _keeps_redness(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
     that pass for light skin by hue are nearly neutral (a* near 0).
     """
     a_star = lab[..., 1]
-    whiteness = lab[..., 0] - np.float32(WHITENESS_B_WEIGHT) * lab[..., 2]
+    whiteness = lab_whiteness(lab)
     values = whiteness[skin]
     if values.size < 64:
         return np.ones(skin.shape, bool)
@@ -1109,7 +1122,7 @@ def _whiteness_contrast(lab: np.ndarray, skin: np.ndarray) -> tuple[np.ndarray, 
     splits it into depigmented and normal skin, the normal skin used as the
     reference, and the robust spread of the contrast on that normal skin.
     """
-    whiteness = lab[..., 0] - np.float32(WHITENESS_B_WEIGHT) * lab[..., 2]
+    whiteness = lab_whiteness(lab)
     values = whiteness[skin]
     normal = skin & (whiteness < _otsu(values))
     sigma = _FIELD_SCALE * max(skin.shape)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .color import rgb_to_lab
-from .segmentation import WHITENESS_B_WEIGHT  # the colour-contrast model's L* - 2 b*
+from .segmentation import lab_whiteness  # the colour-contrast model's L* - 2 b*
 
 __all__ = [
     "footprint_contrast",
@@ -39,8 +39,7 @@ __all__ = [
 
 
 def _whiteness(rgb: np.ndarray) -> np.ndarray:
-    lab = rgb_to_lab(rgb)
-    return lab[..., 0] - np.float32(WHITENESS_B_WEIGHT) * lab[..., 2]
+    return lab_whiteness(rgb_to_lab(rgb))
 
 
 def footprint_contrast(

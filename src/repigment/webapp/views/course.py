@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from repigment.store import BODY_REGIONS
-from repigment.clinical import TOTAL_IN_REVIEW_NOTE, TOTAL_IN_REVIEW_NOTE_PATIENT
+from repigment.clinical import TOTAL_IN_REVIEW_NOTE, TOTAL_IN_REVIEW_NOTE_PATIENT, total_milestone_words
 from repigment.webapp import charts, common, course_data
 from repigment.webapp.analysis import PatchAnalysis
 from repigment.webapp.shell import page
@@ -211,16 +211,11 @@ def _patient_totals(ctx: common.Context) -> None:
             return
         for index, series in totals.totals.items():
             latest = series.latest_improvement()
-            stones = series.milestones
-            levels = (50,) if index == "T-VASI" else (50, 75, 90)
-            reached = [f"{index}{level} at week {getattr(stones, f'vasi{level}_week'):g}" for level in levels
-                       if getattr(stones, f"vasi{level}_week") is not None]
             figure = ("no improvement figure yet" if latest is None else
                       f"{latest[1]:.0f} % better than baseline at week {latest[0]:g}"
                       + ((TOTAL_IN_REVIEW_NOTE_PATIENT if ctx.patient_mode else TOTAL_IN_REVIEW_NOTE)
                          if latest[2] else ""))
-            st.markdown(f"**{index}**: {figure} · " + (", ".join(reached) + " reached" if reached else
-                                                      f"{index}{levels[0]} not reached yet"))
+            st.markdown(f"**{index}**: {figure} · {total_milestone_words(index, series.milestones)}")
         chart = charts.vasi_totals_chart(totals.totals)
         if chart is not None:
             st.altair_chart(chart, width="stretch")
