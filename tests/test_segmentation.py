@@ -69,6 +69,42 @@ def test_glare_spots_on_normal_skin_are_not_depigmentation():
         assert not result.mask[y, x]
 
 
+def test_skin_overexposed_to_white_is_a_patch_not_glare():
+    """An overexposed photo clips its lightest skin, the patch, to white: that is data."""
+    truth = _patch_mask()
+    photo = _photo(4, normal=(235, 200, 175))
+    photo[truth] = 255.0
+    result = depigmented_mask(_finish(photo))
+    assert _dice(result.mask, truth) > 0.95
+
+
+def test_a_small_milk_white_patch_sets_the_threshold_over_a_larger_lighter_area():
+    """Mottled or unevenly lit normal skin, lighter over a larger area than the patch, is not the patch."""
+    lighter = np.zeros((480, 640), np.uint8)
+    cv2.ellipse(lighter, (430, 170), (170, 120), 0, 0, 360, 1, -1)
+    lighter = cv2.GaussianBlur(lighter.astype(np.float32), (0, 0), 12)
+    truth = np.zeros((480, 640), np.uint8)
+    cv2.circle(truth, (150, 360), 40, 1, -1)
+    truth = truth.astype(bool)
+    # Lighter by 0.4 of the patch's contrast: under the half-way point, so not depigmented.
+    photo = _photo(5) + lighter[..., None] * (np.array(DEPIGMENTED, np.float32) - NORMAL) * 0.4
+    result = depigmented_mask(_finish(_paint(photo, truth)))
+    assert _dice(result.mask, truth) > 0.9
+
+
+def test_lighter_spots_with_no_milk_white_core_are_not_patches():
+    truth = _patch_mask()
+    photo = _paint(_photo(6), truth)
+    spots = [(70, 70), (570, 410), (90, 410), (560, 80)]
+    for centre in spots:  # each lighter by under 3/4 of the patch's contrast
+        spot = np.zeros((480, 640), np.uint8)
+        cv2.circle(spot, centre, 14, 1, -1)
+        photo[spot.astype(bool)] += (np.array(DEPIGMENTED, np.float32) - NORMAL) * 0.6
+    result = depigmented_mask(_finish(photo))
+    assert _dice(result.mask, truth) > 0.97
+    assert not any(result.mask[y, x] for x, y in spots)
+
+
 def test_a_lighting_gradient_does_not_change_the_patch():
     truth = _patch_mask()
     photo = _finish(_paint(_photo(4), truth))

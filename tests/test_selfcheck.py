@@ -192,6 +192,26 @@ def test_a_visit_under_a_light_far_from_the_baseline_needs_review_with_a_wider_r
     assert [v.needs_review for v in dark_visit_series.visits] == [False, False, True, False]
 
 
+@pytest.fixture(scope="module")
+def overexposed_visit_series(tmp_path_factory):
+    """A stable type III patch (truth 0 %) whose week-12 photo is 1.5 EV overexposed: the patch clips to white."""
+    folder = tmp_path_factory.mktemp("overexposed") / "series"
+    spec = SeriesSpec(seed=7026, skin_type="III", course="stable", image_size=(640, 480), weeks=(0, 4, 8, 12),
+                      light_casts=0.25)
+    write_series(generate_series(spec), folder)
+    assert json.loads((folder / "truth.json").read_text())["visits"][3]["light"] == "+1.5 EV"
+    return analyze_series(folder, folder.parent / "out")
+
+
+def test_a_patch_overexposed_to_white_stays_depigmented_through_the_colour_match(overexposed_visit_series):
+    """Matched down to the baseline's light, clipped white would pass for normal skin (read: 100 %)."""
+    bright = overexposed_visit_series.visits[3]
+    assert bright.ok and bright.needs_review  # a light this far off is still for review
+    assert abs(bright.score.repigmentation_pct) <= 5.0  # -15.7 % when clipped white was scaled down
+    low, high = bright.intervals["repigmentation_pct"]
+    assert low <= 0.0 <= high
+
+
 def test_match_to_reference_removes_a_haze_and_a_colour_cast():
     from repigment.color import apply_gains, match_to_reference
 

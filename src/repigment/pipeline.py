@@ -74,7 +74,7 @@ __all__ = [
 #: fifth fewer pixels to process.
 DEFAULT_WORKING_SIZE = 900
 #: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v4"
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v5"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Share of the baseline footprint a visit photo must show to be scored at all,
 # and above which it counts as showing all of it.
@@ -113,6 +113,9 @@ class PreparedPhoto:
     color_gains : ndarray of float, shape (3,), or None
         The per-channel gains (linear light) of that normalisation: with a
         reference photo's, they tell how far apart the two photos' lights were.
+    blown_out : ndarray of bool, shape (h, w), or None
+        Pixels the camera clipped to white in every channel (kept white by
+        every colour correction); None when there are none.
     """
 
     name: str
@@ -123,6 +126,7 @@ class PreparedPhoto:
     segmentation: Segmentation
     color_method: str
     color_gains: np.ndarray | None = None
+    blown_out: np.ndarray | None = None
 
     def registration_mask(self, *, skin_only: bool = True) -> np.ndarray:
         """Where registration may take features: outside the patch (with a
@@ -220,6 +224,14 @@ def prepare_photo(
         normalized = normalize_color(loaded.rgb, white_rgb=marker.white_rgb)
     else:
         normalized = normalize_color(loaded.rgb)
+    # Blown out to white in every channel: at least that light, of unknown
+    # colour. A colour correction that scales it down with the rest would make
+    # an overexposed patch pass for normal skin, so it stays white.
+    blown_out = loaded.rgb.min(axis=2) >= _BLOWN_OUT_SRGB
+    if blown_out.any():
+        normalized = replace(normalized, rgb=np.where(blown_out[..., None], np.uint8(255), normalized.rgb))
+    else:
+        blown_out = None
     work_roi = None if roi is None else np.asarray(roi, dtype=np.float64) * loaded.scale
     work_labels = None
     if labels is not None:
@@ -239,6 +251,7 @@ def prepare_photo(
         segmentation=segmentation,
         color_method=normalized.method,
         color_gains=np.asarray(normalized.gains, np.float64),
+        blown_out=blown_out,
     )
 
 
@@ -903,6 +916,8 @@ _COLOUR_MATCH_MIN_EXPOSURE = 1.5
 _STRONG_LIGHT_CAST = 0.25
 _STRONG_LIGHT_EXPOSURE = 1.8
 _STRONG_LIGHT_CLIPPED = 0.05
+#: 8-bit value from which a pixel counts as blown out (JPEG rings clipped white down to about 250).
+_BLOWN_OUT_SRGB = 250
 _STRONG_LIGHT_UNCERTAINTY_PCT = 10.0
 
 
@@ -942,6 +957,8 @@ def _match_colour_to_baseline(
             and 1.0 / _COLOUR_MATCH_MIN_EXPOSURE <= exposure <= _COLOUR_MATCH_MIN_EXPOSURE):
         return
     rgb = apply_gains(prepared.rgb, matched.gains, matched.veil)
+    if prepared.blown_out is not None:
+        rgb[prepared.blown_out] = 255  # see prepare_photo
     exclude = None
     if prepared.marker is not None:
         exclude = marker_exclusion_mask(rgb.shape[:2], prepared.marker)
@@ -975,7 +992,7 @@ def _strong_light_change(
     step = max(1, int(np.sqrt(np.count_nonzero(shared) / 20_000)))
     sample = registered[::step, ::step][shared[::step, ::step]]
     if len(sample):
-        clipped = float(np.mean(sample.max(axis=1) >= 250))
+        clipped = float(np.mean(sample.max(axis=1) >= _BLOWN_OUT_SRGB))
         if clipped > _STRONG_LIGHT_CLIPPED:
             return f"overexposed: {clipped:.0%} of the normal skin is blown out to white"
     if prepared.color_gains is None or base.color_gains is None:

@@ -22,10 +22,14 @@ Method
    baseline's threshold at every visit so the criterion does not drift, scaled
    by the visit's own level of full depigmentation over the baseline's
    (``reference_level``) so that "half" stays half when a photo renders the
-   patch with more or less contrast.
+   patch with more or less contrast. When lighter normal skin (mottling, a
+   lighting hot spot) outnumbers a small patch, the lighter class splits again
+   and the patch is the lightest class; a photo that sets its own threshold
+   keeps only regions with a core at three quarters of full depigmentation.
 
 Thin dark hairs and specular glare are treated as missing data and filled from
-the surrounding skin before the threshold.
+the surrounding skin before the threshold; skin clipped to white over more than
+a few small spots is an overexposed patch and is kept.
 """
 
 from __future__ import annotations
@@ -80,6 +84,9 @@ _OPTICAL_DENSITY_LUT = -np.log(np.clip(srgb_to_linear(np.arange(256, dtype=np.ui
 #: Projections of (R, G, B) optical density the segmentation works on: the
 #: melanin score's density, and blue minus red (the shading-free first guess).
 _PROJECTIONS = np.array([MELANIN_WEIGHTS, [-1.0, 0.0, 1.0]], dtype=np.float32)
+#: Skin clipped to white over more than this share of the photo is an
+#: overexposed photo, not glare (specular highlights cover well under 0.1 %).
+_GLARE_MAX_SHARE = 0.005
 #: Pixels brighter than 90 % linear light in every channel are specular glare:
 #: the smallest 8-bit sRGB value above 0.9 linear.
 _GLARE_SRGB = int(np.argmax(srgb_to_linear(np.arange(256, dtype=np.uint8)) > 0.9))
@@ -723,6 +730,11 @@ def _optical_density_segmentation(
     hair = _thin_dark_structures(lab[..., 0], skin)
     # Glare: above 90 % linear light in every channel.
     glare = (np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2]) >= _GLARE_SRGB) & skin
+    # Specular highlights are a few small spots; skin clipped to white over a
+    # larger area is an overexposed photo, where the patch (the lightest skin)
+    # clips first: its whiteness is data, not a reflection.
+    if np.count_nonzero(glare) >= _GLARE_MAX_SHARE * height * width:
+        glare = np.zeros_like(glare)
     glare = cv2.dilate(glare.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & skin
     trusted = skin & ~hair & ~glare
     if np.count_nonzero(trusted) < 0.5 * np.count_nonzero(skin):
@@ -801,6 +813,8 @@ def _optical_density_segmentation(
         depig = skin & (score > used_threshold)
 
     mask = remove_small_regions(depig, min_patch_px)
+    if threshold is None and contrast is not None:
+        mask = _keep_cores(mask, score >= _CORE_SHARE * contrast)
     if region is not None:
         mask &= region
     # Every third row and column is plenty for a median colour.
@@ -821,6 +835,11 @@ def _optical_density_segmentation(
     )
 
 
+#: Where a photo sets its own threshold, a region counts as a patch only when
+#: some of it has lost this share of full depigmentation: a vitiligo macule is
+#: milk-white at its core, while the lighter spots of mottled or unevenly lit
+#: normal skin only graze the half-way threshold.
+_CORE_SHARE = 0.75
 #: Bounds of the factor by which a visit's threshold follows its own level of
 #: full depigmentation (see ``reference_level`` of :func:`depigmented_mask`).
 LEVEL_RATIO_LIMITS = (0.8, 1.25)
@@ -846,6 +865,19 @@ def _depigmented_level(mask: np.ndarray, score: np.ndarray) -> tuple[float | Non
     if count < _LEVEL_MIN_PX:
         return None, count
     return float(np.median(_subsample(score[inner]))), count
+
+
+def _keep_cores(mask: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """The connected regions of ``mask`` that hold at least one ``core`` pixel."""
+    import cv2
+
+    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask
+    keep = np.zeros(count, bool)
+    keep[np.unique(labels[core & mask])] = True
+    keep[0] = False
+    return np.take(keep, labels)
 
 
 def _extra_smoothing(signal_to_noise: float) -> float:
@@ -878,7 +910,15 @@ def _estimate_threshold(skin_scores: np.ndarray, normal_sigma: float) -> tuple[f
     split = _otsu(skin_scores)
     low, high = skin_scores[skin_scores < split], skin_scores[skin_scores >= split]
     if high.size >= max(16, 1e-3 * skin_scores.size):
-        contrast = float(np.median(high) - np.median(low))
+        level = float(np.median(high))
+        # Lighter normal skin (mottling, a lighting hot spot) can outnumber a
+        # small patch and take the lighter class: the patch then stands as a
+        # class of its own within it, and full depigmentation is its level.
+        top_split = _otsu(high)
+        top = high[high >= top_split]
+        if top.size >= max(16, 1e-3 * skin_scores.size) and _separation(high[high < top_split], top) >= _MIN_SEPARATION:
+            level = float(np.median(top))
+        contrast = level - float(np.median(low))
         # A real depigmented class stands clear of normal skin's own noise and
         # texture; splitting plain skin in two gives about 1.5 sigma. (On very
         # light skin depigmentation is only 3-5 sigma: faint to the eye too.)
