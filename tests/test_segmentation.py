@@ -103,6 +103,8 @@ def test_lighter_spots_with_no_milk_white_core_are_not_patches():
     result = depigmented_mask(_finish(photo))
     assert _dice(result.mask, truth) > 0.97
     assert not any(result.mask[y, x] for x, y in spots)
+    # Nor at the low end of the decision range, where the figure's range is measured.
+    assert not any(result.mask_at(0.8 * result.threshold)[y, x] for x, y in spots)
 
 
 def test_a_lighting_gradient_does_not_change_the_patch():

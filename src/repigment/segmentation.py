@@ -132,6 +132,10 @@ class Segmentation:
         own variation (0: not distinct, a best guess; 1: unmistakable).
     reason : str or None
         Why the confidence is what it is, in words, when it is below 1.
+    core_score : float or None
+        A region is kept only when some of it reaches this score (a photo
+        that set its own threshold); None when every region above the
+        threshold counts.
     """
 
     mask: np.ndarray
@@ -147,6 +151,7 @@ class Segmentation:
     method: str = "od-field"
     confidence: float = 1.0
     reason: str | None = None
+    core_score: float | None = None
 
     @property
     def area_px(self) -> int:
@@ -160,7 +165,8 @@ class Segmentation:
         (before any region of interest is applied).
         """
         if self.method == "od-field":
-            return remove_small_regions(self.skin & (self.score > threshold), self.min_patch_px)
+            mask = remove_small_regions(self.skin & (self.score > threshold), self.min_patch_px)
+            return mask if self.core_score is None else _keep_cores(mask, self.score >= self.core_score)
         # The graph-cut mask is not a plain threshold of the score: a stricter
         # threshold trims it, a looser one adds what then stands out.
         if threshold >= self.threshold:
@@ -813,8 +819,9 @@ def _optical_density_segmentation(
         depig = skin & (score > used_threshold)
 
     mask = remove_small_regions(depig, min_patch_px)
-    if threshold is None and contrast is not None:
-        mask = _keep_cores(mask, score >= _CORE_SHARE * contrast)
+    core_score = _CORE_SHARE * contrast if threshold is None and contrast is not None else None
+    if core_score is not None:
+        mask = _keep_cores(mask, score >= core_score)
     if region is not None:
         mask &= region
     # Every third row and column is plenty for a median colour.
@@ -832,6 +839,7 @@ def _optical_density_segmentation(
         notes=tuple(notes),
         min_patch_px=min_patch_px,
         depigmented_level=depigmented_level,
+        core_score=core_score,
     )
 
 
