@@ -107,6 +107,32 @@ def test_lighter_spots_with_no_milk_white_core_are_not_patches():
     assert not any(result.mask_at(0.8 * result.threshold)[y, x] for x, y in spots)
 
 
+def test_a_patch_beside_a_larger_clipped_hot_spot_keeps_its_own_level():
+    """A flash hot spot lighter than the patch does not set full depigmentation above the patch."""
+    truth = _patch_mask()
+    photo = _paint(_photo(2), truth, (232, 205, 192))
+    cv2.circle(photo, (560, 90), 30, (255, 255, 255), -1)  # 0.9 % of the photo: counted, not glare
+    result = depigmented_mask(_finish(photo))
+    assert _dice(result.mask & truth, truth) > 0.97
+
+
+def test_a_visit_keeps_only_the_kind_of_regions_its_baseline_kept():
+    """The same photo scored as a later visit, at the baseline's threshold, level and core, reads no change."""
+    truth = _patch_mask()
+    photo = _paint(_photo(6), truth)
+    for centre in [(70, 70), (570, 410), (90, 410), (560, 80)]:  # lighter spots with no milk-white core
+        spot = np.zeros((480, 640), np.uint8)
+        cv2.circle(spot, centre, 14, 1, -1)
+        photo[spot.astype(bool)] += (np.array(DEPIGMENTED, np.float32) - NORMAL) * 0.6
+    photo = _finish(photo)
+    baseline = depigmented_mask(photo)
+    visit = depigmented_mask(photo, threshold=baseline.threshold, reference_level=baseline.depigmented_level,
+                             core_factor=baseline.core_score / baseline.threshold)
+    assert visit.area_px == pytest.approx(baseline.area_px, rel=0.005)
+    low = 0.8 * visit.threshold
+    assert visit.mask_at(low).sum() == pytest.approx(baseline.mask_at(0.8 * baseline.threshold).sum(), rel=0.01)
+
+
 def test_a_lighting_gradient_does_not_change_the_patch():
     truth = _patch_mask()
     photo = _finish(_paint(_photo(4), truth))

@@ -165,6 +165,7 @@ def prepare_photo(
     method: str | None = None,
     roi=None,
     labels: np.ndarray | None = None,
+    core_factor: float | None = None,
 ) -> PreparedPhoto:
     """Load, calibrate, colour-normalise and segment one photo.
 
@@ -181,6 +182,9 @@ def prepare_photo(
         this photo's own (see :func:`repigment.segmentation.depigmented_mask`).
     method : {"od-field", "colour-contrast"}, optional
         The model ``threshold`` belongs to (the baseline's segmentation method).
+    core_factor : float, optional
+        With ``threshold``: the baseline's core score over its threshold (see
+        :func:`repigment.segmentation.depigmented_mask`).
     roi : tuple of 4 numbers or ndarray of shape (N, 2), optional
         Region of interest in the upright photo's full-size pixels; guides and
         restricts the segmentation.
@@ -239,7 +243,7 @@ def prepare_photo(
         work_labels = resize_labels(validate_labels(labels, (height0, width0)), normalized.rgb.shape[:2])
     segmentation = depigmented_mask(
         normalized.rgb, roi=work_roi, labels=work_labels, exclude=exclude, threshold=threshold,
-        method=method, reference_level=reference_level)
+        method=method, reference_level=reference_level, core_factor=core_factor)
     if deadline is not None:
         deadline.check("segmentation")
     return PreparedPhoto(
@@ -616,9 +620,12 @@ def analyze_photos(
     base_shared = _surrounding_skin(base) & ~near_patch
     base_context = ~near_patch  # background, hair and marker too: their dark end shows a haze
 
+    # Every visit keeps only the kind of regions the baseline kept (a core of full depigmentation).
+    base_core = None if base_seg.core_score is None else base_seg.core_score / base_seg.threshold
+
     def segment_matched(rgb: np.ndarray, exclude: np.ndarray | None) -> Segmentation:
         return depigmented_mask(rgb, exclude=exclude, threshold=base_seg.threshold, method=visit_method,
-                                reference_level=base_seg.depigmented_level)
+                                reference_level=base_seg.depigmented_level, core_factor=base_core)
 
     base_area_full = int(np.count_nonzero(base_mask_full))
     series_notes = []
@@ -640,7 +647,7 @@ def analyze_photos(
         prepared = prepare_photo(
             photo.path, marker_mm=marker_mm, threshold=base_seg.threshold, working_size=working_size,
             limits=limits, deadline=deadline, reference_level=base_seg.depigmented_level, method=visit_method,
-            labels=own_labels.get(photo.name),
+            labels=own_labels.get(photo.name), core_factor=base_core,
         )
         features = image_features(prepared.rgb, prepared.registration_mask())
         deadline.pause()  # waiting for its turn is not time spent on this photo

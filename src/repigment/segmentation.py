@@ -512,6 +512,7 @@ def depigmented_mask(
     method: str | None = None,
     min_patch_px: int | None = None,
     reference_level: float | None = None,
+    core_factor: float | None = None,
 ) -> Segmentation:
     """Segment depigmented skin in a photo.
 
@@ -548,6 +549,11 @@ def depigmented_mask(
         depigmented at half of *full* depigmentation when a photo renders
         depigmented skin with more or less contrast (light, camera
         processing, blur).
+    core_factor : float, optional
+        With ``threshold`` and the od-field model: a region counts only when
+        some of it reaches this multiple of the (scaled) threshold. A series
+        passes its baseline's ``core_score / threshold``, so that every visit
+        keeps only the kind of regions the baseline kept.
 
     Returns
     -------
@@ -607,7 +613,7 @@ def depigmented_mask(
         )
     result = _optical_density_segmentation(
         rgb, roi=roi, exclude=exclude, threshold=threshold, min_patch_px=min_patch_px,
-        reference_level=reference_level,
+        reference_level=reference_level, core_factor=core_factor,
     )
     if threshold is not None:
         return result
@@ -617,8 +623,12 @@ def depigmented_mask(
         reason = None if confidence >= 1.0 else (
             f"depigmented skin stands {sigmas:.1f} noise levels above normal skin")
         return replace(result, confidence=confidence, reason=reason)
-    why = ("no distinct depigmented class under the melanin (optical-density) model"
-           if result.contrast is None else "the region of interest holds none of the distinct depigmented skin")
+    if result.contrast is None:
+        why = "no distinct depigmented class under the melanin (optical-density) model"
+    elif region is not None:
+        why = "the region of interest holds none of the distinct depigmented skin"
+    else:
+        why = "the distinct depigmented class forms no patch with a milk-white core"
     return _colour_model_result(
         rgb, region=region, labels=None, exclude=exclude, threshold=None, min_patch_px=min_patch_px,
         method="colour-contrast",
@@ -690,6 +700,7 @@ def _optical_density_segmentation(
     threshold: float | None = None,
     min_patch_px: int | None = None,
     reference_level: float | None = None,
+    core_factor: float | None = None,
 ) -> Segmentation:
     """Segment depigmented skin by optical density against a normal-skin field.
 
@@ -819,7 +830,12 @@ def _optical_density_segmentation(
         depig = skin & (score > used_threshold)
 
     mask = remove_small_regions(depig, min_patch_px)
-    core_score = _CORE_SHARE * contrast if threshold is None and contrast is not None else None
+    core_score = None
+    if threshold is None and contrast is not None:
+        # est_threshold sits at half of full depigmentation above normal skin.
+        core_score = max(used_threshold, est_threshold + (_CORE_SHARE - 0.5) * contrast)
+    elif threshold is not None and core_factor is not None:
+        core_score = core_factor * used_threshold  # the baseline's core, moved with its threshold
     if core_score is not None:
         mask = _keep_cores(mask, score >= core_score)
     if region is not None:
@@ -918,20 +934,25 @@ def _estimate_threshold(skin_scores: np.ndarray, normal_sigma: float) -> tuple[f
     split = _otsu(skin_scores)
     low, high = skin_scores[skin_scores < split], skin_scores[skin_scores >= split]
     if high.size >= max(16, 1e-3 * skin_scores.size):
+        normal_level = float(np.median(low))
         level = float(np.median(high))
         # Lighter normal skin (mottling, a lighting hot spot) can outnumber a
         # small patch and take the lighter class: the patch then stands as a
         # class of its own within it, and full depigmentation is its level.
+        # Only when the rest of the lighter class has lost less than half of
+        # that contrast (not depigmented by the 50 % rule): a patch beside a
+        # still lighter glare keeps its own level.
         top_split = _otsu(high)
-        top = high[high >= top_split]
-        if top.size >= max(16, 1e-3 * skin_scores.size) and _separation(high[high < top_split], top) >= _MIN_SEPARATION:
+        middle, top = high[high < top_split], high[high >= top_split]
+        if (top.size >= max(16, 1e-3 * skin_scores.size) and _separation(middle, top) >= _MIN_SEPARATION
+                and np.median(middle) - normal_level < 0.5 * (np.median(top) - normal_level)):
             level = float(np.median(top))
-        contrast = level - float(np.median(low))
+        contrast = level - normal_level
         # A real depigmented class stands clear of normal skin's own noise and
         # texture; splitting plain skin in two gives about 1.5 sigma. (On very
         # light skin depigmentation is only 3-5 sigma: faint to the eye too.)
         if contrast >= _MIN_CONTRAST_SIGMAS * normal_sigma:
-            return float(np.median(low) + contrast / 2.0), contrast
+            return normal_level + contrast / 2.0, contrast
     return float(2.0 * _NOISE_FLOOR_SIGMAS * normal_sigma), None
 
 
