@@ -11,6 +11,7 @@ Usage::
     python benchmarks/accuracy.py                 # 24 series, the figures
     python benchmarks/accuracy.py --series 30 --seed-offset 7000   # held-out seeds
     python benchmarks/accuracy.py --quick          # 6 series, for a fast check
+    python benchmarks/accuracy.py --patch-share 0.3,0.6 --no-marker   # large patches, cut by the frame
 
 A quarter of the follow-up visits are photographed under a strong light of their
 own (tungsten, fluorescent, shade, flash, washed-out, +-1.5 EV; ``--light-casts``).
@@ -63,7 +64,8 @@ class VisitOutcome:
     residual: float | None = None  # the mask's share of the baseline patch still depigmented
 
 
-def series_specs(count: int, seed_offset: int, light_casts: float = 0.25):
+def series_specs(count: int, seed_offset: int, light_casts: float = 0.25,
+                 patch_share: tuple[float, float] = (0.08, 0.20), marker: bool = True):
     from repigment.synthetic import SeriesSpec
 
     rng = np.random.default_rng(seed_offset)
@@ -76,11 +78,12 @@ def series_specs(count: int, seed_offset: int, light_casts: float = 0.25):
                 seed=seed_offset + i,
                 skin_type=TYPES[i % len(TYPES)],
                 course=course,
-                marker=(i % 6 != 5),
+                marker=marker and (i % 6 != 5),
                 clutter=(i % 3 == 0),
                 final_residual=final,
                 wrong_place_visits=(3,) if i % 4 == 1 else (),
                 light_casts=light_casts,
+                patch_share=patch_share,
             )
         )
     return specs
@@ -221,11 +224,19 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="6 series only")
     parser.add_argument("--light-casts", type=float, default=0.25,
                         help="chance that a follow-up visit is photographed under a strong light (default 0.25)")
+    parser.add_argument("--patch-share", default="0.08,0.20", metavar="LOW,HIGH",
+                        help="range of the baseline patch's share of the frame, up to 0.6 (default 0.08,0.20)")
+    parser.add_argument("--no-marker", action="store_true",
+                        help="no scale marker in any photo (a large patch then may run past the frame)")
     parser.add_argument("--json", type=Path, help="also write the figures and per-visit outcomes here")
     parser.add_argument("--verbose", action="store_true", help="print every visit")
     args = parser.parse_args(argv)
     count = 6 if args.quick else args.series
-    specs = series_specs(count, args.seed_offset, args.light_casts)
+    try:
+        low, high = (float(part) for part in args.patch_share.split(","))
+    except ValueError:
+        parser.error(f"--patch-share must be LOW,HIGH, got {args.patch_share!r}")
+    specs = series_specs(count, args.seed_offset, args.light_casts, (low, high), marker=not args.no_marker)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="repigment-bench-") as workdir:
         with ProcessPoolExecutor(max_workers=args.workers) as pool:

@@ -133,6 +133,34 @@ def test_a_visit_keeps_only_the_kind_of_regions_its_baseline_kept():
     assert visit.mask_at(low).sum() == pytest.approx(baseline.mask_at(0.8 * baseline.threshold).sum(), rel=0.01)
 
 
+@pytest.mark.parametrize(
+    ("redness", "band", "found"),
+    [(6.0, False, True),    # pale, still pink: a patch the frame cuts
+     (0.5, False, False),   # neutral: paper or a wall
+     (6.0, True, False)],   # the frame makes much of its border: background beyond the body
+)
+def test_pale_skin_cut_by_the_frame_edge(redness, band, found):
+    from repigment.segmentation import _frame_cut_patches
+
+    region = np.zeros((300, 400), bool)
+    if band:
+        region[:60] = True
+    else:
+        cv2.circle(region.view(np.uint8), (200, 80), 110, 1, -1)
+    lightness = np.where(region, 85.0, 60.0).astype(np.float32)
+    a_star = np.where(region, redness, 12.0).astype(np.float32)
+    result = _frame_cut_patches(~region, lightness, a_star, None)
+    assert result.any() == found and (not found or np.array_equal(result, region))
+
+
+def test_white_paper_cut_by_the_frame_edge_is_not_skin():
+    paper = np.zeros((480, 640), bool)
+    paper[:150, 200:420] = True  # white card at the top edge, skin on three sides
+    photo = _photo(8)
+    photo[paper] = (245, 245, 243)
+    assert not skin_mask(_finish(photo))[paper].any()
+
+
 def test_a_lighting_gradient_does_not_change_the_patch():
     truth = _patch_mask()
     photo = _finish(_paint(_photo(4), truth))

@@ -197,6 +197,15 @@ def test_patch_in_frame_and_sized(series):
     assert 0.03 < frac < 0.30
 
 
+def test_a_large_patch_may_run_past_the_frame():
+    spec = SeriesSpec(seed=3, marker=False, patch_share=(0.5, 0.6), image_size=SMALL, weeks=(0, 4),
+                      camera_variation=0.0)
+    baseline = generate_series(spec).visits[0].truth_mask_photo
+    assert baseline.mean() > 0.35
+    edges = np.concatenate([baseline[0], baseline[-1], baseline[:, 0], baseline[:, -1]])
+    assert edges.any(), "a patch this large is cut by the frame"
+
+
 def test_truth_masks_consistent_with_homographies(series):
     h0 = series.visits[0].scene_to_photo
     a0 = series.truth_area_px(0)
@@ -397,6 +406,9 @@ def test_write_series_without_exif(tmp_path):
         ({"wrong_place_visits": (2, 2)}, "repeat"),
         ({"treatment_start": "2026-01-05"}, "treatment_start"),
         ({"marker": "yes"}, "marker must be True or False"),
+        ({"patch_share": (0.3, 0.7)}, "patch_share"),
+        ({"patch_share": (0.3, 0.2)}, "patch_share"),
+        ({"patch_share": 0.3}, "patch_share"),
     ],
 )
 def test_bad_spec_values_raise(kwargs, match):

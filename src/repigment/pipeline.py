@@ -686,6 +686,8 @@ def analyze_photos(
                         visit.notes.append("judged by the clinician's strokes on this photo rather than the "
                                            "baseline's threshold")
                     segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4
+                    if segmentation is not None and not visit.own_strokes:
+                        segmentation = _without_faint_new_regions(visit, segmentation, h_work, base_mask_work)
                 if visit.error is None and segmentation is not None:
                     visit.threshold = segmentation.threshold
                     h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
@@ -1044,11 +1046,57 @@ def _segment_with_carried_labels(
 #: under ordinary light; a hazy, washed-out light lowers the contrast, so the
 #: other direction is judged only at its extreme.)
 _EVIDENCE_TOLERANCE = 0.15
+#: A visit whose depigmented area is more than this multiple of the
+#: baseline's is in doubt: more likely a baseline mask that missed part of
+#: the patch than a patch that spread that far during treatment.
+_IMPLAUSIBLE_GROWTH = 2.0
 #: New depigmentation whose contrast with the skin around it is under this
 #: share of the baseline patch's is lighter normal skin, not lost pigment.
 _NEW_DEPIGMENTATION_MIN_CONTRAST = 0.5
 #: New depigmentation is checked for skin hue once it exceeds this share of the baseline area.
 _NEW_DEPIGMENTATION_CHECKED = 0.05
+
+
+def _without_faint_new_regions(
+    visit: VisitResult, segmentation: Segmentation, homography: np.ndarray, base_mask_work: np.ndarray
+) -> Segmentation:
+    """Leave out new depigmentation that is only lighter skin, with a note of how much.
+
+    A new vitiligo macule, like the patch, is milk-white: most of it has lost
+    near full depigmentation, and so has skin a spreading patch newly takes. A
+    region beyond the baseline footprint's margin whose median score stays
+    under ``_NEW_REGION_LEVEL_SHARE`` of this photo's level of full
+    depigmentation is lighter normal skin (mottling, light) that grazed the
+    threshold. Only the optical-density model has such a level.
+    """
+    import cv2
+
+    level = segmentation.depigmented_level
+    if level is None or not segmentation.mask.any():
+        return segmentation
+    height, width = segmentation.mask.shape
+    footprint = cv2.warpPerspective(
+        base_mask_work.view(np.uint8), np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST)
+    # What lies beyond the footprint's margin, whether or not it touches the patch.
+    outside = segmentation.mask & ~_dilate_disk(footprint.astype(bool), 0.02 * max(height, width))
+    count, labels = cv2.connectedComponents(outside.view(np.uint8), connectivity=8)
+    if count <= 1:
+        return segmentation
+    pixels = np.bincount(labels.ravel(), minlength=count)
+    faint = np.zeros(count, bool)
+    for label in range(1, count):
+        faint[label] = np.median(segmentation.score[labels == label]) < _NEW_REGION_LEVEL_SHARE * level
+    if not faint.any():
+        return segmentation
+    visit.notes.append(
+        f"{pixels[faint].sum() / (height * width):.1%} of the photo outside the baseline patch "
+        f"is lighter skin that did not lose three quarters of full depigmentation: not counted as new depigmentation")
+    return replace(segmentation, mask=segmentation.mask & ~np.take(faint, labels))
+
+
+#: New depigmentation counts only where its median score reaches this share of
+#: the photo's level of full depigmentation (see _without_faint_new_regions).
+_NEW_REGION_LEVEL_SHARE = 0.75
 
 
 def _dilate_disk(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -1102,7 +1150,8 @@ def _check_against_evidence(
 
     The baseline footprint still standing out from the skin around it while
     the mask is (nearly) empty, or the reverse; new depigmentation that does
-    not have the hue of skin or barely stands out; and a light too far from
+    not have the hue of skin or barely stands out; an area more than
+    ``_IMPLAUSIBLE_GROWTH`` times the baseline's; and a light too far from
     the baseline's to be undone (``visit.light_change``).
     """
     import cv2
@@ -1136,6 +1185,10 @@ def _check_against_evidence(
                 "exposure or focus may have changed the photo): check the outline",
                 plausible_pct=(1.0 - evidence) * 100.0,
             )
+    if score.area_px > _IMPLAUSIBLE_GROWTH * base_area_full:
+        visit.flag_for_review(
+            f"the depigmented area is {score.area_px / base_area_full:.1f} times the baseline's: vitiligo rarely "
+            "spreads that far under treatment, so the baseline mask may have missed part of the patch; check it")
     if score.new_depigmentation_px > _NEW_DEPIGMENTATION_CHECKED * base_area_full:
         new = seg.mask & ~_dilate_disk(footprint, 0.02 * max(height, width))
         without_new = (base_area_full - (score.area_px - score.new_depigmentation_px)) / base_area_full * 100.0

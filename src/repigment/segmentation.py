@@ -5,7 +5,8 @@ Method
 1. **Skin.** Pixels whose CIELAB hue and chroma are those of skin (lit or
    shaded, pigmented or not); plain backgrounds (black, blue, green), neutral
    objects (paper, white cloth, glare) and the marker are left out, holes
-   enclosed by skin are filled.
+   enclosed by skin are filled, and so is pale, still pink skin that skin
+   encloses except where the frame cuts it (a large patch at the edge).
 2. **Melanin loss.** Each pixel's optical density ``OD_c = -ln(linear_c)`` is
    compared with a smooth *normal-skin field*: a quadratic surface per channel
    fitted to the patient's normal skin in the same photo, away from the patch
@@ -289,6 +290,7 @@ def _skin_from_lab(lab: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
         skin = fill_holes(skin | exclude) & ~exclude
     else:
         skin = fill_holes(skin)
+    skin |= _frame_cut_patches(skin, lightness, a_star, exclude)
     # Pixels along the border with cloth or background blend both colours
     # (lens blur, JPEG) and can pass for pale skin: trust skin only a few
     # pixels in from that border.
@@ -318,6 +320,56 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     canvas[1:-1, 1:-1] = mask
     cv2.floodFill(canvas, None, (0, 0), 2, flags=4)
     return canvas[1:-1, 1:-1] != 2
+
+
+def _frame_cut_patches(
+    skin: np.ndarray, lightness: np.ndarray, a_star: np.ndarray, exclude: np.ndarray | None
+) -> np.ndarray:
+    """Pale skin that skin encloses except where the frame cuts it.
+
+    A patch enclosed by skin is filled as a hole, however pale; one cut by the
+    frame's edge touches the outside and is not. Such a region counts as skin
+    when the frame makes only a small part of its border, it is lighter than
+    the skin around it, and it keeps the blood's redness that depigmented
+    skin keeps and walls, paper and white cloth lack.
+    """
+    import cv2
+
+    height, width = skin.shape
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((~skin).view(np.uint8), connectivity=4)
+    found = np.zeros_like(skin)
+    if count <= 1 or not skin.any():
+        return found
+    grown_skin = cv2.dilate(skin.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    skin_lightness = float(np.median(lightness[::2, ::2][skin[::2, ::2]]))
+    skin_redness = float(np.median(a_star[::2, ::2][skin[::2, ::2]]))
+    edge = np.zeros_like(skin)
+    edge[0], edge[-1], edge[:, 0], edge[:, -1] = True, True, True, True
+    for label in range(1, count):
+        x, y, w, h, area = stats[label]
+        touches_frame = x == 0 or y == 0 or x + w == width or y + h == height
+        if not touches_frame or area < _FRAME_CUT_MIN_SHARE * skin.size or area > _FRAME_CUT_MAX_SHARE * skin.size:
+            continue
+        region = labels == label
+        if exclude is not None and np.any(region & exclude):
+            continue
+        on_frame = np.count_nonzero(region & edge)
+        next_to_skin = np.count_nonzero(region & grown_skin)
+        if on_frame > _FRAME_CUT_EDGE_SHARE * (on_frame + next_to_skin):
+            continue
+        if (np.median(lightness[region]) > skin_lightness + _FRAME_CUT_LIGHTER
+                and np.median(a_star[region]) >= _REDNESS_SHARE * skin_redness > 0):
+            found |= region
+    return found
+
+
+#: A region cut by the frame counts as a patch of skin (see _frame_cut_patches)
+#: when the frame makes at most this share of its border, it is at least this
+#: many L* units lighter than the skin, and covers this range of the photo.
+_FRAME_CUT_EDGE_SHARE = 0.25
+_FRAME_CUT_LIGHTER = 5.0
+_FRAME_CUT_MIN_SHARE = 0.005
+_FRAME_CUT_MAX_SHARE = 0.7
 
 
 #: How far (degrees of CIELAB hue) a pixel's hue may be from the photo's own

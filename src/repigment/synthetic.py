@@ -109,6 +109,10 @@ _INK = 0.035  # reflectance of printed black
 _FOCAL_PER_DIAG = 0.9  # focal length in photo px per photo diagonal (phone camera, close up)
 
 
+#: Share of the frame's width and height past each edge that a large patch may occupy.
+_PATCH_OVERHANG = 0.15
+
+
 def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64) / 255.0
     return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
@@ -238,6 +242,12 @@ class SeriesSpec:
         own, one of :data:`LIGHT_CASTS` (tungsten, fluorescent, shade, flash, a washed-out
         hazy light, +-1.5 EV exposure), on top of ``lighting_variation``. Drawn from a
         stream of its own, so 0 gives the same photos as before the option existed.
+    patch_share : tuple of float
+        ``(low, high)`` range, within 0.01-0.6, of the baseline patch's area as a share of
+        the frame; the default (0.08, 0.20) gives the same photos as before the option
+        existed. Beyond a fifth of the frame and without a marker, the patch may run past
+        the frame's edges (a patch cut by the frame); with a marker, it shrinks until the
+        marker fits beside it.
 
     Raises
     ------
@@ -261,6 +271,7 @@ class SeriesSpec:
     wrong_place_visits: tuple[int, ...] = ()
     exif_dates: bool = False
     light_casts: float = 0.0
+    patch_share: tuple[float, float] = (0.08, 0.20)
 
     def __post_init__(self) -> None:  # noqa: C901 - one check per field, in field order
         def bad(msg: str) -> InvalidParameterError:
@@ -369,6 +380,15 @@ class SeriesSpec:
         if len(set(wrong)) != len(wrong):
             raise bad(f"wrong_place_visits must not repeat an index, got {wrong!r}")
         object.__setattr__(self, "wrong_place_visits", tuple(sorted(int(k) for k in wrong)))
+        try:
+            share_lo, share_hi = self.patch_share
+        except (TypeError, ValueError):
+            raise bad(f"patch_share must be (low, high), got {self.patch_share!r}") from None
+        if not (_is_real(share_lo) and _is_real(share_hi)) or not 0.01 <= share_lo <= share_hi <= 0.6:
+            raise bad(
+                f"patch_share must be two numbers with 0.01 <= low <= high <= 0.6, got {self.patch_share!r}"
+            )
+        object.__setattr__(self, "patch_share", (float(share_lo), float(share_hi)))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form of the spec (lists for tuples, ISO date)."""
@@ -389,6 +409,7 @@ class SeriesSpec:
             "wrong_place_visits": list(self.wrong_place_visits),
             "exif_dates": self.exif_dates,
             "light_casts": self.light_casts,
+            "patch_share": list(self.patch_share),
         }
 
 
@@ -692,8 +713,11 @@ class _Scene:
         w, h = self.size
         self.clutter = self._choose_clutter() if spec.clutter else None
         factor = self._spread_factor()
-        hi = min(0.20, 0.30 / factor) if factor > 1 else 0.20
-        frac0 = rng.uniform(0.08, max(0.081, hi))
+        share_lo, share_hi = spec.patch_share
+        hi = min(share_hi, 0.30 / factor) if factor > 1 else share_hi
+        frac0 = rng.uniform(share_lo, max(share_lo + 0.001, hi))
+        # A large patch (and no marker to fit beside it) may run past the frame's edges.
+        overhang = _PATCH_OVERHANG if share_hi > 0.2 and not spec.marker else 0.0
         self.marker_id = self._marker_id if self._marker_id is not None else (
             int(rng.integers(0, 50)) if spec.marker else None)
         if spec.marker:
@@ -722,7 +746,7 @@ class _Scene:
                 rot = abs(math.cos(self.marker_angle0)) + abs(math.sin(self.marker_angle0))
                 box = 2 * (self.paper_hs + self.marker_jitter_px + self.px(2.0)) * rot
                 gap = self.marker_jitter_px + self.px(6.0)
-            avail = self._free_area()
+            avail = self._free_area(overhang)
             aw, ah = avail[2] - avail[0], avail[3] - avail[1]
             frac = max(floor, min(frac0, 0.45 * aw * ah / (w * h)))
             fitted = False
@@ -771,11 +795,17 @@ class _Scene:
         if spec.marker:
             self.marker_base_centre = self._marker_local + off
 
-    def _free_area(self) -> list[float]:
-        """[x0, y0, x1, y1] of the nominal frame left free by the margins and the cloth."""
+    def _free_area(self, overhang: float = 0.0) -> list[float]:
+        """[x0, y0, x1, y1] of the nominal frame left free by the margins and the cloth.
+
+        With ``overhang``, that share of the frame's width and height past each edge is free
+        too (except on the cloth's side).
+        """
         w, h = self.size
         margin = 0.05 * min(w, h)
         avail = [margin, margin, w - margin, h - margin]
+        if overhang > 0:
+            avail = [-overhang * w, -overhang * h, (1 + overhang) * w, (1 + overhang) * h]
         if self.clutter is not None:
             side, inner = self.clutter["side"], self.clutter["inner_px"] + self.px(4.0)
             if side == "left":
