@@ -236,7 +236,10 @@ def main(argv=None) -> int:
         low, high = (float(part) for part in args.patch_share.split(","))
     except ValueError:
         parser.error(f"--patch-share must be LOW,HIGH, got {args.patch_share!r}")
-    specs = series_specs(count, args.seed_offset, args.light_casts, (low, high), marker=not args.no_marker)
+    try:
+        specs = series_specs(count, args.seed_offset, args.light_casts, (low, high), marker=not args.no_marker)
+    except ValueError as exc:  # the spec's own check, e.g. a share over 0.6
+        parser.error(str(exc))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="repigment-bench-") as workdir:
         with ProcessPoolExecutor(max_workers=args.workers) as pool:

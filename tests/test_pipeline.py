@@ -342,6 +342,7 @@ def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
     score[50:150, 40:140] = level  # the patch, on the baseline footprint
     score[20:60, 220:280] = 0.6 * level  # lighter skin grazing the threshold, far from it
     score[140:180, 220:280] = level  # a new milk-white macule
+    score[95:105, 140:200] = 0.6 * level  # a thin spreading edge, joined to the patch
     mask = score > 0.5 * level
     footprint = np.zeros_like(mask)
     footprint[50:150, 40:140] = True
@@ -349,13 +350,13 @@ def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
                                 contrast=level, normal_lab=np.zeros(3), normal_sigma=0.05, depigmented_level=level)
     visit = VisitResult(image="visit.jpg", date=None, weeks_since_start=12.0)
     kept = _without_faint_new_regions(visit, segmentation, np.eye(3), footprint)
-    assert kept.mask[100, 90] and kept.mask[160, 250] and not kept.mask[40, 250]
+    assert kept.mask[100, 90] and kept.mask[160, 250] and kept.mask[100, 190] and not kept.mask[40, 250]
     assert int(mask.sum() - kept.mask.sum()) == 40 * 60
     assert any("not counted as new depigmentation" in note for note in visit.notes)
 
 
 def test_the_baseline_finds_a_large_patch_on_dark_skin_that_the_frame_cuts(tmp_path_factory):
-    """Its pale inside, not enclosed by skin, was left out of the skin (baseline Dice 0.79)."""
+    """Its pale inside, not enclosed by skin, was left out of the skin (baseline Dice 0.90; now 0.99)."""
     directory, truth = _write(tmp_path_factory, "cut", seed=7, skin_type="VI", course="stable", marker=False,
                               patch_share=(0.45, 0.6), weeks=(0, 4))
     expected = cv2.imread(str(directory / truth["visits"][0]["truth_mask_baseline"]), cv2.IMREAD_GRAYSCALE) > 0
@@ -363,4 +364,4 @@ def test_the_baseline_finds_a_large_patch_on_dark_skin_that_the_frame_cuts(tmp_p
     out = tmp_path_factory.mktemp("cut_out")
     result = analyze_series(directory, out)
     measured = cv2.imread(str(out / result.visits[0].mask_path), cv2.IMREAD_GRAYSCALE) > 0
-    assert _dice(measured, expected) > 0.9
+    assert _dice(measured, expected) > 0.95

@@ -686,8 +686,6 @@ def analyze_photos(
                         visit.notes.append("judged by the clinician's strokes on this photo rather than the "
                                            "baseline's threshold")
                     segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4
-                    if segmentation is not None and not visit.own_strokes:
-                        segmentation = _without_faint_new_regions(visit, segmentation, h_work, base_mask_work)
                 if visit.error is None and segmentation is not None:
                     visit.threshold = segmentation.threshold
                     h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
@@ -756,7 +754,8 @@ def analyze_photos(
         for visit in followups:
             visit.notes.append(
                 "every visit disagrees with the evidence of its own photo, so the baseline photo is in doubt "
-                "(sheen, glare or pale normal skin taken for depigmentation?): check it before trusting these figures"
+                "(sheen, glare or pale normal skin taken for depigmentation, or part of the patch missed?): check it "
+                "before trusting these figures"
             )
     elif implausible:
         # The baseline is what is in doubt, so every figure measured against it is.
@@ -903,6 +902,9 @@ def _register_visit(
                                   resegment=not own_strokes)
     if base_labels_work is not None and not own_strokes:
         prepared.segmentation = _segment_with_carried_labels(prepared, base_labels_work, registration.homography)
+    if not own_strokes:
+        prepared.segmentation = _without_faint_new_regions(
+            visit, prepared.segmentation, registration.homography, base_mask_work)
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
@@ -1048,8 +1050,9 @@ def _segment_with_carried_labels(
 _EVIDENCE_TOLERANCE = 0.15
 #: A visit whose depigmented area is more than this multiple of the
 #: baseline's is in doubt: more likely a baseline mask that missed part of
-#: the patch than a patch that spread that far during treatment.
-_IMPLAUSIBLE_GROWTH = 2.0
+#: the patch than a patch that spread that far during treatment (the
+#: generator's fastest spreading course triples the area in a year).
+_IMPLAUSIBLE_GROWTH = 3.0
 #: New depigmentation whose contrast with the skin around it is under this
 #: share of the baseline patch's is lighter normal skin, not lost pigment.
 _NEW_DEPIGMENTATION_MIN_CONTRAST = 0.5
@@ -1063,11 +1066,12 @@ def _without_faint_new_regions(
     """Leave out new depigmentation that is only lighter skin, with a note of how much.
 
     A new vitiligo macule, like the patch, is milk-white: most of it has lost
-    near full depigmentation, and so has skin a spreading patch newly takes. A
-    region beyond the baseline footprint's margin whose median score stays
-    under ``_NEW_REGION_LEVEL_SHARE`` of this photo's level of full
-    depigmentation is lighter normal skin (mottling, light) that grazed the
-    threshold. Only the optical-density model has such a level.
+    near full depigmentation. A region apart from the baseline footprint and
+    its margin whose median score stays under ``_NEW_REGION_LEVEL_SHARE`` of
+    this photo's level of full depigmentation is lighter normal skin
+    (mottling, light) that grazed the threshold. Regions joined to the patch
+    are kept whole: a spreading edge is thin where it leaves the margin. Only
+    the optical-density model has such a level.
     """
     import cv2
 
@@ -1077,20 +1081,22 @@ def _without_faint_new_regions(
     height, width = segmentation.mask.shape
     footprint = cv2.warpPerspective(
         base_mask_work.view(np.uint8), np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST)
-    # What lies beyond the footprint's margin, whether or not it touches the patch.
-    outside = segmentation.mask & ~_dilate_disk(footprint.astype(bool), 0.02 * max(height, width))
-    count, labels = cv2.connectedComponents(outside.view(np.uint8), connectivity=8)
-    if count <= 1:
-        return segmentation
-    pixels = np.bincount(labels.ravel(), minlength=count)
-    faint = np.zeros(count, bool)
-    for label in range(1, count):
-        faint[label] = np.median(segmentation.score[labels == label]) < _NEW_REGION_LEVEL_SHARE * level
+    near = _dilate_disk(footprint.astype(bool), 0.02 * max(height, width))
+    count, labels = cv2.connectedComponents(segmentation.mask.view(np.uint8), connectivity=8)
+    index = labels.ravel()
+    pixels = np.bincount(index, minlength=count)
+    apart = np.bincount(index, weights=near.ravel(), minlength=count) == 0
+    # Median under the share of the level <=> more than half the pixels under it.
+    under = np.bincount(index, weights=(segmentation.score < _NEW_REGION_LEVEL_SHARE * level).ravel(),
+                        minlength=count)
+    faint = apart & (under > 0.5 * pixels)
+    faint[0] = False
     if not faint.any():
         return segmentation
+    share = pixels[faint].sum() / max(np.count_nonzero(footprint), 1)
     visit.notes.append(
-        f"{pixels[faint].sum() / (height * width):.1%} of the photo outside the baseline patch "
-        f"is lighter skin that did not lose three quarters of full depigmentation: not counted as new depigmentation")
+        f"lighter skin apart from the baseline patch ({share:.1%} of its area), under "
+        f"{_NEW_REGION_LEVEL_SHARE:.0%} of full depigmentation, is not counted as new depigmentation")
     return replace(segmentation, mask=segmentation.mask & ~np.take(faint, labels))
 
 

@@ -336,11 +336,15 @@ def _frame_cut_patches(
     import cv2
 
     height, width = skin.shape
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((~skin).view(np.uint8), connectivity=4)
     found = np.zeros_like(skin)
-    if count <= 1 or not skin.any():
+    if not skin[::2, ::2].any():
         return found
-    grown_skin = cv2.dilate(skin.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    # The marker's paper lies on the skin: it borders a patch as skin does.
+    bordering = skin if exclude is None else skin | exclude
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((~bordering).view(np.uint8), connectivity=4)
+    if count <= 1:
+        return found
+    grown_skin = cv2.dilate(bordering.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     skin_lightness = float(np.median(lightness[::2, ::2][skin[::2, ::2]]))
     skin_redness = float(np.median(a_star[::2, ::2][skin[::2, ::2]]))
     edge = np.zeros_like(skin)
@@ -351,8 +355,6 @@ def _frame_cut_patches(
         if not touches_frame or area < _FRAME_CUT_MIN_SHARE * skin.size or area > _FRAME_CUT_MAX_SHARE * skin.size:
             continue
         region = labels == label
-        if exclude is not None and np.any(region & exclude):
-            continue
         on_frame = np.count_nonzero(region & edge)
         next_to_skin = np.count_nonzero(region & grown_skin)
         if on_frame > _FRAME_CUT_EDGE_SHARE * (on_frame + next_to_skin):
