@@ -335,7 +335,6 @@ def _frame_cut_patches(
     """
     import cv2
 
-    height, width = skin.shape
     found = np.zeros_like(skin)
     if not skin[::2, ::2].any():
         return found
@@ -344,21 +343,23 @@ def _frame_cut_patches(
     count, labels, stats, _ = cv2.connectedComponentsWithStats((~bordering).view(np.uint8), connectivity=4)
     if count <= 1:
         return found
+    area = stats[:, cv2.CC_STAT_AREA]
+    candidates = (area >= _FRAME_CUT_MIN_SHARE * skin.size) & (area <= _FRAME_CUT_MAX_SHARE * skin.size)
+    candidates[0] = False
+    if not candidates.any():
+        return found
+    # Border pixels of each region: on the frame, and next to skin.
+    on_frame = np.bincount(np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]]),
+                           minlength=count)
     grown_skin = cv2.dilate(bordering.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    next_to_skin = np.bincount(labels[grown_skin & ~bordering], minlength=count)
+    candidates &= (on_frame > 0) & (on_frame <= _FRAME_CUT_EDGE_SHARE * (on_frame + next_to_skin))
+    if not candidates.any():
+        return found
     skin_lightness = float(np.median(lightness[::2, ::2][skin[::2, ::2]]))
     skin_redness = float(np.median(a_star[::2, ::2][skin[::2, ::2]]))
-    edge = np.zeros_like(skin)
-    edge[0], edge[-1], edge[:, 0], edge[:, -1] = True, True, True, True
-    for label in range(1, count):
-        x, y, w, h, area = stats[label]
-        touches_frame = x == 0 or y == 0 or x + w == width or y + h == height
-        if not touches_frame or area < _FRAME_CUT_MIN_SHARE * skin.size or area > _FRAME_CUT_MAX_SHARE * skin.size:
-            continue
+    for label in np.flatnonzero(candidates):
         region = labels == label
-        on_frame = np.count_nonzero(region & edge)
-        next_to_skin = np.count_nonzero(region & grown_skin)
-        if on_frame > _FRAME_CUT_EDGE_SHARE * (on_frame + next_to_skin):
-            continue
         if (np.median(lightness[region]) > skin_lightness + _FRAME_CUT_LIGHTER
                 and np.median(a_star[region]) >= _REDNESS_SHARE * skin_redness > 0):
             found |= region
@@ -952,8 +953,7 @@ def _keep_cores(mask: np.ndarray, core: np.ndarray) -> np.ndarray:
     count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
     if count <= 1:
         return mask
-    keep = np.zeros(count, bool)
-    keep[np.unique(labels[core & mask])] = True
+    keep = np.bincount(labels[core & mask], minlength=count) > 0
     keep[0] = False
     return np.take(keep, labels)
 
