@@ -1063,7 +1063,7 @@ _NEW_DEPIGMENTATION_CHECKED = 0.05
 def _without_faint_new_regions(
     visit: VisitResult, segmentation: Segmentation, homography: np.ndarray, base_mask_work: np.ndarray
 ) -> Segmentation:
-    """Leave out new depigmentation that is only lighter skin, with a note of how much.
+    """Leave out new depigmentation that is only lighter skin, noting how much when it matters.
 
     A new vitiligo macule, like the patch, is milk-white: most of it has lost
     near full depigmentation. A region apart from the baseline footprint and
@@ -1097,15 +1097,18 @@ def _without_faint_new_regions(
     if not faint.any():
         return segmentation
     share = pixels[faint].sum() / max(np.count_nonzero(footprint), 1)
-    visit.notes.append(
-        f"lighter skin apart from the baseline patch ({share:.1%} of its area), under "
-        f"{_NEW_REGION_LEVEL_SHARE:.0%} of full depigmentation, is not counted as new depigmentation")
+    if share >= _NEW_REGION_NOTED_SHARE:  # specks are not worth a clinician's attention
+        visit.notes.append(
+            f"lighter skin apart from the baseline patch ({share:.1%} of its area), under "
+            f"{_NEW_REGION_LEVEL_SHARE:.0%} of full depigmentation, is not counted as new depigmentation")
     return replace(segmentation, mask=segmentation.mask & ~np.take(faint, labels))
 
 
 #: New depigmentation counts only where its median score reaches this share of
 #: the photo's level of full depigmentation (see _without_faint_new_regions).
 _NEW_REGION_LEVEL_SHARE = 0.75
+#: Lighter skin left out is noted from this share of the baseline area on.
+_NEW_REGION_NOTED_SHARE = 0.01
 
 
 def _dilate_disk(mask: np.ndarray, radius: float) -> np.ndarray:
