@@ -328,6 +328,7 @@ def test_a_patch_over_a_third_of_the_frame_and_cut_by_its_edge_is_scored(tmp_pat
                               marker=False, patch_share=(0.45, 0.6), weeks=(0, 12, 24))
     baseline_truth = cv2.imread(str(directory / truth["visits"][0]["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 0
     assert baseline_truth.mean() > 0.35
+    assert np.concatenate([baseline_truth[0], baseline_truth[-1], baseline_truth[:, 0], baseline_truth[:, -1]]).any()
     result = analyze_series(directory, tmp_path_factory.mktemp("large_out"))
     assert all(visit.ok for visit in result.visits)
     assert all(abs(visit.score.repigmentation_pct) <= 1.5 for visit in result.visits)  # stable: truth 0 %

@@ -193,6 +193,19 @@ def _is_real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
+def _checked_range(name: str, value: Any, low: float, high: float, kind: type) -> tuple:
+    """A ``(low, high)`` field as a tuple of ``kind``, checked to lie in order within ``[low, high]``."""
+    try:
+        first, second = value
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be (low, high), got {value!r}") from None
+    is_kind = _is_int if kind is int else _is_real
+    if not (is_kind(first) and is_kind(second)) or not low <= first <= second <= high:
+        what = "integers" if kind is int else "numbers"
+        raise InvalidParameterError(f"{name} must be two {what} with {low:g} <= low <= high <= {high:g}, got {value!r}")
+    return kind(first), kind(second)
+
+
 @dataclass(frozen=True)
 class SeriesSpec:
     """What to synthesise: one patient's patch photographed at a series of visits.
@@ -354,16 +367,7 @@ class SeriesSpec:
             if not _is_real(v) or not 0.0 <= v <= 1.0:
                 raise bad(f"{name} must be within 0-1, got {v!r}")
             object.__setattr__(self, name, float(v))
-        try:
-            q_lo, q_hi = self.jpeg_quality
-        except (TypeError, ValueError):
-            raise bad(f"jpeg_quality must be (low, high), got {self.jpeg_quality!r}") from None
-        if not (_is_int(q_lo) and _is_int(q_hi)) or not 1 <= q_lo <= q_hi <= 100:
-            raise bad(
-                f"jpeg_quality must be two integers with 1 <= low <= high <= 100, "
-                f"got {self.jpeg_quality!r}"
-            )
-        object.__setattr__(self, "jpeg_quality", (int(q_lo), int(q_hi)))
+        object.__setattr__(self, "jpeg_quality", _checked_range("jpeg_quality", self.jpeg_quality, 1, 100, int))
         try:
             wrong = tuple(self.wrong_place_visits)
         except TypeError:
@@ -380,15 +384,7 @@ class SeriesSpec:
         if len(set(wrong)) != len(wrong):
             raise bad(f"wrong_place_visits must not repeat an index, got {wrong!r}")
         object.__setattr__(self, "wrong_place_visits", tuple(sorted(int(k) for k in wrong)))
-        try:
-            share_lo, share_hi = self.patch_share
-        except (TypeError, ValueError):
-            raise bad(f"patch_share must be (low, high), got {self.patch_share!r}") from None
-        if not (_is_real(share_lo) and _is_real(share_hi)) or not 0.01 <= share_lo <= share_hi <= 0.6:
-            raise bad(
-                f"patch_share must be two numbers with 0.01 <= low <= high <= 0.6, got {self.patch_share!r}"
-            )
-        object.__setattr__(self, "patch_share", (float(share_lo), float(share_hi)))
+        object.__setattr__(self, "patch_share", _checked_range("patch_share", self.patch_share, 0.01, 0.6, float))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form of the spec (lists for tuples, ISO date)."""
