@@ -164,6 +164,29 @@ def test_white_paper_cut_by_the_frame_edge_is_not_skin():
     assert skin_mask(_finish(photo))[paper].mean() > 0.9
 
 
+def test_a_patch_that_fills_most_of_the_frame_leaves_yellower_normal_skin_skin():
+    # The pale pink patch is the photo's most common colour; light normal skin
+    # lies 31 degrees of hue more yellow, beyond the tolerance around the patch.
+    normal = (205, 165, 135)
+    truth = np.zeros((480, 640), np.uint8)
+    cv2.circle(truth, (250, 300), 260, 1, -1)  # 62 % of the frame, cut by three edges
+    truth = truth.astype(bool)
+    photo = _photo(11, normal=normal)
+    photo[truth] = np.array((236, 211, 207), np.float32) + (photo[truth] - np.array(normal, np.float32)) * 0.3
+    photo = _finish(photo)
+    assert skin_mask(photo)[~truth].mean() > 0.9
+    assert _dice(depigmented_mask(photo).mask, truth) > 0.95
+
+
+def test_pink_cloth_darker_than_the_skin_stays_out_of_it():
+    # More saturated and darker than this light skin, as its normal skin would
+    # be beside a large patch, but redder: melanin makes skin yellower, not pinker.
+    truth = _patch_mask()
+    photo = _paint(_photo(12, normal=(232, 205, 190)), truth)
+    photo[:170] = _photo(13, normal=(210, 145, 140))[:170]  # 27 degrees of hue redder than the skin
+    assert not skin_mask(_finish(photo))[:160].any()
+
+
 def test_a_lighting_gradient_does_not_change_the_patch():
     truth = _patch_mask()
     photo = _finish(_paint(_photo(4), truth))

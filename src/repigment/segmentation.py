@@ -248,9 +248,10 @@ def skin_mask(rgb: np.ndarray, *, exclude: np.ndarray | None = None) -> np.ndarr
     -----
     Skin of every Fitzpatrick type, and depigmented skin (which keeps a pink
     haemoglobin tint), has a CIELAB hue angle between red and yellow. A broad
-    window on that finds the photo's dominant skin colour; skin is then what
-    lies within ``SKIN_HUE_TOLERANCE`` degrees of *this patient's* skin hue and
-    is not much more saturated than it, so red, pink or orange cloth, dark
+    window on that finds the photo's dominant skin colour (and, when a large
+    patch makes that colour the patch's pale pink, the yellower normal skin
+    as well); skin is then what lies within ``SKIN_HUE_TOLERANCE`` degrees of
+    *this patient's* skin hue and is not much more saturated than it, so red, pink or orange cloth, dark
     backgrounds, blue or green cloth and neutral objects fall outside. Holes
     enclosed by skin (moles, glare, low-chroma depigmentation) are filled back.
     """
@@ -269,12 +270,16 @@ def _skin_from_lab(lab: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
     if np.count_nonzero(broad) > 0.01 * broad.size:
         # The most common colour is as clear on every other row and column.
         sample = broad[::2, ::2]
-        skin_hue, skin_chroma = _dominant_skin_colour(a_star[::2, ::2][sample], b_star[::2, ::2][sample])
-        # Within the hue tolerance of the skin hue h: the cosine of the angle
-        # between (a*, b*) and h's direction exceeds cos(tolerance).
-        along_skin_hue = a_star * np.float32(np.cos(np.radians(skin_hue))) + b_star * np.float32(
-            np.sin(np.radians(skin_hue)))
-        near_hue = along_skin_hue > chroma * np.float32(np.cos(np.radians(SKIN_HUE_TOLERANCE)))
+        colours = _skin_colours(
+            a_star[::2, ::2][sample], b_star[::2, ::2][sample], lightness[::2, ::2][sample])
+        near_hue = np.zeros(lightness.shape, bool)
+        for skin_hue, _ in colours:
+            # Within the hue tolerance of the skin hue h: the cosine of the angle
+            # between (a*, b*) and h's direction exceeds cos(tolerance).
+            along_skin_hue = a_star * np.float32(np.cos(np.radians(skin_hue))) + b_star * np.float32(
+                np.sin(np.radians(skin_hue)))
+            near_hue |= along_skin_hue > chroma * np.float32(np.cos(np.radians(SKIN_HUE_TOLERANCE)))
+        skin_chroma = max(colour_chroma for _, colour_chroma in colours)
         candidate = (lightness > 10) & (chroma > 4.0) & near_hue & (chroma < 1.6 * skin_chroma + 8.0)
     candidate = cv2.morphologyEx(
         candidate.astype(np.uint8), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
@@ -381,22 +386,69 @@ _FRAME_CUT_MAX_SHARE = 0.7
 SKIN_HUE_TOLERANCE = 25.0
 
 
-def _dominant_skin_colour(a_star: np.ndarray, b_star: np.ndarray) -> tuple[float, float]:
-    """Hue (degrees) and chroma of the most common skin-like colour (2D histogram mode)."""
+def _skin_colours(a_star: np.ndarray, b_star: np.ndarray, lightness: np.ndarray) -> list[tuple[float, float]]:
+    """Hue (degrees) and chroma of the photo's skin: its most common skin-like colour, and maybe normal skin.
+
+    The first is the mode of the a*b* histogram. When depigmented skin fills
+    much of the frame, its pale pink can be that mode; the patient's normal
+    skin is then a second mode, more saturated, more yellow and darker, whose hue may lie
+    at the edge of the tolerance around the first (light skin's yellow
+    against a patch's pink). Such a mode is returned too, so that skin is
+    judged against both.
+    """
     import cv2
 
     if a_star.size > 200_000:
         step = a_star.size // 100_000
-        a_star, b_star = a_star[::step], b_star[::step]
+        a_star, b_star, lightness = a_star[::step], b_star[::step], lightness[::step]
     # A 2D histogram of unit bins over a* in [-10, 50), b* in [-10, 60).
     inside = (a_star >= -10) & (a_star < 50) & (b_star >= -10) & (b_star < 60)
     ia = (a_star[inside] + 10).astype(np.intp)
     ib = (b_star[inside] + 10).astype(np.intp)
     hist = np.bincount(ia * 70 + ib, minlength=60 * 70).reshape(60, 70)
     hist = cv2.GaussianBlur(hist.astype(np.float32), (0, 0), 1.5)
-    ia, ib = np.unravel_index(int(np.argmax(hist)), hist.shape)
-    a_mode, b_mode = ia - 10 + 0.5, ib - 10 + 0.5
-    return float(np.degrees(np.arctan2(b_mode, a_mode))), float(np.hypot(a_mode, b_mode))
+    grid_a, grid_b = np.meshgrid(np.arange(60) - 9.5, np.arange(70) - 9.5, indexing="ij")
+
+    def colour(index: int) -> tuple[float, float, float, float]:
+        a_mode, b_mode = grid_a.flat[index], grid_b.flat[index]
+        return float(np.degrees(np.arctan2(b_mode, a_mode))), float(np.hypot(a_mode, b_mode)), a_mode, b_mode
+
+    main_index = int(np.argmax(hist))
+    hue, chroma, a_mode, b_mode = colour(main_index)
+    colours = [(hue, chroma)]
+    grid_hue = np.degrees(np.arctan2(grid_b, grid_a))
+    grid_chroma = np.hypot(grid_a, grid_b)
+    # Melanin adds yellow-brown to the blood's pink: normal skin is more
+    # saturated and more yellow (a larger hue angle) than depigmented skin.
+    other = ((np.hypot(grid_a - a_mode, grid_b - b_mode) > _SECOND_MODE_DISTANCE)
+             & (grid_chroma * _SECOND_MODE_CHROMA_RATIO >= chroma)
+             & (grid_hue > hue) & (grid_hue <= hue + _SECOND_MODE_HUE))
+    if not other.any():
+        return colours
+    second_index = int(np.argmax(np.where(other, hist, 0.0)))
+    if hist.flat[second_index] < _SECOND_MODE_MASS * hist.flat[main_index]:
+        return colours
+    second_hue, second_chroma, a_second, b_second = colour(second_index)
+    values = lightness[inside]
+
+    def median_lightness(a_centre: float, b_centre: float) -> float:
+        near = np.hypot(a_star[inside] - a_centre, b_star[inside] - b_centre) <= 2.0
+        return float(np.median(values[near])) if near.any() else np.nan
+
+    if median_lightness(a_second, b_second) <= median_lightness(a_mode, b_mode) - _SECOND_MODE_DARKER:
+        colours.append((second_hue, second_chroma))
+    return colours
+
+
+#: A second skin colour (see _skin_colours) lies this far (a*b* units) from
+#: the first, has at least 1/this ratio of its chroma, up to this many degrees
+#: more yellow, holds at least this share of its histogram peak, and is this
+#: many L* units darker.
+_SECOND_MODE_DISTANCE = 4.0
+_SECOND_MODE_CHROMA_RATIO = 0.7
+_SECOND_MODE_HUE = 40.0
+_SECOND_MODE_MASS = 0.2
+_SECOND_MODE_DARKER = 5.0
 
 
 #: Statistics of a class (medians, spreads, Otsu's split) are taken on a
