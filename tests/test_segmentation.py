@@ -250,6 +250,18 @@ def test_threshold_must_be_positive():
         depigmented_mask(_finish(_photo()), threshold=-1.0)
 
 
+def test_a_given_skin_mask_is_judged_instead_of_the_photos_own():
+    truth = _patch_mask()
+    photo = _finish(_paint(_photo(14), truth))
+    skin = np.ones(truth.shape, bool)
+    skin[:, 400:] = False
+    result = depigmented_mask(photo, skin=skin)
+    assert not result.skin[:, 400:].any() and not result.mask[:, 400:].any()
+    assert result.mask[:, :400].sum() == pytest.approx(truth[:, :400].sum(), rel=0.05)
+    with pytest.raises(InvalidParameterError, match="skin"):
+        depigmented_mask(photo, skin=skin[:10])
+
+
 def test_photo_without_skin():
     blue = np.full((200, 200, 3), (20, 30, 90), np.uint8)
     assert not skin_mask(blue).any()

@@ -212,6 +212,30 @@ def test_a_patch_overexposed_to_white_stays_depigmented_through_the_colour_match
     assert low <= 0.0 <= high
 
 
+@pytest.fixture(scope="module")
+def warm_light_series(tmp_path_factory):
+    """A stable type V patch (truth 0 %) on 40-50 % of a frame that cuts it; the week-4 photo under a warm light."""
+    folder = tmp_path_factory.mktemp("warm") / "series"
+    spec = SeriesSpec(seed=22, skin_type="V", course="stable", marker=False, image_size=(900, 675), weeks=(0, 4, 8),
+                      patch_share=(0.4, 0.5))
+    write_series(generate_series(spec), folder)
+    truth = json.loads((folder / "truth.json").read_text())
+    path = folder / truth["visits"][1]["image"]
+    linear = srgb_to_linear(cv2.imread(str(path))[..., ::-1].copy())
+    warm = linear_to_srgb(np.clip(linear * np.array([1.4, 1.0, 0.7], np.float32), 0, 1))
+    cv2.imwrite(str(path), warm[..., ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return analyze_series(folder, folder.parent / "out"), warm
+
+
+def test_a_patch_whose_red_clips_under_a_warm_light_stays_skin_through_the_colour_match(warm_light_series):
+    """Scaled back to the baseline's light, the clipped patch turns grey-blue: no skin hue, no patch."""
+    result, warm = warm_light_series
+    assert np.mean(warm[..., 0] >= 250) > 0.2  # the light clips the patch's red channel
+    visit = result.visits[1]
+    assert visit.ok
+    assert abs(visit.score.repigmentation_pct) <= 3.0  # 97.7 % when the matched photo's own skin was judged
+
+
 def test_match_to_reference_removes_a_haze_and_a_colour_cast():
     from repigment.color import apply_gains, match_to_reference
 

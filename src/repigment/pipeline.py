@@ -623,9 +623,10 @@ def analyze_photos(
     # Every visit keeps only the kind of regions the baseline kept (a core of full depigmentation).
     base_core = None if base_seg.core_score is None else base_seg.core_score / base_seg.threshold
 
-    def segment_matched(rgb: np.ndarray, exclude: np.ndarray | None) -> Segmentation:
+    def segment_matched(rgb: np.ndarray, exclude: np.ndarray | None, skin: np.ndarray) -> Segmentation:
         return depigmented_mask(rgb, exclude=exclude, threshold=base_seg.threshold, method=visit_method,
-                                reference_level=base_seg.depigmented_level, core_factor=base_core)
+                                reference_level=base_seg.depigmented_level, core_factor=base_core,
+                                skin=skin if visit_method == "od-field" else None)
 
     base_area_full = int(np.count_nonzero(base_mask_full))
     series_notes = []
@@ -847,7 +848,7 @@ def _register_visit(
     *,
     keep_images: bool = False,
     base_labels_work: np.ndarray | None = None,
-    match_colour: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray | None], Segmentation]]
+    match_colour: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray | None, np.ndarray], Segmentation]]
     | None = None,
     own_strokes: bool = False,
 ) -> tuple[Segmentation, np.ndarray, float, float] | None:
@@ -937,7 +938,7 @@ def _match_colour_to_baseline(
     prepared: PreparedPhoto,
     homography: np.ndarray,
     base: PreparedPhoto,
-    match_colour: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray | None], Segmentation]],
+    match_colour: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray | None, np.ndarray], Segmentation]],
     visible: np.ndarray,
     *,
     resegment: bool = True,
@@ -973,7 +974,8 @@ def _match_colour_to_baseline(
     exclude = None
     if prepared.marker is not None:
         exclude = marker_exclusion_mask(rgb.shape[:2], prepared.marker)
-    prepared.rgb, prepared.segmentation = rgb, segment(rgb, exclude)
+    # Skin is judged on the photo as taken: see ``skin`` of depigmented_mask.
+    prepared.rgb, prepared.segmentation = rgb, segment(rgb, exclude, prepared.segmentation.skin)
     gains = ", ".join(f"{channel} x{gain:.2f}" for channel, gain in zip("RGB", matched.gains))
     haze = f", a haze of {np.mean(matched.veil):.1%} taken off" if np.any(matched.veil) else ""
     visit.notes.append(f"colour and exposure matched to the baseline on shared normal skin ({gains}{haze})")

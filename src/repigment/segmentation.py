@@ -620,6 +620,7 @@ def depigmented_mask(
     min_patch_px: int | None = None,
     reference_level: float | None = None,
     core_factor: float | None = None,
+    skin: np.ndarray | None = None,
 ) -> Segmentation:
     """Segment depigmented skin in a photo.
 
@@ -661,6 +662,12 @@ def depigmented_mask(
         some of it reaches this multiple of the (scaled) threshold. A series
         passes its baseline's ``core_score / threshold``, so that every visit
         keeps only the kind of regions the baseline kept.
+    skin : ndarray of bool, shape (H, W), optional
+        With the od-field model: the skin to judge instead of finding it in
+        ``rgb``. A series passes a visit's skin as photographed when it
+        segments the photo again after matching its colour to the baseline:
+        a channel clipped under a strong light keeps no scale, so the
+        matching shifts the patch's hue off skin's.
 
     Returns
     -------
@@ -698,6 +705,8 @@ def depigmented_mask(
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    if skin is not None and np.shape(skin) != rgb.shape[:2]:
+        raise InvalidParameterError(f"skin must be a mask of shape {rgb.shape[:2]}, got {np.shape(skin)}")
     if threshold is not None and not (np.isfinite(threshold) and threshold > 0):
         raise InvalidParameterError(f"threshold must be a positive number, got {threshold}")
     if method is not None and method not in ("od-field", "colour-contrast"):
@@ -720,7 +729,7 @@ def depigmented_mask(
         )
     result = _optical_density_segmentation(
         rgb, roi=roi, exclude=exclude, threshold=threshold, min_patch_px=min_patch_px,
-        reference_level=reference_level, core_factor=core_factor,
+        reference_level=reference_level, core_factor=core_factor, skin=skin,
     )
     if threshold is not None:
         return result
@@ -808,6 +817,7 @@ def _optical_density_segmentation(
     min_patch_px: int | None = None,
     reference_level: float | None = None,
     core_factor: float | None = None,
+    skin: np.ndarray | None = None,
 ) -> Segmentation:
     """Segment depigmented skin by optical density against a normal-skin field.
 
@@ -834,7 +844,10 @@ def _optical_density_segmentation(
     notes: list[str] = []
 
     lab = rgb_to_lab(rgb)
-    skin = _skin_from_lab(lab, exclude)
+    if skin is None:
+        skin = _skin_from_lab(lab, exclude)
+    else:
+        skin = np.asarray(skin, bool) if exclude is None else np.asarray(skin, bool) & ~exclude
     empty = np.zeros((height, width), bool)
     if np.count_nonzero(skin) < 0.02 * height * width:
         return Segmentation(
