@@ -623,10 +623,10 @@ def analyze_photos(
     # Every visit keeps only the kind of regions the baseline kept (a core of full depigmentation).
     base_core = None if base_seg.core_score is None else base_seg.core_score / base_seg.threshold
 
-    def segment_matched(rgb: np.ndarray, exclude: np.ndarray | None, skin: np.ndarray) -> Segmentation:
+    def segment_matched(rgb: np.ndarray, exclude: np.ndarray | None, skin_as_taken: np.ndarray) -> Segmentation:
         return depigmented_mask(rgb, exclude=exclude, threshold=base_seg.threshold, method=visit_method,
                                 reference_level=base_seg.depigmented_level, core_factor=base_core,
-                                skin=skin if visit_method == "od-field" else None)
+                                extra_skin=skin_as_taken if visit_method == "od-field" else None)
 
     base_area_full = int(np.count_nonzero(base_mask_full))
     series_notes = []
@@ -974,7 +974,7 @@ def _match_colour_to_baseline(
     exclude = None
     if prepared.marker is not None:
         exclude = marker_exclusion_mask(rgb.shape[:2], prepared.marker)
-    # Skin is judged on the photo as taken: see ``skin`` of depigmented_mask.
+    # Skin of the photo as taken counts too: see ``extra_skin`` of depigmented_mask.
     prepared.rgb, prepared.segmentation = rgb, segment(rgb, exclude, prepared.segmentation.skin)
     gains = ", ".join(f"{channel} x{gain:.2f}" for channel, gain in zip("RGB", matched.gains))
     haze = f", a haze of {np.mean(matched.veil):.1%} taken off" if np.any(matched.veil) else ""

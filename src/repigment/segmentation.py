@@ -620,7 +620,7 @@ def depigmented_mask(
     min_patch_px: int | None = None,
     reference_level: float | None = None,
     core_factor: float | None = None,
-    skin: np.ndarray | None = None,
+    extra_skin: np.ndarray | None = None,
 ) -> Segmentation:
     """Segment depigmented skin in a photo.
 
@@ -662,12 +662,13 @@ def depigmented_mask(
         some of it reaches this multiple of the (scaled) threshold. A series
         passes its baseline's ``core_score / threshold``, so that every visit
         keeps only the kind of regions the baseline kept.
-    skin : ndarray of bool, shape (H, W), optional
-        With the od-field model: the skin to judge instead of finding it in
-        ``rgb``. A series passes a visit's skin as photographed when it
-        segments the photo again after matching its colour to the baseline:
-        a channel clipped under a strong light keeps no scale, so the
-        matching shifts the patch's hue off skin's.
+    extra_skin : ndarray of bool, shape (H, W), optional
+        With the od-field model: skin found in another rendering of the same
+        photo, judged besides the skin ``rgb`` shows. A series passes a
+        visit's skin as photographed when it segments the photo again after
+        matching its colour to the baseline: a channel clipped under a
+        strong light keeps no scale, so the matching can shift the patch's
+        hue off skin's.
 
     Returns
     -------
@@ -705,8 +706,9 @@ def depigmented_mask(
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
-    if skin is not None and np.shape(skin) != rgb.shape[:2]:
-        raise InvalidParameterError(f"skin must be a mask of shape {rgb.shape[:2]}, got {np.shape(skin)}")
+    if extra_skin is not None and np.shape(extra_skin) != rgb.shape[:2]:
+        raise InvalidParameterError(
+            f"extra_skin must be a mask of shape {rgb.shape[:2]}, got {np.shape(extra_skin)}")
     if threshold is not None and not (np.isfinite(threshold) and threshold > 0):
         raise InvalidParameterError(f"threshold must be a positive number, got {threshold}")
     if method is not None and method not in ("od-field", "colour-contrast"):
@@ -729,7 +731,7 @@ def depigmented_mask(
         )
     result = _optical_density_segmentation(
         rgb, roi=roi, exclude=exclude, threshold=threshold, min_patch_px=min_patch_px,
-        reference_level=reference_level, core_factor=core_factor, skin=skin,
+        reference_level=reference_level, core_factor=core_factor, extra_skin=extra_skin,
     )
     if threshold is not None:
         return result
@@ -817,7 +819,7 @@ def _optical_density_segmentation(
     min_patch_px: int | None = None,
     reference_level: float | None = None,
     core_factor: float | None = None,
-    skin: np.ndarray | None = None,
+    extra_skin: np.ndarray | None = None,
 ) -> Segmentation:
     """Segment depigmented skin by optical density against a normal-skin field.
 
@@ -844,10 +846,9 @@ def _optical_density_segmentation(
     notes: list[str] = []
 
     lab = rgb_to_lab(rgb)
-    if skin is None:
-        skin = _skin_from_lab(lab, exclude)
-    else:
-        skin = np.asarray(skin, bool) if exclude is None else np.asarray(skin, bool) & ~exclude
+    skin = _skin_from_lab(lab, exclude)
+    if extra_skin is not None:
+        skin |= np.asarray(extra_skin, bool) if exclude is None else np.asarray(extra_skin, bool) & ~exclude
     empty = np.zeros((height, width), bool)
     if np.count_nonzero(skin) < 0.02 * height * width:
         return Segmentation(
@@ -892,11 +893,29 @@ def _optical_density_segmentation(
     # shading-free chromatic feature (blue minus red optical density).
     # Clipped at the median so that moles and hairs (more melanin than normal
     # skin) cannot pose as the second class; only melanin loss can.
-    values = _subsample(chromatic[skin], 4 * _STATISTICS_SAMPLE)
-    values = np.minimum(values, np.median(values))
+    all_values = _subsample(chromatic[skin], 4 * _STATISTICS_SAMPLE)
+    middle = np.median(all_values)
+    values = np.minimum(all_values, middle)
     split = _otsu(values)
     low, high = values[values < split], values[values >= split]
     sep = _separation(low, high)
+    # Depigmented skin may be more than half of the skin in view: then it
+    # holds the median, the split above splits the patch, and normal skin is
+    # the more pigmented class above the median. Split there too, and keep
+    # the split that separates the unclipped values better (an intra-class
+    # split barely does); moles and freckles cover too little to be taken,
+    # and a wall or paper the skin test let in lacks the redness that
+    # depigmented skin keeps.
+    raised = np.maximum(all_values, middle)
+    upper_split = _otsu(raised)
+    above = all_values >= upper_split
+    if np.mean(above) >= _LARGE_PATCH_MIN_NORMAL:
+        upper_sep = _separation(all_values[~above], all_values[above])
+        lower_sep = _separation(all_values[all_values < split], all_values[all_values >= split])
+        if upper_sep >= _MIN_SEPARATION and upper_sep > lower_sep:
+            redness = _subsample(lab[..., 1][skin], 4 * _STATISTICS_SAMPLE)
+            if np.median(redness[~above]) >= _REDNESS_SHARE * np.median(redness[above]):
+                split, sep = upper_split, upper_sep
     normal = skin & ((chromatic >= split) if sep >= _MIN_SEPARATION else np.ones_like(skin))
 
     score = np.zeros((height, width), np.float32)
@@ -979,6 +998,9 @@ def _optical_density_segmentation(
     )
 
 
+#: Least share of the skin that normal skin found above a patch larger than
+#: half of the skin must cover (moles and freckles cover far less).
+_LARGE_PATCH_MIN_NORMAL = 0.15
 #: Where a photo sets its own threshold, a region counts as a patch only when
 #: some of it has lost this share of full depigmentation: a vitiligo macule is
 #: milk-white at its core, while the lighter spots of mottled or unevenly lit
