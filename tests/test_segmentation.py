@@ -134,12 +134,13 @@ def test_a_visit_keeps_only_the_kind_of_regions_its_baseline_kept():
 
 
 @pytest.mark.parametrize(
-    ("redness", "band", "found"),
-    [(6.0, False, True),    # pale, still pink: a patch the frame cuts
-     (0.5, False, False),   # neutral: paper or a wall
-     (6.0, True, False)],   # the frame makes much of its border: background beyond the body
+    ("redness", "band", "found", "region_lightness"),
+    [(6.0, False, True, 85.0),    # pale, still pink: a patch the frame cuts
+     (0.5, False, False, 85.0),   # neutral: paper or a wall
+     (0.0, False, True, 100.0),   # blown out to white: an overexposed patch, its colour lost
+     (6.0, True, False, 85.0)],   # the frame makes much of its border: background beyond the body
 )
-def test_pale_skin_cut_by_the_frame_edge(redness, band, found):
+def test_pale_skin_cut_by_the_frame_edge(redness, band, found, region_lightness):
     from repigment.segmentation import _frame_cut_patches
 
     region = np.zeros((300, 400), bool)
@@ -147,7 +148,7 @@ def test_pale_skin_cut_by_the_frame_edge(redness, band, found):
         region[:60] = True
     else:
         cv2.circle(region.view(np.uint8), (200, 80), 110, 1, -1)
-    lightness = np.where(region, 85.0, 60.0).astype(np.float32)
+    lightness = np.where(region, region_lightness, 60.0).astype(np.float32)
     a_star = np.where(region, redness, 12.0).astype(np.float32)
     result = _frame_cut_patches(~region, lightness, a_star, None)
     assert result.any() == found and (not found or np.array_equal(result, region))

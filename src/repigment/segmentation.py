@@ -336,7 +336,8 @@ def _frame_cut_patches(
     frame's edge touches the outside and is not. Such a region counts as skin
     when the frame makes only a small part of its border, it is lighter than
     the skin around it, and it keeps the blood's redness that depigmented
-    skin keeps and walls, paper and white cloth lack.
+    skin keeps and walls, paper and white cloth lack, or is mostly blown out
+    to white (an overexposed patch, whose colour is lost).
     """
     import cv2
 
@@ -365,8 +366,12 @@ def _frame_cut_patches(
     skin_redness = float(np.median(a_star[::2, ::2][skin[::2, ::2]]))
     for label in np.flatnonzero(candidates):
         region = labels == label
-        if (np.median(lightness[region]) > skin_lightness + _FRAME_CUT_LIGHTER
-                and np.median(a_star[region]) >= _REDNESS_SHARE * skin_redness > 0):
+        region_lightness = lightness[region]
+        # A patch overexposed to white has lost its redness with every other
+        # colour: clipped skin this large is data (see the glare rule).
+        blown_out = np.mean(region_lightness >= _BLOWN_OUT_LIGHTNESS) >= 0.5
+        if (np.median(region_lightness) > skin_lightness + _FRAME_CUT_LIGHTER
+                and (blown_out or np.median(a_star[region]) >= _REDNESS_SHARE * skin_redness > 0)):
             found |= region
     return found
 
@@ -378,6 +383,8 @@ _FRAME_CUT_EDGE_SHARE = 0.25
 _FRAME_CUT_LIGHTER = 5.0
 _FRAME_CUT_MIN_SHARE = 0.005
 _FRAME_CUT_MAX_SHARE = 0.7
+#: L* from which a pixel counts as blown out to white (sRGB 250 in every channel is L* 98.0).
+_BLOWN_OUT_LIGHTNESS = 97.5
 
 
 #: How far (degrees of CIELAB hue) a pixel's hue may be from the photo's own
