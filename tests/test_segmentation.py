@@ -150,7 +150,8 @@ def test_pale_skin_cut_by_the_frame_edge(redness, band, found, region_lightness)
         cv2.circle(region.view(np.uint8), (200, 80), 110, 1, -1)
     lightness = np.where(region, region_lightness, 60.0).astype(np.float32)
     a_star = np.where(region, redness, 12.0).astype(np.float32)
-    result = _frame_cut_patches(~region, lightness, a_star, None)
+    b_star = np.where(region, 3.0 if region_lightness < 100 else 0.0, 15.0).astype(np.float32)
+    result = _frame_cut_patches(~region, lightness, a_star, b_star, None)
     assert result.any() == found and (not found or np.array_equal(result, region))
 
 
@@ -191,6 +192,20 @@ def test_a_patch_larger_than_the_normal_skin_around_it_under_uneven_light(normal
     result = depigmented_mask(linear_to_srgb(srgb_to_linear(photo) * ramp))
     assert result.method == "od-field"
     assert _dice(result.mask, truth) > 0.95
+
+
+def test_normal_skin_stays_skin_beside_a_large_patch_clipped_in_its_red_channel():
+    # Overexposed, the patch's red clips: it loses its pink and turns yellower
+    # than the normal skin, so normal skin is redder than the photo's most common colour.
+    normal = (175, 120, 90)
+    truth = np.zeros((480, 640), np.uint8)
+    cv2.circle(truth, (250, 300), 260, 1, -1)  # 62 % of the frame, cut by three edges
+    truth = truth.astype(bool)
+    photo = _photo(15, normal=normal)
+    photo[truth] = np.array((255, 239, 219), np.float32) + (photo[truth] - np.array(normal, np.float32)) * 0.3
+    photo = _finish(photo)
+    assert np.mean(photo[truth][:, 0] == 255) > 0.5
+    assert skin_mask(photo)[~truth].mean() > 0.9
 
 
 def test_pink_cloth_darker_than_the_skin_stays_out_of_it():

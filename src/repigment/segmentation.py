@@ -295,7 +295,7 @@ def _skin_from_lab(lab: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
         skin = fill_holes(skin | exclude) & ~exclude
     else:
         skin = fill_holes(skin)
-    skin |= _frame_cut_patches(skin, lightness, a_star, exclude)
+    skin |= _frame_cut_patches(skin, lightness, a_star, b_star, exclude)
     # Pixels along the border with cloth or background blend both colours
     # (lens blur, JPEG) and can pass for pale skin: trust skin only a few
     # pixels in from that border.
@@ -327,8 +327,18 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return canvas[1:-1, 1:-1] != 2
 
 
+def _clipped_share(lightness: np.ndarray, a_star: np.ndarray, b_star: np.ndarray) -> float:
+    """Share of CIELAB pixels (a regular subsample) whose sRGB is clipped in some channel."""
+    import cv2
+
+    step = max(1, lightness.size // 5000)
+    lab = np.stack([lightness[::step], a_star[::step], b_star[::step]], axis=-1).astype(np.float32)
+    rgb = cv2.cvtColor(lab[:, None, :], cv2.COLOR_Lab2RGB)[:, 0, :]  # sRGB in [0, 1]
+    return float(np.mean(rgb.max(axis=1) >= _BLOWN_OUT_SRGB / 255.0))
+
+
 def _frame_cut_patches(
-    skin: np.ndarray, lightness: np.ndarray, a_star: np.ndarray, exclude: np.ndarray | None
+    skin: np.ndarray, lightness: np.ndarray, a_star: np.ndarray, b_star: np.ndarray, exclude: np.ndarray | None
 ) -> np.ndarray:
     """Pale skin that skin encloses except where the frame cuts it.
 
@@ -336,8 +346,8 @@ def _frame_cut_patches(
     frame's edge touches the outside and is not. Such a region counts as skin
     when the frame makes only a small part of its border, it is lighter than
     the skin around it, and it keeps the blood's redness that depigmented
-    skin keeps and walls, paper and white cloth lack, or is mostly blown out
-    to white (an overexposed patch, whose colour is lost).
+    skin keeps and walls, paper and white cloth lack, or is mostly clipped
+    in some channel (an overexposed patch, whose redness is lost).
     """
     import cv2
 
@@ -367,9 +377,9 @@ def _frame_cut_patches(
     for label in np.flatnonzero(candidates):
         region = labels == label
         region_lightness = lightness[region]
-        # A patch overexposed to white has lost its redness with every other
-        # colour: clipped skin this large is data (see the glare rule).
-        blown_out = np.mean(region_lightness >= _BLOWN_OUT_LIGHTNESS) >= 0.5
+        # A patch overexposed in a channel (red first, on skin) has lost its
+        # redness: clipped skin this large is data (see the glare rule).
+        blown_out = _clipped_share(region_lightness, a_star[region], b_star[region]) >= 0.5
         if (np.median(region_lightness) > skin_lightness + _FRAME_CUT_LIGHTER
                 and (blown_out or np.median(a_star[region]) >= _REDNESS_SHARE * skin_redness > 0)):
             found |= region
@@ -383,8 +393,8 @@ _FRAME_CUT_EDGE_SHARE = 0.25
 _FRAME_CUT_LIGHTER = 5.0
 _FRAME_CUT_MIN_SHARE = 0.005
 _FRAME_CUT_MAX_SHARE = 0.7
-#: L* from which a pixel counts as blown out to white (sRGB 250 in every channel is L* 98.0).
-_BLOWN_OUT_LIGHTNESS = 97.5
+#: 8-bit value from which a channel counts as clipped (JPEG rings clipped values down to about 250).
+_BLOWN_OUT_SRGB = 250
 
 
 #: How far (degrees of CIELAB hue) a pixel's hue may be from the photo's own
@@ -398,10 +408,11 @@ def _skin_colours(a_star: np.ndarray, b_star: np.ndarray, lightness: np.ndarray)
 
     The first is the mode of the a*b* histogram. When depigmented skin fills
     much of the frame, its pale pink can be that mode; the patient's normal
-    skin is then a second mode, more saturated, more yellow and darker, whose hue may lie
-    at the edge of the tolerance around the first (light skin's yellow
-    against a patch's pink). Such a mode is returned too, so that skin is
-    judged against both.
+    skin is then a second mode, more saturated, more yellow and darker, whose
+    hue may lie at the edge of the tolerance around the first (light skin's
+    yellow against a patch's pink). A patch clipped in its red channel has
+    lost its pink, and normal skin may be the redder one. Such a mode is
+    returned too, so that skin is judged against both.
     """
     import cv2
 
@@ -426,10 +437,15 @@ def _skin_colours(a_star: np.ndarray, b_star: np.ndarray, lightness: np.ndarray)
     grid_hue = np.degrees(np.arctan2(grid_b, grid_a))
     grid_chroma = np.hypot(grid_a, grid_b)
     # Melanin adds yellow-brown to the blood's pink: normal skin is more
-    # saturated and more yellow (a larger hue angle) than depigmented skin.
+    # saturated and more yellow (a larger hue angle) than depigmented skin,
+    # unless the patch is clipped in its red channel and has lost its pink.
+    near_main = np.hypot(a_star - a_mode, b_star - b_mode) <= 2.0
+    main_clipped = bool(near_main.any()) and _clipped_share(
+        lightness[near_main], a_star[near_main], b_star[near_main]) >= 0.5
     other = ((np.hypot(grid_a - a_mode, grid_b - b_mode) > _SECOND_MODE_DISTANCE)
              & (grid_chroma * _SECOND_MODE_CHROMA_RATIO >= chroma)
-             & (grid_hue > hue) & (grid_hue <= hue + _SECOND_MODE_HUE))
+             & (np.abs(grid_hue - hue) <= _SECOND_MODE_HUE)
+             & ((grid_hue > hue) | main_clipped))
     if not other.any():
         return colours
     second_index = int(np.argmax(np.where(other, hist, 0.0)))
