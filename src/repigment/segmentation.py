@@ -377,11 +377,13 @@ def _frame_cut_patches(
     for label in np.flatnonzero(candidates):
         region = labels == label
         region_lightness = lightness[region]
+        if np.median(region_lightness) <= skin_lightness + _FRAME_CUT_LIGHTER:
+            continue
+        region_redness = a_star[region]
         # A patch overexposed in a channel (red first, on skin) has lost its
         # redness: clipped skin this large is data (see the glare rule).
-        blown_out = _clipped_share(region_lightness, a_star[region], b_star[region]) >= 0.5
-        if (np.median(region_lightness) > skin_lightness + _FRAME_CUT_LIGHTER
-                and (blown_out or np.median(a_star[region]) >= _REDNESS_SHARE * skin_redness > 0)):
+        if (np.median(region_redness) >= _REDNESS_SHARE * skin_redness > 0
+                or _clipped_share(region_lightness, region_redness, b_star[region]) >= 0.5):
             found |= region
     return found
 
@@ -439,9 +441,11 @@ def _skin_colours(a_star: np.ndarray, b_star: np.ndarray, lightness: np.ndarray)
     # Melanin adds yellow-brown to the blood's pink: normal skin is more
     # saturated and more yellow (a larger hue angle) than depigmented skin,
     # unless the patch is clipped in its red channel and has lost its pink.
-    near_main = np.hypot(a_star - a_mode, b_star - b_mode) <= 2.0
+    step = max(1, a_star.size // 20_000)  # a regular subsample is plenty for a share
+    a_some, b_some, l_some = a_star[::step], b_star[::step], lightness[::step]
+    near_main = np.hypot(a_some - a_mode, b_some - b_mode) <= 2.0
     main_clipped = bool(near_main.any()) and _clipped_share(
-        lightness[near_main], a_star[near_main], b_star[near_main]) >= 0.5
+        l_some[near_main], a_some[near_main], b_some[near_main]) >= 0.5
     other = ((np.hypot(grid_a - a_mode, grid_b - b_mode) > _SECOND_MODE_DISTANCE)
              & (grid_chroma * _SECOND_MODE_CHROMA_RATIO >= chroma)
              & (np.abs(grid_hue - hue) <= _SECOND_MODE_HUE)
@@ -929,14 +933,16 @@ def _optical_density_segmentation(
     # split barely does); moles and freckles cover too little to be taken,
     # and a wall or paper the skin test let in lacks the redness that
     # depigmented skin keeps.
+    # (Compared on a quarter of the values: plenty for a separation.)
     raised = np.maximum(all_values, middle)
     upper_split = _otsu(raised)
-    above = all_values >= upper_split
+    sample = all_values[::4]
+    above = sample >= upper_split
     if np.mean(above) >= _LARGE_PATCH_MIN_NORMAL:
-        upper_sep = _separation(all_values[~above], all_values[above])
-        lower_sep = _separation(all_values[all_values < split], all_values[all_values >= split])
+        upper_sep = _separation(sample[~above], sample[above])
+        lower_sep = _separation(sample[sample < split], sample[sample >= split])
         if upper_sep >= _MIN_SEPARATION and upper_sep > lower_sep:
-            redness = _subsample(lab[..., 1][skin], 4 * _STATISTICS_SAMPLE)
+            redness = _subsample(lab[..., 1][skin], 4 * _STATISTICS_SAMPLE)[::4]
             if np.median(redness[~above]) >= _REDNESS_SHARE * np.median(redness[above]):
                 split, sep = upper_split, upper_sep
     normal = skin & ((chromatic >= split) if sep >= _MIN_SEPARATION else np.ones_like(skin))
