@@ -42,6 +42,7 @@ from .registration import (
 )
 from .scoring import Milestones, VisitScore, find_milestones, score_visit, weeks_since
 from .segmentation import (
+    CLIPPED_SRGB,
     Segmentation,
     depigmented_mask,
     remove_small_regions,
@@ -231,7 +232,7 @@ def prepare_photo(
     # Blown out to white in every channel: at least that light, of unknown
     # colour. A colour correction that scales it down with the rest would make
     # an overexposed patch pass for normal skin, so it stays white.
-    blown_out = loaded.rgb.min(axis=2) >= _BLOWN_OUT_SRGB
+    blown_out = loaded.rgb.min(axis=2) >= CLIPPED_SRGB
     if blown_out.any():
         normalized = replace(normalized, rgb=np.where(blown_out[..., None], np.uint8(255), normalized.rgb))
     else:
@@ -928,8 +929,6 @@ _COLOUR_MATCH_MIN_EXPOSURE = 1.5
 _STRONG_LIGHT_CAST = 0.25
 _STRONG_LIGHT_EXPOSURE = 1.8
 _STRONG_LIGHT_CLIPPED = 0.05
-#: 8-bit value from which a pixel counts as blown out (JPEG rings clipped white down to about 250).
-_BLOWN_OUT_SRGB = 250
 _STRONG_LIGHT_UNCERTAINTY_PCT = 10.0
 
 
@@ -1005,7 +1004,7 @@ def _strong_light_change(
     step = max(1, int(np.sqrt(np.count_nonzero(shared) / 20_000)))
     sample = registered[::step, ::step][shared[::step, ::step]]
     if len(sample):
-        clipped = float(np.mean(sample.max(axis=1) >= _BLOWN_OUT_SRGB))
+        clipped = float(np.mean(sample.max(axis=1) >= CLIPPED_SRGB))
         if clipped > _STRONG_LIGHT_CLIPPED:
             return f"overexposed: {clipped:.0%} of the normal skin is blown out to white"
     if prepared.color_gains is None or base.color_gains is None:

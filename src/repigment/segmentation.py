@@ -45,6 +45,7 @@ from .errors import InvalidParameterError
 __all__ = [
     "MELANIN_WEIGHTS",
     "SEGMENTATION_METHODS",
+    "CLIPPED_SRGB",
     "validate_labels",
     "resize_labels",
     "Segmentation",
@@ -251,9 +252,11 @@ def skin_mask(rgb: np.ndarray, *, exclude: np.ndarray | None = None) -> np.ndarr
     window on that finds the photo's dominant skin colour (and, when a large
     patch makes that colour the patch's pale pink, the yellower normal skin
     as well); skin is then what lies within ``SKIN_HUE_TOLERANCE`` degrees of
-    *this patient's* skin hue and is not much more saturated than it, so red, pink or orange cloth, dark
-    backgrounds, blue or green cloth and neutral objects fall outside. Holes
-    enclosed by skin (moles, glare, low-chroma depigmentation) are filled back.
+    *this patient's* skin hue and is not much more saturated than it, so red,
+    pink or orange cloth, dark backgrounds, blue or green cloth and neutral
+    objects fall outside. Holes enclosed by skin (moles, glare, low-chroma
+    depigmentation) are filled back, and so are pale regions the frame cuts
+    that keep skin's redness or are clipped (see :func:`_frame_cut_patches`).
     """
     return _skin_from_lab(rgb_to_lab(rgb), exclude)
 
@@ -334,7 +337,7 @@ def _clipped_share(lightness: np.ndarray, a_star: np.ndarray, b_star: np.ndarray
     step = max(1, lightness.size // 5000)
     lab = np.stack([lightness[::step], a_star[::step], b_star[::step]], axis=-1).astype(np.float32)
     rgb = cv2.cvtColor(lab[:, None, :], cv2.COLOR_Lab2RGB)[:, 0, :]  # sRGB in [0, 1]
-    return float(np.mean(rgb.max(axis=1) >= _BLOWN_OUT_SRGB / 255.0))
+    return float(np.mean(rgb.max(axis=1) >= CLIPPED_SRGB / 255.0))
 
 
 def _frame_cut_patches(
@@ -396,7 +399,7 @@ _FRAME_CUT_LIGHTER = 5.0
 _FRAME_CUT_MIN_SHARE = 0.005
 _FRAME_CUT_MAX_SHARE = 0.7
 #: 8-bit value from which a channel counts as clipped (JPEG rings clipped values down to about 250).
-_BLOWN_OUT_SRGB = 250
+CLIPPED_SRGB = 250
 
 
 #: How far (degrees of CIELAB hue) a pixel's hue may be from the photo's own
