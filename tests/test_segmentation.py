@@ -206,6 +206,11 @@ def test_normal_skin_stays_skin_beside_a_large_patch_clipped_in_its_red_channel(
     photo = _finish(photo)
     assert np.mean(photo[truth][:, 0] == 255) > 0.5
     assert skin_mask(photo)[~truth].mean() > 0.9
+    # Its lost redness does not make it a wall: the melanin rule's first guess
+    # takes normal skin above the median, and the rule finds the patch itself.
+    result = depigmented_mask(photo)
+    assert result.method == "od-field"
+    assert _dice(result.mask, truth) > 0.98
 
 
 def test_pink_cloth_darker_than_the_skin_stays_out_of_it():
