@@ -945,11 +945,12 @@ def _optical_density_segmentation(
         upper_sep = _separation(sample[~above], sample[above])
         lower_sep = _separation(sample[sample < split], sample[sample >= split])
         if upper_sep >= _MIN_SEPARATION and upper_sep > lower_sep:
-            lower_lab = [_subsample(lab[..., k][skin], 4 * _STATISTICS_SAMPLE)[::4] for k in range(3)]
-            redness = lower_lab[1]
-            # (A patch clipped in its red channel has lost its redness; see _frame_cut_patches.)
+            # CIELAB of the same values; a patch clipped in its red channel has
+            # lost its redness (see _frame_cut_patches).
+            sample_lab = [_subsample(lab[..., k][skin], 4 * _STATISTICS_SAMPLE)[::4] for k in range(3)]
+            redness = sample_lab[1]
             if (np.median(redness[~above]) >= _REDNESS_SHARE * np.median(redness[above])
-                    or _clipped_share(*(channel[~above] for channel in lower_lab)) >= 0.5):
+                    or _clipped_share(*(channel[~above] for channel in sample_lab)) >= 0.5):
                 split, sep = upper_split, upper_sep
     normal = skin & ((chromatic >= split) if sep >= _MIN_SEPARATION else np.ones_like(skin))
 
