@@ -166,16 +166,20 @@ def test_white_paper_cut_by_the_frame_edge_is_not_skin():
     assert skin_mask(_finish(photo))[paper].mean() > 0.9
 
 
+def _frame_filling_patch(seed, normal, patch_rgb):
+    """A photo whose patch covers 62 % of the frame, cut by three of its edges, and the patch."""
+    truth = np.zeros((480, 640), np.uint8)
+    cv2.circle(truth, (250, 300), 260, 1, -1)
+    truth = truth.astype(bool)
+    photo = _photo(seed, normal=normal)
+    photo[truth] = np.array(patch_rgb, np.float32) + (photo[truth] - np.array(normal, np.float32)) * 0.3
+    return _finish(photo), truth
+
+
 def test_a_patch_that_fills_most_of_the_frame_leaves_yellower_normal_skin_skin():
     # The pale pink patch is the photo's most common colour; light normal skin
     # lies 31 degrees of hue more yellow, beyond the tolerance around the patch.
-    normal = (205, 165, 135)
-    truth = np.zeros((480, 640), np.uint8)
-    cv2.circle(truth, (250, 300), 260, 1, -1)  # 62 % of the frame, cut by three edges
-    truth = truth.astype(bool)
-    photo = _photo(11, normal=normal)
-    photo[truth] = np.array((236, 211, 207), np.float32) + (photo[truth] - np.array(normal, np.float32)) * 0.3
-    photo = _finish(photo)
+    photo, truth = _frame_filling_patch(11, (205, 165, 135), (236, 211, 207))
     assert skin_mask(photo)[~truth].mean() > 0.9
     assert _dice(depigmented_mask(photo).mask, truth) > 0.95
 
@@ -197,13 +201,7 @@ def test_a_patch_larger_than_the_normal_skin_around_it_under_uneven_light(normal
 def test_normal_skin_stays_skin_beside_a_large_patch_clipped_in_its_red_channel():
     # Overexposed, the patch's red clips: it loses its pink and turns yellower
     # than the normal skin, so normal skin is redder than the photo's most common colour.
-    normal = (175, 120, 90)
-    truth = np.zeros((480, 640), np.uint8)
-    cv2.circle(truth, (250, 300), 260, 1, -1)  # 62 % of the frame, cut by three edges
-    truth = truth.astype(bool)
-    photo = _photo(15, normal=normal)
-    photo[truth] = np.array((255, 239, 219), np.float32) + (photo[truth] - np.array(normal, np.float32)) * 0.3
-    photo = _finish(photo)
+    photo, truth = _frame_filling_patch(15, (175, 120, 90), (255, 239, 219))
     assert np.mean(photo[truth][:, 0] == 255) > 0.5
     assert skin_mask(photo)[~truth].mean() > 0.9
     # Its lost redness does not make it a wall: the melanin rule's first guess

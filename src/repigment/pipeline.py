@@ -43,6 +43,7 @@ from .registration import (
 from .scoring import Milestones, VisitScore, find_milestones, score_visit, weeks_since
 from .segmentation import (
     CLIPPED_SRGB,
+    LABEL_NOT_SKIN,
     Segmentation,
     depigmented_mask,
     remove_small_regions,
@@ -1029,15 +1030,9 @@ def _segment_with_carried_labels(
     such: skin marked depigmented at baseline may have repigmented since, and
     skin marked normal may have lost pigment, which is what the series measures.
     """
-    import cv2
-
     preliminary = prepared.segmentation
-    height, width = preliminary.mask.shape
-    carried = cv2.warpPerspective(
-        base_labels_work, np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-    )
-    not_skin = carried == 3
+    carried = _baseline_to_visit(base_labels_work, homography, preliminary.mask.shape)
+    not_skin = carried == LABEL_NOT_SKIN
     if not not_skin.any():
         return preliminary
     return replace(preliminary, mask=preliminary.mask & ~not_skin, skin=preliminary.skin & ~not_skin)
@@ -1083,10 +1078,9 @@ def _without_faint_new_regions(
     if count <= 2:
         return segmentation  # the patch alone
     height, width = segmentation.mask.shape
-    footprint = cv2.warpPerspective(
-        base_mask_work.view(np.uint8), np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST)
+    footprint = _baseline_to_visit(base_mask_work, homography, (height, width))
     # Within the margin: a distance transform costs a fraction of a wide dilation.
-    distance = cv2.distanceTransform((footprint == 0).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
+    distance = cv2.distanceTransform((~footprint).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
     near = distance <= 0.02 * max(height, width)
     pixels = np.bincount(labels[segmentation.mask], minlength=count)
     apart = np.bincount(labels[near & segmentation.mask], minlength=count) == 0
@@ -1110,6 +1104,21 @@ def _without_faint_new_regions(
 _NEW_REGION_LEVEL_SHARE = 0.75
 #: Lighter skin left out is noted from this share of the baseline area on.
 _NEW_REGION_NOTED_SHARE = 0.01
+
+
+def _baseline_to_visit(image: np.ndarray, homography: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A baseline-frame mask or label image in a visit's frame (nearest neighbour, 0 outside).
+
+    ``homography`` maps the visit's working pixels to the baseline's, as
+    registration gives it; a bool mask comes back bool.
+    """
+    import cv2
+
+    height, width = shape
+    warped = cv2.warpPerspective(np.asarray(image).view(np.uint8) if image.dtype == bool else image,
+                                 np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return warped.astype(bool) if image.dtype == bool else warped
 
 
 def _dilate_disk(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -1167,8 +1176,6 @@ def _check_against_evidence(
     ``_IMPLAUSIBLE_GROWTH`` times the baseline's; and a light too far from
     the baseline's to be undone (``visit.light_change``).
     """
-    import cv2
-
     if visit.light_change is not None and visit.own_strokes:
         # The strokes taught a model of this photo's own colours: the light is no reason to doubt it.
         visit.notes.append(f"{visit.light_change}; judged by the strokes drawn on this photo")
@@ -1182,9 +1189,7 @@ def _check_against_evidence(
     seg = prepared.segmentation
     surrounding = _surrounding_skin(prepared)
     height, width = seg.mask.shape
-    footprint = cv2.warpPerspective(
-        base_mask_work.view(np.uint8), np.linalg.inv(homography), (width, height), flags=cv2.INTER_NEAREST
-    ).astype(bool)
+    footprint = _baseline_to_visit(base_mask_work, homography, (height, width))
     score = visit.score
     evidence = evidence_residual_fraction(
         footprint_contrast(prepared.rgb, footprint, usable=surrounding), base_evidence)
