@@ -56,6 +56,26 @@ def test_sign_in_is_refused_after_five_failures_until_the_window_passes(store):
     assert accounts.sign_in_clinician(store, "dr.lee", "correct horse battery", now=after).role == "clinician"
 
 
+def test_failures_older_than_the_window_are_not_kept(store):
+    accounts.add_clinician(store, "dr.lee", "correct horse battery")
+    start = dt.datetime(2026, 11, 30, 9, 0)
+    for minute in range(3):
+        with pytest.raises(accounts.AccountError, match="wrong"):
+            accounts.sign_in_clinician(store, "dr.lee", "guess", now=start + dt.timedelta(minutes=minute))
+    with pytest.raises(accounts.AccountError, match="not valid"):
+        accounts.sign_in_patient(store, "AAAA-BBBB-CCCC-DDDD-EEEE", now=start)
+
+    def kept() -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM login_failures")).scalar()
+
+    assert kept() == 4
+    after = start + accounts.FAILURE_WINDOW + dt.timedelta(minutes=5)
+    with pytest.raises(accounts.AccountError, match="wrong"):
+        accounts.sign_in_clinician(store, "dr.lee", "guess", now=after)
+    assert kept() == 1  # only the attempt just made
+
+
 def test_a_patient_code_is_random_stored_hashed_and_revocable(store):
     first, second = store.create_patient("P-0001"), store.create_patient("P-0002")
     code = accounts.issue_patient_code(store, first.id, actor="clinician dr.lee")

@@ -148,6 +148,9 @@ def _begin_attempt(store: Store, subject: str, limit: int, now: _dt.datetime) ->
     (:func:`_end_attempt`). Returns the count's row id.
     """
     with store.transaction() as session:
+        # Failures older than the window no longer count: drop them, so the
+        # table holds at most a window's worth of attempts.
+        session.execute(sa.delete(LoginAttemptRow).where(LoginAttemptRow.at <= now - FAILURE_WINDOW))
         failures = session.scalars(sa.select(LoginAttemptRow.at).where(
             LoginAttemptRow.subject == subject, LoginAttemptRow.at > now - FAILURE_WINDOW)
             .order_by(LoginAttemptRow.at)).all()
