@@ -146,7 +146,26 @@ def test_the_cli_manages_accounts_and_prints_the_audit_log(tmp_path):
     log = run_cli("accounts", "audit", "--patient", "P-0001", env=env)
     actions = [line.split("\t")[2] for line in log.stdout.strip().splitlines()]
     assert actions[:3] == ["access codes revoked", "signed in", "access code issued"]
+    assert_one_line_error(run_cli("accounts", "remove-clinician", "dr.lee", env=env), "last clinician account")
+    assert_one_line_error(run_cli("accounts", "remove-clinician", "dr.who", env=env), "no clinician account")
 
+
+
+def test_a_removed_clinician_is_signed_out_and_the_last_one_stays(store):
+    accounts.add_clinician(store, "dr.lee", "correct horse battery")
+    accounts.add_clinician(store, "dr.kim", "another long password")
+    who = accounts.sign_in_clinician(store, "dr.lee", "correct horse battery")
+    assert accounts.still_valid(store, who)
+    accounts.remove_clinician(store, "dr.lee")
+    assert not accounts.still_valid(store, who)
+    with pytest.raises(accounts.AccountError, match="wrong username or password"):
+        accounts.sign_in_clinician(store, "dr.lee", "correct horse battery")
+    with pytest.raises(accounts.AccountError, match="no clinician account 'dr.lee'"):
+        accounts.remove_clinician(store, "dr.lee")
+    with pytest.raises(accounts.AccountError, match="last clinician account"):
+        accounts.remove_clinician(store, "dr.kim")
+    assert accounts.accounts_enabled(store)
+    assert "account removed" in [entry.action for entry in accounts.audit_entries(store)]
 
 def test_a_failed_sign_in_never_stores_what_was_typed(store):
     accounts.add_clinician(store, "dr.lee", "correct horse battery")

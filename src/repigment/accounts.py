@@ -135,6 +135,29 @@ def add_clinician(store: Store, username: str, password: str) -> None:
                              detail=f"clinician {username}"))
 
 
+
+def remove_clinician(store: Store, username: str, *, actor: str = "administrator") -> None:
+    """Delete a clinician's account; their open sessions end at their next page (:func:`still_valid`).
+
+    Raises
+    ------
+    AccountError
+        No such username, or it is the last clinician account: without any
+        account the app is single-user and open to whoever reaches it, so
+        another clinician is added first.
+    """
+    with store.transaction() as session:
+        user = session.scalar(sa.select(UserRow).where(UserRow.username == username))
+        if user is None:
+            raise AccountError(f"no clinician account {username!r}")
+        if session.scalar(sa.select(sa.func.count()).select_from(UserRow)) <= 1:
+            raise AccountError(
+                f"{username!r} is the last clinician account: without one the app asks nobody to sign in; "
+                "add another clinician first")
+        session.delete(user)
+        session.add(AuditRow(at=_now(), actor=actor[:80], action="account removed", patient_id=None,
+                             detail=f"clinician {username}"))
+
 def _subject(username: str) -> str:
     """The rate-limit key of a username: its hash, so a password typed as a username is never stored."""
     return "user " + hashlib.sha256(str(username).encode("utf-8", "replace")).hexdigest()[:32]

@@ -373,6 +373,20 @@ def add_clinician(
     _run(action)
 
 
+
+@accounts_app.command("remove-clinician")
+def remove_clinician(username: str = typer.Argument(..., help="The clinician's username.")) -> None:
+    """Delete a clinician's account (refused for the last one); their open sessions end."""
+
+    def action():
+        from . import accounts
+
+        with _store() as store:
+            accounts.remove_clinician(store, username)
+        typer.echo(f"clinician {username} removed", err=True)
+
+    _run(action)
+
 @accounts_app.command("check")
 def check_accounts() -> None:
     """Exit 0 when clinic accounts are set up (the app may then serve a network), else 2 with the reason."""
