@@ -137,6 +137,9 @@ class BaselineReference:
     threshold: float
     marker_mm: float
     depigmented_level: float | None = None
+    #: The model ``threshold`` belongs to, and the baseline's core factor, as a series passes them to its visits.
+    method: str = "od-field"
+    core_factor: float | None = None
 
 
 def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1024) -> BaselineReference:
@@ -144,12 +147,15 @@ def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1
     from ..pipeline import prepare_photo
 
     prepared = prepare_photo(source, marker_mm=marker_mm, working_size=working_size)
+    segmentation = prepared.segmentation
     return BaselineReference(
         rgb=prepared.rgb,
         registration_mask=prepared.registration_mask(),
-        threshold=prepared.segmentation.threshold,
+        threshold=segmentation.threshold,
         marker_mm=marker_mm,
-        depigmented_level=prepared.segmentation.depigmented_level,
+        depigmented_level=segmentation.depigmented_level,
+        method="od-field" if segmentation.method == "od-field" else "colour-contrast",
+        core_factor=None if segmentation.core_score is None else segmentation.core_score / segmentation.threshold,
     )
 
 
@@ -185,8 +191,10 @@ def check_alignment(reference: BaselineReference, data: bytes, name: str = "phot
     buffer = io.BytesIO(data)
     buffer.name = name
     try:
+        # The patch is judged as a series judges its visits, so that features are taken off it alike.
         prepared = prepare_photo(buffer, marker_mm=reference.marker_mm, threshold=reference.threshold,
-                                 working_size=working_size, reference_level=reference.depigmented_level)
+                                 working_size=working_size, reference_level=reference.depigmented_level,
+                                 method=reference.method, core_factor=reference.core_factor)
     except RepigmentError as exc:
         return AlignmentCheck(ok=False, reason=str(exc), framing=None)
     ghost = _preview(ghost_overlay(reference.rgb, prepared.rgb))
