@@ -505,7 +505,9 @@ def analyze_photos(
         instead of the baseline's threshold, and is not colour-matched again
         (the strokes already hold this photo's colours, so a light far from
         the baseline's is noted, not flagged). Strokes that do not fit the
-        photo fail that visit alone, with the reason.
+        photo fail that visit alone, with the reason. A visit's strokes are
+        looked up only when that visit is prepared (a lazy mapping may read
+        them from a file then).
     working_size : int, optional
         Longest side, in pixels, at which photos are analysed.
     mask_writer : callable, optional
@@ -562,7 +564,9 @@ def analyze_photos(
             )
         seen[stem] = photo.name
     baseline_photo = ordered[0]
-    own_labels = dict(visit_labels or {})
+    # Kept as given: a mapping may decode each visit's strokes only when that
+    # visit is prepared, so a series never holds every visit's strokes at once.
+    own_labels = visit_labels if visit_labels is not None else {}
     unknown = sorted(set(own_labels) - {photo.name for photo in ordered[1:]})
     if unknown:
         raise InvalidParameterError(
