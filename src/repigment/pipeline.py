@@ -76,7 +76,7 @@ __all__ = [
 #: fifth fewer pixels to process.
 DEFAULT_WORKING_SIZE = 900
 #: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v6"
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v7"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Share of the baseline footprint a visit photo must show to be scored at all,
 # and above which it counts as showing all of it.
@@ -1231,8 +1231,9 @@ def _check_against_evidence(
             )
 
 
-#: The plausible decision range of the segmentation: a pixel counts as
-#: depigmented from 40 % to 60 % melanin loss instead of the nominal 50 %.
+#: The plausible decision range of the segmentation: the threshold from 0.8 to
+#: 1.2 times its nominal value (44 % to 66 % of full depigmentation instead of
+#: the nominal 55 %, see repigment.segmentation.DEPIGMENTED_FRACTION).
 DECISION_RANGE = (0.8, 1.2)
 
 

@@ -11,7 +11,8 @@ Two variants of a patch's VASI are computed here, and both are reported:
 continuous (the headline figure)
     ``VASI_t = A_t / HU``, with ``A_t`` the depigmented area of the visit in
     cm² and ``HU`` the hand unit in cm². Every pixel of the mask has lost at
-    least half its melanin (the segmentation's 50 % point), so it is counted at
+    least half its melanin (the segmentation's threshold sits at 55 %, just past the
+    50 % point, see :data:`repigment.segmentation.DEPIGMENTED_FRACTION`), so it is counted at
     100 % residual depigmentation and everything else at 0 %. The improvement
     ``(VASI_0 - VASI_t) / VASI_0`` then equals the area-based repigmentation
     percent of :mod:`repigment.scoring`, and the hand unit cancels out of it.
