@@ -150,7 +150,6 @@ def test_the_cli_manages_accounts_and_prints_the_audit_log(tmp_path):
     assert_one_line_error(run_cli("accounts", "remove-clinician", "dr.who", env=env), "no clinician account")
 
 
-
 def test_a_removed_clinician_is_signed_out_and_the_last_one_stays(store):
     accounts.add_clinician(store, "dr.lee", "correct horse battery")
     accounts.add_clinician(store, "dr.kim", "another long password")
@@ -166,6 +165,7 @@ def test_a_removed_clinician_is_signed_out_and_the_last_one_stays(store):
         accounts.remove_clinician(store, "dr.kim")
     assert accounts.accounts_enabled(store)
     assert "account removed" in [entry.action for entry in accounts.audit_entries(store)]
+
 
 def test_a_failed_sign_in_never_stores_what_was_typed(store):
     accounts.add_clinician(store, "dr.lee", "correct horse battery")

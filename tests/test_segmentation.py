@@ -371,7 +371,7 @@ def _island_field(normal_srgb, depigmented_srgb, *, blur_sigma=1.2, radius=3, sp
 
 
 def test_pigmented_islands_blurred_in_linear_light_keep_their_area():
-    # Perifollicular repigmentation: ~60 islands of 3 px radius in a patch, blurred by the optics.
+    # Perifollicular repigmentation: 121 islands of 3 px radius in a patch, blurred by the optics.
     # Blur mixes light, not optical density, so at the density midpoint (0.5) each island edge
     # read about a pixel into the island: the patch measured 8.8 % too large and repigmentation
     # was under-counted. The threshold sits past the midpoint now (DEPIGMENTED_FRACTION).

@@ -273,7 +273,6 @@ def test_visit_strokes_that_do_not_fit_fail_that_visit_alone(small_series):
         repigment.analyze_series(small_series, visit_labels={truth["visits"][0]["image"]: np.ones((10, 10), np.uint8)})
 
 
-
 def test_visit_strokes_are_read_only_when_their_visit_is_analysed(small_series):
     # A lazy mapping (the app's, over stored PNGs) is read visit by visit, never all at once
     # before the analysis; strokes that cannot be read fail their visit alone.
@@ -304,6 +303,7 @@ def test_visit_strokes_are_read_only_when_their_visit_is_analysed(small_series):
     # Nothing was read up front: each visit's strokes once, when its photo was prepared
     # (up to two visits ahead, after the series had started).
     assert events[0] == ("done", 0) and sorted(e for e in events if e[0] == "read") == [("read", n) for n in names]
+
 
 def test_one_short_normal_skin_stroke_does_not_make_the_skin_around_a_mottled_patch_depigmented():
     # The bundled sample's last visit: a patch with pigmented islands (perifollicular

@@ -135,7 +135,6 @@ def add_clinician(store: Store, username: str, password: str) -> None:
                              detail=f"clinician {username}"))
 
 
-
 def remove_clinician(store: Store, username: str, *, actor: str = "administrator") -> None:
     """Delete a clinician's account; their open sessions end at their next page (:func:`still_valid`).
 
@@ -157,6 +156,7 @@ def remove_clinician(store: Store, username: str, *, actor: str = "administrator
         session.delete(user)
         session.add(AuditRow(at=_now(), actor=actor[:80], action="account removed", patient_id=None,
                              detail=f"clinician {username}"))
+
 
 def _subject(username: str) -> str:
     """The rate-limit key of a username: its hash, so a password typed as a username is never stored."""

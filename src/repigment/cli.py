@@ -373,7 +373,6 @@ def add_clinician(
     _run(action)
 
 
-
 @accounts_app.command("remove-clinician")
 def remove_clinician(username: str = typer.Argument(..., help="The clinician's username.")) -> None:
     """Delete a clinician's account (refused for the last one); their open sessions end."""
@@ -386,6 +385,7 @@ def remove_clinician(username: str = typer.Argument(..., help="The clinician's u
         typer.echo(f"clinician {username} removed", err=True)
 
     _run(action)
+
 
 @accounts_app.command("check")
 def check_accounts() -> None:

@@ -154,7 +154,6 @@ class PatchAnalysis:
                 yield entry["mask"], files.full_mask_sha256
 
 
-
 class _StrokesByImage(Mapping):
     """Later visits' strokes by image name, each PNG decoded only when its visit is analysed.
 
@@ -175,6 +174,7 @@ class _StrokesByImage(Mapping):
 
     def __len__(self) -> int:
         return len(self._pngs)
+
 
 def link_photos(store: Store, photos: Sequence[SeriesPhoto], folder: Path, *, missing_ok: bool = False) -> None:
     """Put the stored photos in ``folder`` under their upload names (hard links when possible).
