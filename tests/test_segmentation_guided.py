@@ -101,6 +101,40 @@ def test_a_box_finds_a_faint_patch_the_whole_photo_hides():
     assert _dice(result.mask, truth) > 0.9, result.reason
 
 
+def test_a_box_finds_patches_on_skin_too_dark_to_be_taken_for_skin():
+    # Type VI skin photographed dark: the normal skin is near black, not skin by colour, so the
+    # pink patches are nearly all the skin found and nothing stands out from them in the whole
+    # photo. Inside the clinician's box the patches are found from the box's own split.
+    rng = np.random.default_rng(3)
+    height, width = 400, 600
+    photo = np.zeros((height, width, 3), np.float32)
+    photo[:] = (225, 230, 235)
+    photo += rng.normal(0, 2, photo.shape)
+    hand = np.zeros((height, width), np.uint8)
+    cv2.ellipse(hand, (300, 200), (260, 150), 0, 0, 360, 1, -1)
+    hand = hand.astype(bool)
+    photo[hand] = (np.array((38, 26, 22), np.float32) + rng.normal(0, 3, (height, width, 3)))[hand]
+    truth = np.zeros((height, width), np.uint8)
+    for centre, radius in (((250, 170), 70), ((380, 240), 55), ((180, 260), 40)):
+        cv2.circle(truth, centre, radius, 1, -1)
+    truth = truth.astype(bool) & hand
+    shade = np.linspace(0.85, 1.05, width, dtype=np.float32)[None, :, None]
+    photo[truth] = (np.array((205, 150, 140), np.float32) * shade + rng.normal(0, 4, (height, width, 3)))[truth]
+    photo = _finish(photo)
+    ys, xs = np.nonzero(truth)
+    box = (xs.min() - 40, ys.min() - 30, np.ptp(xs) + 80, np.ptp(ys) + 60)
+    assert depigmented_mask(photo).area_px == 0  # what the box is for
+    result = depigmented_mask(photo, roi=box)
+    assert _dice(result.mask, truth) > 0.95, result.reason
+
+
+def test_a_box_on_plain_skin_finds_nothing():
+    rng = np.random.default_rng(4)
+    skin = np.clip(rng.normal((190, 140, 110), 4, (480, 640, 3)), 0, 255).astype(np.uint8)
+    result = depigmented_mask(skin, roi=(200, 150, 240, 180))
+    assert result.area_px == 0 and result.confidence == 0.0
+
+
 def test_plain_noisy_skin_has_no_patch_under_either_model():
     rng = np.random.default_rng(0)
     skin = np.clip(rng.normal((190, 140, 110), 4, (480, 640, 3)), 0, 255).astype(np.uint8)

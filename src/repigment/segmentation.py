@@ -1556,8 +1556,15 @@ def _colour_contrast_segmentation(
         # Otsu's split of the box's own skin can find a faint patch that the
         # whole photo's split (set by brighter patches elsewhere) misses. It
         # may lower the threshold, never raise it: a box drawn inside a patch
-        # would otherwise split the patch itself.
-        threshold = min(threshold, max(_otsu(contrast[skin & region]), _MIN_CONTRAST_SIGMAS * spread))
+        # would otherwise split the patch itself. Its floor is one noise level
+        # of the photo's normal skin, not the three a whole photo needs: plain
+        # skin splits near its median, a boxed patch well above it, and the
+        # spread of a whole photo's skin (uneven light, several body parts)
+        # can be as large as a faint patch's contrast (a type VI hand whose
+        # near-black skin leaves the patch as most of the skin found: Dice 0
+        # with the box; 0.73 now). Whether what passes is a distinct class
+        # is judged after, as everywhere.
+        threshold = min(threshold, max(_otsu(contrast[skin & region]), _BOX_MIN_CONTRAST_SIGMAS * spread))
     if labels is None:
         trimap[skin & (contrast > threshold)] = cv2.GC_PR_FGD
         trimap[skin & (contrast > _SURE_DEPIGMENTED * threshold)] = cv2.GC_FGD
@@ -1581,6 +1588,10 @@ def _colour_contrast_segmentation(
     normal_lab = np.median(_subsample(reference), axis=0) if len(reference) else np.full(3, np.nan)
     return mask, skin, contrast, float(threshold), spread, normal, normal_lab
 
+
+#: The least contrast, in noise levels of the photo's normal skin, that Otsu's
+#: split inside a clinician's box may set the threshold to.
+_BOX_MIN_CONTRAST_SIGMAS = 1.0
 
 def _distinct_lighter_class(contrast: np.ndarray, threshold: float, spread: float) -> bool:
     """Whether the skin's contrast values hold a class of their own above ``threshold``.
