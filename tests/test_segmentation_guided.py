@@ -319,7 +319,7 @@ def test_visit_strokes_are_read_only_when_their_visit_is_analysed(small_series):
     names = [visit["image"] for visit in truth["visits"][1:]]
     events = []
 
-    class Unreadable(Mapping):
+    class Unreadable(Mapping):  # Mapping's own `in` and get() would read too
         def __getitem__(self, name):
             events.append(("read", name))
             raise ImageLoadError(f"{name}: the strokes file is damaged")
@@ -337,6 +337,32 @@ def test_visit_strokes_are_read_only_when_their_visit_is_analysed(small_series):
     # Nothing was read up front: each visit's strokes once, when its photo was prepared
     # (up to two visits ahead, after the series had started).
     assert events[0] == ("done", 0) and sorted(e for e in events if e[0] == "read") == [("read", n) for n in names]
+
+
+def test_each_visit_s_strokes_are_read_once(small_series):
+    from collections.abc import Mapping
+
+    import repigment
+
+    truth = json.loads((small_series / "truth.json").read_text())
+    visit = truth["visits"][1]
+    own = cv2.imread(str(small_series / visit["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 127
+    reads = []
+
+    class Counted(Mapping):
+        def __getitem__(self, name):
+            reads.append(name)
+            return {visit["image"]: _own_strokes(own)}[name]
+
+        def __iter__(self):
+            return iter([visit["image"]])
+
+        def __len__(self):
+            return 1
+
+    result = repigment.analyze_series(small_series, visit_labels=Counted())
+    assert result.visits[1].own_strokes
+    assert reads == [visit["image"]]
 
 
 def test_one_short_normal_skin_stroke_does_not_make_the_skin_around_a_mottled_patch_depigmented():

@@ -567,7 +567,8 @@ def analyze_photos(
     # Kept as given: a mapping may decode each visit's strokes only when that
     # visit is prepared, so a series never holds every visit's strokes at once.
     own_labels = visit_labels if visit_labels is not None else {}
-    unknown = sorted(set(own_labels) - {photo.name for photo in ordered[1:]})
+    with_strokes = set(own_labels)  # the names only: membership must not decode anything
+    unknown = sorted(with_strokes - {photo.name for photo in ordered[1:]})
     if unknown:
         raise InvalidParameterError(
             f"strokes were given for {', '.join(unknown)}, which is not a later visit of this series")
@@ -654,7 +655,7 @@ def analyze_photos(
         prepared = prepare_photo(
             photo.path, marker_mm=marker_mm, threshold=base_seg.threshold, working_size=working_size,
             limits=limits, deadline=deadline, reference_level=base_seg.depigmented_level, method=visit_method,
-            labels=own_labels.get(photo.name), core_factor=base_core,
+            labels=own_labels[photo.name] if photo.name in with_strokes else None, core_factor=base_core,
         )
         features = image_features(prepared.rgb, prepared.registration_mask())
         deadline.pause()  # waiting for its turn is not time spent on this photo
@@ -681,7 +682,7 @@ def analyze_photos(
                 else:
                     prepared, features, deadline = next(upcoming)()
                     deadline.resume()
-                    own_strokes = photo.name in own_labels
+                    own_strokes = photo.name in with_strokes
                     aligned = _register_visit(
                         visit, prepared, features, deadline, base, base_features, base_features_wide,
                         base_mask_work, region_work, keep_images=keep_images,

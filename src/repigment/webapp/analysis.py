@@ -169,6 +169,9 @@ class _StrokesByImage(Mapping):
 
         return read_labels(self._pngs[image])
 
+    def __contains__(self, image: object) -> bool:
+        return image in self._pngs  # Mapping's own would decode the PNG to answer
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._pngs)
 
