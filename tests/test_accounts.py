@@ -151,12 +151,19 @@ def test_the_cli_manages_accounts_and_prints_the_audit_log(tmp_path):
 
 
 def test_a_removed_clinician_is_signed_out_and_the_last_one_stays(store):
-    accounts.add_clinician(store, "dr.lee", "correct horse battery")
     accounts.add_clinician(store, "dr.kim", "another long password")
+    accounts.add_clinician(store, "dr.lee", "correct horse battery")
     who = accounts.sign_in_clinician(store, "dr.lee", "correct horse battery")
     assert accounts.still_valid(store, who)
     accounts.remove_clinician(store, "dr.lee")
     assert not accounts.still_valid(store, who)
+    # The database may give the removed account's id to the next one.
+    accounts.add_clinician(store, "dr.new", "a third long password")
+    assert not accounts.still_valid(store, who)
+    newcomer = accounts.sign_in_clinician(store, "dr.new", "a third long password")
+    assert accounts.still_valid(store, newcomer)
+    accounts.remove_clinician(store, "dr.new")
+    assert not accounts.still_valid(store, newcomer)
     with pytest.raises(accounts.AccountError, match="wrong username or password"):
         accounts.sign_in_clinician(store, "dr.lee", "correct horse battery")
     with pytest.raises(accounts.AccountError, match="no clinician account 'dr.lee'"):
@@ -185,5 +192,10 @@ def test_a_revoked_code_or_removed_patient_ends_the_session(store):
     assert not accounts.still_valid(store, who)
     again = accounts.sign_in_patient(store, accounts.issue_patient_code(store, patient.id))
     store.delete_patient(patient.id)
+    assert not accounts.still_valid(store, again)
+    # The next patient may be given the deleted one's ids and code: the old session sees nothing of theirs.
+    newcomer = store.create_patient("P-0001")
+    for _ in range(2):  # the second takes the deleted code's id on SQLite
+        accounts.issue_patient_code(store, newcomer.id)
     assert not accounts.still_valid(store, again)
     assert accounts.still_valid(store, accounts.LOCAL)

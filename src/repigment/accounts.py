@@ -45,6 +45,7 @@ __all__ = [
     "audit_entries",
     "issue_patient_code",
     "record",
+    "remove_clinician",
     "revoke_patient_codes",
     "session_expired",
     "sign_in_clinician",
@@ -80,6 +81,9 @@ class Identity:
     patient_id: int | None = None
     #: The users row of a clinician or the access_codes row of a patient (re-checked on every page).
     credential_id: int | None = None
+    #: When that row was created: a database may give a deleted row's id to the
+    #: next one, so the id alone does not say it is still the same account or code.
+    credential_created: _dt.datetime | None = None
 
 
 #: The one user of a computer without accounts.
@@ -138,6 +142,15 @@ def add_clinician(store: Store, username: str, password: str) -> None:
 def remove_clinician(store: Store, username: str, *, actor: str = "administrator") -> None:
     """Delete a clinician's account; their open sessions end at their next page (:func:`still_valid`).
 
+    Parameters
+    ----------
+    store : Store
+        The clinic's store.
+    username : str
+        The account to remove.
+    actor : str, optional
+        Who removes it, for the audit log.
+
     Raises
     ------
     AccountError
@@ -146,10 +159,13 @@ def remove_clinician(store: Store, username: str, *, actor: str = "administrator
         another clinician is added first.
     """
     with store.transaction() as session:
-        user = session.scalar(sa.select(UserRow).where(UserRow.username == username))
+        # Every account row locked (PostgreSQL): two removals at once must not
+        # both see the other's account and leave none.
+        users = session.scalars(sa.select(UserRow).with_for_update()).all()
+        user = next((row for row in users if row.username == username), None)
         if user is None:
             raise AccountError(f"no clinician account {username!r}")
-        if session.scalar(sa.select(sa.func.count()).select_from(UserRow)) <= 1:
+        if len(users) <= 1:
             raise AccountError(
                 f"{username!r} is the last clinician account: without one the app asks nobody to sign in; "
                 "add another clinician first")
@@ -207,7 +223,8 @@ def sign_in_clinician(store: Store, username: str, password: str, *, now: _dt.da
     attempt = _begin_attempt(store, _subject(username), MAX_FAILURES, now)
     with store.transaction() as session:
         user = session.scalar(sa.select(UserRow).where(UserRow.username == username))
-        digest, user_id = (None, None) if user is None else (user.password_hash, user.id)
+        digest, user_id, created = (
+            (None, None, None) if user is None else (user.password_hash, user.id, user.created_at))
     try:
         if digest is None:
             _hasher().hash(password)  # the same work either way: timing does not tell which usernames exist
@@ -218,7 +235,7 @@ def sign_in_clinician(store: Store, username: str, password: str, *, now: _dt.da
                "sign-in failed")
         raise AccountError("wrong username or password") from None
     _end_attempt(store, attempt)
-    who = Identity(f"clinician {username}", "clinician", None, user_id)
+    who = Identity(f"clinician {username}", "clinician", None, user_id, created)
     record(store, who, "signed in")
     return who
 
@@ -270,7 +287,8 @@ def sign_in_patient(store: Store, code: str, *, now: _dt.datetime | None = None)
     with store.transaction() as session:
         row = session.scalar(sa.select(AccessCodeRow).where(AccessCodeRow.code_sha256 == _code_digest(code)))
         patient = None if row is None or row.revoked_at is not None else session.get(PatientRow, row.patient_id)
-        who = None if patient is None else Identity(f"patient {patient.code}", "patient", patient.id, row.id)
+        who = None if patient is None else Identity(
+            f"patient {patient.code}", "patient", patient.id, row.id, row.created_at)
     if who is None:
         record(store, Identity(_CODE_SUBJECT, "patient"), "sign-in failed")
         raise AccountError("this access code is not valid (ask your clinician for a new one)")
@@ -283,11 +301,18 @@ def still_valid(store: Store, who: Identity) -> bool:
     """Whether a signed-in identity's account or access code (and patient) still exist and are not revoked."""
     if who.role == "local":
         return True
+    if who.credential_id is None or who.credential_created is None:
+        return False
     with store.transaction() as session:
         if who.role == "clinician":
-            return who.credential_id is not None and session.get(UserRow, who.credential_id) is not None
-        row = None if who.credential_id is None else session.get(AccessCodeRow, who.credential_id)
-        return row is not None and row.revoked_at is None and row.patient_id == who.patient_id
+            user = session.get(UserRow, who.credential_id)
+            # A removed account's id may be given to the next account created.
+            return user is not None and user.created_at == who.credential_created and (
+                who.actor == f"clinician {user.username}")
+        row = session.get(AccessCodeRow, who.credential_id)
+        # A deleted patient's ids (and code) may be given to the next patient.
+        return (row is not None and row.created_at == who.credential_created and row.revoked_at is None
+                and row.patient_id == who.patient_id)
 
 
 def record(store: Store, identity: Identity, action: str, patient_id: int | None = None, detail: str = "") -> None:
