@@ -101,18 +101,20 @@ def analyze(
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         from .clinical import clinical_summary, resolve_hand_unit
-        from .io import read_labels
+        from .io import LabelsByImage, read_labels
         from .limits import Limits
         from .pipeline import analyze_series
         from .vasi import vasi_index_name
 
         limits = Limits.from_env()
-
-        def read_strokes(path: Path):
-            return read_labels(path, max_pixels=limits.max_pixels, max_file_bytes=limits.max_file_bytes)
-
-        strokes = None if labels is None else read_strokes(labels)
-        visit_strokes = {image: read_strokes(path) for image, path in visit_label_files.items()}
+        file_limits = {"max_pixels": limits.max_pixels, "max_file_bytes": limits.max_file_bytes}
+        strokes = None if labels is None else read_labels(labels, **file_limits)
+        # Every strokes file is read once now, so a bad one stops the command
+        # before the long analysis, and again when its visit is analysed: the
+        # series never holds every visit's full-size strokes at once.
+        for path in visit_label_files.values():
+            read_labels(path, **file_limits)
+        visit_strokes = LabelsByImage(visit_label_files, **file_limits)
 
         # Check the clinical options before the long analysis.
         vasi_index_name(body_region)

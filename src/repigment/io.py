@@ -27,7 +27,7 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
@@ -52,6 +52,7 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "ImageInfo",
     "ImageSource",
+    "LabelsByImage",
     "LoadedImage",
     "load_image",
     "read_image_info",
@@ -527,6 +528,47 @@ def read_labels(
     if array.min(initial=0) < 0 or array.max(initial=0) > 255:
         raise InvalidParameterError(f"{label} holds values outside 0-3; use 0-3 only")
     return array.astype(np.uint8)
+
+
+class LabelsByImage(Mapping):
+    """Strokes images by photo name, each read (:func:`read_labels`) only when asked for.
+
+    A full-size strokes image is one byte per photo pixel (12 MB at 12 MP):
+    a series with strokes on every visit would otherwise hold them all at
+    once. Asking whether a photo has strokes reads nothing; each lookup reads
+    its file again.
+
+    Parameters
+    ----------
+    sources : mapping of str to path or bytes
+        Each photo's strokes PNG, by the photo's file name.
+    max_pixels, max_file_bytes : int, optional
+        As for :func:`read_labels`.
+
+    Examples
+    --------
+    >>> import cv2, numpy as np
+    >>> png = cv2.imencode(".png", np.ones((64, 64), np.uint8))[1].tobytes()
+    >>> strokes = LabelsByImage({"visit_01.jpg": png})
+    >>> "visit_01.jpg" in strokes, strokes["visit_01.jpg"].shape
+    (True, (64, 64))
+    """
+
+    def __init__(self, sources, *, max_pixels: int | None = None, max_file_bytes: int | None = None):
+        self._sources = dict(sources)
+        self._limits = {"max_pixels": max_pixels, "max_file_bytes": max_file_bytes}
+
+    def __getitem__(self, image: str) -> np.ndarray:
+        return read_labels(self._sources[image], **self._limits)
+
+    def __contains__(self, image: object) -> bool:
+        return image in self._sources  # Mapping's own would read the file to answer
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
 
 
 def read_mask(

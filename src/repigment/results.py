@@ -216,7 +216,7 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
             "labels": result.labels_used,
             "area_frame": "baseline photo pixels (full resolution)",
             "milestones_from": "repigmentation_pct",
-            "intervals": "decision range 40-60 % melanin loss (threshold x0.8-x1.2) and registration residual "
+            "intervals": "decision range 44-66 % melanin loss (threshold x0.8-x1.2 of the nominal 55 %) and registration residual "
                          "along the mask boundary",
         },
         "milestones": {

@@ -81,6 +81,10 @@ _MIN_SEPARATION = 4.0
 _MIN_CONTRAST_SIGMAS = 3.0
 # The threshold never goes below this many standard deviations of normal skin.
 _NOISE_FLOOR_SIGMAS = 2.5
+# The least contrast, in noise levels of the photo's normal skin, that Otsu's
+# split inside a clinician's box may set the threshold to (see
+# _colour_contrast_segmentation: a box holds mostly patch and its skin).
+_BOX_MIN_CONTRAST_SIGMAS = 1.0
 #: Where between normal skin (0) and full depigmentation (1) the optical-density
 #: threshold sits. 0.5 is the melanin midpoint, right where skin is graded; but
 #: optics blur light, not density, and a pixel that mixes the two classes half
@@ -1133,8 +1137,8 @@ def _estimate_threshold(skin_scores: np.ndarray, normal_sigma: float) -> tuple[f
         # small patch and take the lighter class: the patch then stands as a
         # class of its own within it, and full depigmentation is its level.
         # Only when the rest of the lighter class has lost less than half of
-        # that contrast (not depigmented by the 50 % rule): a patch beside a
-        # still lighter glare keeps its own level.
+        # that contrast (lighter normal skin, not a second depigmented class):
+        # a patch beside a still lighter glare keeps its own level.
         top_split = _otsu(high)
         middle, top = high[high < top_split], high[high >= top_split]
         if (top.size >= max(16, 1e-3 * skin_scores.size) and _separation(middle, top) >= _MIN_SEPARATION
@@ -1588,10 +1592,6 @@ def _colour_contrast_segmentation(
     normal_lab = np.median(_subsample(reference), axis=0) if len(reference) else np.full(3, np.nan)
     return mask, skin, contrast, float(threshold), spread, normal, normal_lab
 
-
-#: The least contrast, in noise levels of the photo's normal skin, that Otsu's
-#: split inside a clinician's box may set the threshold to.
-_BOX_MIN_CONTRAST_SIGMAS = 1.0
 
 def _distinct_lighter_class(contrast: np.ndarray, threshold: float, spread: float) -> bool:
     """Whether the skin's contrast values hold a class of their own above ``threshold``.

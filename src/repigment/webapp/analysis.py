@@ -26,7 +26,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,31 +152,6 @@ class PatchAnalysis:
             files = self.files(position)
             if entry.get("mask") and files is not None and files.full_mask_sha256:
                 yield entry["mask"], files.full_mask_sha256
-
-
-class _StrokesByImage(Mapping):
-    """Later visits' strokes by image name, each PNG decoded only when its visit is analysed.
-
-    A full-size label image is one byte per photo pixel (12 MB at 12 MP): a
-    series with strokes on every visit would otherwise hold them all at once.
-    """
-
-    def __init__(self, pngs: Sequence[tuple[str, bytes]]):
-        self._pngs = dict(pngs)
-
-    def __getitem__(self, image: str) -> np.ndarray:
-        from ..io import read_labels
-
-        return read_labels(self._pngs[image])
-
-    def __contains__(self, image: object) -> bool:
-        return image in self._pngs  # Mapping's own would decode the PNG to answer
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._pngs)
-
-    def __len__(self) -> int:
-        return len(self._pngs)
 
 
 def link_photos(store: Store, photos: Sequence[SeriesPhoto], folder: Path, *, missing_ok: bool = False) -> None:
@@ -331,7 +306,7 @@ def analyse(
         With ``error`` set (and cached) when the series cannot be analysed at all.
     """
     from ..clinical import clinical_summary
-    from ..io import read_labels
+    from ..io import LabelsByImage, read_labels
     from ..pipeline import analyze_photos
     from ..quality import framing_difference
     from ..results import result_to_dict, results_csv_text
@@ -349,7 +324,7 @@ def analyse(
                 marker_mm=request.marker_mm,
                 roi=request.roi,
                 labels=None if request.labels_png is None else read_labels(request.labels_png),
-                visit_labels=_StrokesByImage(request.visit_labels),
+                visit_labels=LabelsByImage(request.visit_labels),
                 working_size=request.working_size,
                 mask_writer=masks,
                 progress=progress,
