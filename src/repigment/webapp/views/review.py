@@ -90,7 +90,9 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
                     "first photo.")
     tabs = (["First and this photo", "What changed", "All my photos"] if ctx.patient_mode
             else ["Before / after", "Change map", "Two visits", "Every visit", "Region of interest", "Strokes"])
-    shown = st.tabs(tabs)
+    # Keyed: a rerun that redraws what lies above them (a fresh analysis, a notice) must not
+    # send the clinician back to the first tab while drawing strokes.
+    shown = st.tabs(tabs, key="review_tabs_patient" if ctx.patient_mode else "review_tabs")
     with shown[0]:
         own = None
         if registered is None and position > 0:
