@@ -335,6 +335,7 @@ def test_a_patch_over_a_third_of_the_frame_and_cut_by_its_edge_is_scored(tmp_pat
 
 
 def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
+    # Also beside the patch: a phone's tone-mapping halo along a dark background, joined to a patch
     from repigment.pipeline import VisitResult, _without_faint_new_regions
     from repigment.segmentation import Segmentation
 
@@ -343,7 +344,9 @@ def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
     score[50:150, 40:140] = level  # the patch, on the baseline footprint
     score[20:60, 220:280] = 0.6 * level  # lighter skin grazing the threshold, far from it
     score[140:180, 220:280] = level  # a new milk-white macule
-    score[95:105, 140:200] = 0.6 * level  # a thin spreading edge, joined to the patch
+    score[95:105, 140:151] = 0.6 * level  # a thin spreading edge, joined to the patch
+    score[10:50, 40:140] = level  # a wide milk-white band the patch spread into
+    score[150:195, 40:140] = 0.6 * level  # lighter skin joined to the patch, reaching far below it
     mask = score > 0.5 * level
     footprint = np.zeros_like(mask)
     footprint[50:150, 40:140] = True
@@ -351,8 +354,11 @@ def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
                                 contrast=level, normal_lab=np.zeros(3), normal_sigma=0.05, depigmented_level=level)
     visit = VisitResult(image="visit.jpg", date=None, weeks_since_start=12.0)
     kept = _without_faint_new_regions(visit, segmentation, np.eye(3), footprint)
-    assert kept.mask[100, 90] and kept.mask[160, 250] and kept.mask[100, 190] and not kept.mask[40, 250]
-    assert int(mask.sum() - kept.mask.sum()) == 40 * 60
+    assert kept.mask[100, 90] and kept.mask[160, 250] and kept.mask[100, 150] and kept.mask[20, 90]
+    assert not kept.mask[40, 250]
+    # The lighter skin joined to the patch counts within the margin (6 px here), not beyond it.
+    assert kept.mask[155, 90] and not kept.mask[156:195, 40:140].any()
+    assert int(mask.sum() - kept.mask.sum()) == 40 * 60 + 39 * 100
     assert any("not counted as new depigmentation" in note for note in visit.notes)
 
 

@@ -341,6 +341,25 @@ def test_threshold_follows_a_visits_own_level_of_full_depigmentation(boost):
     assert abs(fixed.area_px / baseline.area_px - 1) > 0.02
 
 
+def test_a_phone_that_renders_skin_more_saturated_does_not_change_the_area():
+    # Another phone (or its "vivid" mode) renders colours 35 % more saturated: normal skin turns
+    # browner, the patch barely changes, and the patch's level of full depigmentation rises by
+    # about half. The threshold follows it all the way (up to 1.25 times, it grew the area 1 %).
+    rng = np.random.default_rng(0)
+    truth = np.zeros((400, 600), np.uint8)
+    cv2.ellipse(truth, (300, 200), (150, 100), 0, 0, 360, 1, -1)
+    normal, depigmented = srgb_to_linear(np.uint8(NORMAL)), srgb_to_linear(np.uint8([235, 205, 195]))
+    light = cv2.GaussianBlur(np.where(truth[..., None] > 0, depigmented, normal).astype(np.float32), (0, 0), 2.0)
+    photo = linear_to_srgb(light * (1 + 0.01 * rng.standard_normal((400, 600, 1)).astype(np.float32)))
+    hsv = cv2.cvtColor(photo, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 1] = np.clip(hsv[..., 1] * 1.35, 0, 255)
+    vivid = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    baseline = depigmented_mask(photo)
+    visit = depigmented_mask(vivid, threshold=baseline.threshold, reference_level=baseline.depigmented_level)
+    assert visit.depigmented_level / baseline.depigmented_level > 1.4
+    assert abs(visit.area_px / baseline.area_px - 1) < 0.005
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_otsu_matches_scikit_image(seed):
     from skimage.filters import threshold_otsu

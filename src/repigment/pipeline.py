@@ -76,7 +76,7 @@ __all__ = [
 #: fifth fewer pixels to process.
 DEFAULT_WORKING_SIZE = 900
 #: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v7"
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v8"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Share of the baseline footprint a visit photo must show to be scored at all,
 # and above which it counts as showing all of it.
@@ -1070,40 +1070,55 @@ def _without_faint_new_regions(
     near full depigmentation. A region apart from the baseline footprint and
     its margin whose median score stays under ``_NEW_REGION_LEVEL_SHARE`` of
     this photo's level of full depigmentation is lighter normal skin
-    (mottling, light) that grazed the threshold. Regions joined to the patch
-    are kept whole: a spreading edge is thin where it leaves the margin. Only
-    the optical-density model has such a level.
+    (mottling, light) that grazed the threshold. A region joined to the patch
+    is judged by the part of it that reaches well beyond the margin: a
+    spreading edge is thin where it leaves the margin, but one that reaches
+    that far is a band of milk-white skin, while lighter skin along the edge
+    of a body part or a phone's tone-mapping halo beside a dark background
+    stays faint; only the part outside the margin is left out. Only the
+    optical-density model has such a level.
     """
     import cv2
 
     level = segmentation.depigmented_level
     if level is None or not segmentation.mask.any():
         return segmentation
-    count, labels = cv2.connectedComponents(segmentation.mask.view(np.uint8), connectivity=8)
-    if count <= 2:
-        return segmentation  # the patch alone
-    height, width = segmentation.mask.shape
+    mask = segmentation.mask
+    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    height, width = mask.shape
     footprint = _baseline_to_visit(base_mask_work, homography, (height, width))
     # Within the margin: a distance transform costs a fraction of a wide dilation.
     distance = cv2.distanceTransform((~footprint).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
-    near = distance <= 0.02 * max(height, width)
-    pixels = np.bincount(labels[segmentation.mask], minlength=count)
-    apart = np.bincount(labels[near & segmentation.mask], minlength=count) == 0
+    near = distance <= _NEW_REGION_MARGIN * max(height, width)
+    far = distance > 2.0 * _NEW_REGION_MARGIN * max(height, width)
     # Median under the share of the level <=> more than half the pixels under it.
-    under = np.bincount(labels[segmentation.mask & (segmentation.score < _NEW_REGION_LEVEL_SHARE * level)],
-                        minlength=count)
-    faint = apart & (under > 0.5 * pixels)
+    lighter_only = mask & (segmentation.score < _NEW_REGION_LEVEL_SHARE * level)
+    pixels = np.bincount(labels[mask], minlength=count)
+    apart = np.bincount(labels[near & mask], minlength=count) == 0
+    faint = apart & (np.bincount(labels[lighter_only], minlength=count) > 0.5 * pixels)
     faint[0] = False
-    if not faint.any():
+    # Each part outside the margin of a region joined to the patch, judged by its far pixels.
+    outside = mask & ~near
+    parts, part_labels = cv2.connectedComponents(outside.view(np.uint8), connectivity=8)
+    joined = np.zeros(parts, bool)
+    joined[part_labels[outside]] = ~apart[labels[outside]]
+    reach = np.bincount(part_labels[far & mask], minlength=parts)
+    faint_reach = joined & (reach > 0) & (np.bincount(part_labels[far & lighter_only], minlength=parts) > 0.5 * reach)
+    faint_reach[0] = False
+    if not (faint.any() or faint_reach.any()):
         return segmentation
-    share = pixels[faint].sum() / max(np.count_nonzero(footprint), 1)
+    left_out = np.take(faint, labels) | np.take(faint_reach, part_labels)
+    share = np.count_nonzero(left_out & mask) / max(np.count_nonzero(footprint), 1)
     if share >= _NEW_REGION_NOTED_SHARE:  # specks are not worth a clinician's attention
         visit.notes.append(
-            f"lighter skin apart from the baseline patch ({share:.1%} of its area), under "
+            f"lighter skin beyond the baseline patch ({share:.1%} of its area), under "
             f"{_NEW_REGION_LEVEL_SHARE:.0%} of full depigmentation, is not counted as new depigmentation")
-    return replace(segmentation, mask=segmentation.mask & ~np.take(faint, labels))
+    return replace(segmentation, mask=mask & ~left_out)
 
 
+#: The baseline footprint's margin, as a share of the photo's longest side:
+#: new depigmentation within it is judged with the patch (see _without_faint_new_regions).
+_NEW_REGION_MARGIN = 0.02
 #: New depigmentation counts only where its median score reaches this share of
 #: the photo's level of full depigmentation (see _without_faint_new_regions).
 _NEW_REGION_LEVEL_SHARE = 0.75

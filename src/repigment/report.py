@@ -646,7 +646,7 @@ def _table_page(page: _Page, document: dict, clinical: dict, rows: Sequence[int]
     unit = clinical.get("hand_unit")
     lines = [
         ("Segmentation", f"{method.get('segmentation')}; threshold {method.get('threshold')} at baseline"
-                         + (", each visit's scaled by its own level of full depigmentation (x0.8-x1.25)"
+                         + (", each visit's scaled by its own level of full depigmentation (x0.8-x1.7)"
                             if method.get("threshold_per_visit") else "")
                          + f", baseline contrast {method.get('baseline_contrast')}, working size "
                          f"{method.get('working_size')} px"),

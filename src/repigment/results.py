@@ -207,7 +207,7 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
             "working_size": result.working_size,
             "threshold": _round(result.threshold, 5),
             "threshold_per_visit": "the baseline's, scaled by the visit's level of full depigmentation "
-                                   "(x0.8-x1.25), or the visit's own for a visit judged by strokes on its "
+                                   "(x0.8-x1.7), or the visit's own for a visit judged by strokes on its "
                                    "photo (own_strokes); see visits[].threshold",
             "baseline_contrast": _round(result.contrast, 5),
             "baseline_model": result.segmentation_model,

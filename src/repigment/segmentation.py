@@ -1064,7 +1064,12 @@ _LARGE_PATCH_MIN_NORMAL = 0.15
 _CORE_SHARE = 0.75
 #: Bounds of the factor by which a visit's threshold follows its own level of
 #: full depigmentation (see ``reference_level`` of :func:`depigmented_mask`).
-LEVEL_RATIO_LIMITS = (0.8, 1.25)
+#: Not symmetric: the level falls when pigment returns all over a patch, which
+#: the threshold must not follow far; it rises only with the rendering (another
+#: phone's contrast or saturation, light through a tone curve: up to about 1.6
+#: times), never with treatment. Capped at 1.25, such a phone read a stable
+#: patch 2-5 points more depigmented (45 on type I skin).
+LEVEL_RATIO_LIMITS = (0.8, 1.7)
 # The level is measured this far (share of the longest side) inside the
 # regions, away from their blurred borders; it is not used on fewer than
 # _LEVEL_MIN_PX such pixels and fully trusted from _LEVEL_FULL_PX on.
