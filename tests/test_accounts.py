@@ -164,6 +164,10 @@ def test_a_removed_clinician_is_signed_out_and_the_last_one_stays(store):
     assert accounts.still_valid(store, newcomer)
     accounts.remove_clinician(store, "dr.new")
     assert not accounts.still_valid(store, newcomer)
+    # Nor for a new account of the same name: its holder set a new password.
+    accounts.add_clinician(store, "dr.new", "a fourth long password")
+    assert not accounts.still_valid(store, newcomer)
+    accounts.remove_clinician(store, "dr.new")
     with pytest.raises(accounts.AccountError, match="wrong username or password"):
         accounts.sign_in_clinician(store, "dr.lee", "correct horse battery")
     with pytest.raises(accounts.AccountError, match="no clinician account 'dr.lee'"):

@@ -347,6 +347,8 @@ def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
     score[95:105, 140:151] = 0.6 * level  # a thin spreading edge, joined to the patch
     score[10:50, 40:140] = level  # a wide milk-white band the patch spread into
     score[150:195, 40:140] = 0.6 * level  # lighter skin joined to the patch, reaching far below it
+    score[60:140, 27:40] = level  # a milk-white band just past twice the margin, its rim blurred:
+    score[60:140, 27:30] = np.array([0.55, 0.6, 0.7]) * level  # the rim alone reaches that far
     mask = score > 0.5 * level
     footprint = np.zeros_like(mask)
     footprint[50:150, 40:140] = True
@@ -358,6 +360,7 @@ def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
     assert not kept.mask[40, 250]
     # The lighter skin joined to the patch counts within the margin (6 px here), not beyond it.
     assert kept.mask[155, 90] and not kept.mask[156:195, 40:140].any()
+    assert kept.mask[60:140, 27:40].all()
     assert int(mask.sum() - kept.mask.sum()) == 40 * 60 + 39 * 100
     assert any("not counted as new depigmentation" in note for note in visit.notes)
 

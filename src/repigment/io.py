@@ -530,7 +530,7 @@ def read_labels(
     return array.astype(np.uint8)
 
 
-class LabelsByImage(Mapping):
+class LabelsByImage(Mapping[str, np.ndarray]):
     """Strokes images by photo name, each read (:func:`read_labels`) only when asked for.
 
     A full-size strokes image is one byte per photo pixel (12 MB at 12 MP):
@@ -554,7 +554,13 @@ class LabelsByImage(Mapping):
     (True, (64, 64))
     """
 
-    def __init__(self, sources, *, max_pixels: int | None = None, max_file_bytes: int | None = None):
+    def __init__(
+        self,
+        sources: Mapping[str, str | os.PathLike[str] | bytes],
+        *,
+        max_pixels: int | None = None,
+        max_file_bytes: int | None = None,
+    ):
         self._sources = dict(sources)
         self._limits = {"max_pixels": max_pixels, "max_file_bytes": max_file_bytes}
 

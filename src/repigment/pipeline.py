@@ -1071,12 +1071,12 @@ def _without_faint_new_regions(
     its margin whose median score stays under ``_NEW_REGION_LEVEL_SHARE`` of
     this photo's level of full depigmentation is lighter normal skin
     (mottling, light) that grazed the threshold. A region joined to the patch
-    is judged by the part of it that reaches well beyond the margin: a
-    spreading edge is thin where it leaves the margin, but one that reaches
-    that far is a band of milk-white skin, while lighter skin along the edge
-    of a body part or a phone's tone-mapping halo beside a dark background
-    stays faint; only the part outside the margin is left out. Only the
-    optical-density model has such a level.
+    is judged by its part outside the margin, once that part reaches twice as
+    far: a spreading edge is thin where it leaves the margin, but one that
+    reaches that far is a band of milk-white skin, while lighter skin along
+    the edge of a body part or a phone's tone-mapping halo beside a dark
+    background stays faint; only the part outside the margin is left out.
+    Only the optical-density model has such a level.
     """
     import cv2
 
@@ -1087,6 +1087,8 @@ def _without_faint_new_regions(
     count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
     height, width = mask.shape
     footprint = _baseline_to_visit(base_mask_work, homography, (height, width))
+    if not footprint.any():
+        return segmentation  # nothing to be new against (such a visit is refused for its framing)
     # Within the margin: a distance transform costs a fraction of a wide dilation.
     distance = cv2.distanceTransform((~footprint).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
     near = distance <= _NEW_REGION_MARGIN * max(height, width)
@@ -1097,13 +1099,17 @@ def _without_faint_new_regions(
     apart = np.bincount(labels[near & mask], minlength=count) == 0
     faint = apart & (np.bincount(labels[lighter_only], minlength=count) > 0.5 * pixels)
     faint[0] = False
-    # Each part outside the margin of a region joined to the patch, judged by its far pixels.
+    # Each part outside the margin of a region joined to the patch that reaches well beyond
+    # it, judged by all its pixels outside the margin (a milk-white band's blurred rim is
+    # what reaches farthest).
     outside = mask & ~near
     parts, part_labels = cv2.connectedComponents(outside.view(np.uint8), connectivity=8)
     joined = np.zeros(parts, bool)
-    joined[part_labels[outside]] = ~apart[labels[outside]]
-    reach = np.bincount(part_labels[far & mask], minlength=parts)
-    faint_reach = joined & (reach > 0) & (np.bincount(part_labels[far & lighter_only], minlength=parts) > 0.5 * reach)
+    joined[part_labels[outside]] = ~apart[labels[outside]]  # a part lies within one region
+    reaches = np.bincount(part_labels[far & mask], minlength=parts) > 0
+    part_pixels = np.bincount(part_labels[outside], minlength=parts)
+    faint_reach = joined & reaches & (np.bincount(part_labels[outside & lighter_only], minlength=parts)
+                                      > 0.5 * part_pixels)
     faint_reach[0] = False
     if not (faint.any() or faint_reach.any()):
         return segmentation
@@ -1228,7 +1234,7 @@ def _check_against_evidence(
             f"the depigmented area is {score.area_px / base_area_full:.1f} times the baseline's: vitiligo rarely "
             "spreads that far under treatment, so the baseline mask may have missed part of the patch; check it")
     if score.new_depigmentation_px > _NEW_DEPIGMENTATION_CHECKED * base_area_full:
-        new = seg.mask & ~_dilate_disk(footprint, 0.02 * max(height, width))
+        new = seg.mask & ~_dilate_disk(footprint, _NEW_REGION_MARGIN * max(height, width))
         without_new = (base_area_full - (score.area_px - score.new_depigmentation_px)) / base_area_full * 100.0
         share = looks_like_skin(prepared.rgb, new, seg.normal_lab)
         new_contrast = footprint_contrast(prepared.rgb, new, usable=surrounding & ~seg.mask)
