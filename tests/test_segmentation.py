@@ -344,7 +344,7 @@ def test_threshold_follows_a_visits_own_level_of_full_depigmentation(boost):
 def test_a_phone_that_renders_skin_more_saturated_does_not_change_the_area():
     # Another phone (or its "vivid" mode) renders colours 35 % more saturated: normal skin turns
     # browner, the patch barely changes, and the patch's level of full depigmentation rises by
-    # about half. The threshold follows it all the way (up to 1.25 times, it grew the area 1 %).
+    # about half. The threshold follows it all the way (capped at 1.25 times, the area grew 1.2 %).
     rng = np.random.default_rng(0)
     truth = np.zeros((400, 600), np.uint8)
     cv2.ellipse(truth, (300, 200), (150, 100), 0, 0, 360, 1, -1)

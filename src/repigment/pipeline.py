@@ -588,7 +588,7 @@ def analyze_photos(
     base_labels_work = None if labels is None else resize_labels(labels, base_seg.mask.shape)
     # Visits are judged at the baseline's threshold, in the units of its model
     # (strokes learn a colour model on top of the colour-contrast score).
-    visit_method = "od-field" if base_seg.method == "od-field" else "colour-contrast"
+    visit_method = base_seg.threshold_method
     if base_seg.contrast is None or not base_seg.mask.any():
         raise SeriesError(
             f"baseline photo {baseline_photo.name}: no depigmented skin was found, so there is nothing to "
@@ -628,7 +628,7 @@ def analyze_photos(
     base_context = ~near_patch  # background, hair and marker too: their dark end shows a haze
 
     # Every visit keeps only the kind of regions the baseline kept (a core of full depigmentation).
-    base_core = None if base_seg.core_score is None else base_seg.core_score / base_seg.threshold
+    base_core = base_seg.core_factor
 
     def segment_matched(rgb: np.ndarray, exclude: np.ndarray | None, skin_as_taken: np.ndarray) -> Segmentation:
         return depigmented_mask(rgb, exclude=exclude, threshold=base_seg.threshold, method=visit_method,
@@ -1093,28 +1093,25 @@ def _without_faint_new_regions(
     distance = cv2.distanceTransform((~footprint).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
     near = distance <= _NEW_REGION_MARGIN * max(height, width)
     far = distance > 2.0 * _NEW_REGION_MARGIN * max(height, width)
-    # Median under the share of the level <=> more than half the pixels under it.
-    lighter_only = mask & (segmentation.score < _NEW_REGION_LEVEL_SHARE * level)
-    pixels = np.bincount(labels[mask], minlength=count)
-    apart = np.bincount(labels[near & mask], minlength=count) == 0
-    faint = apart & (np.bincount(labels[lighter_only], minlength=count) > 0.5 * pixels)
-    faint[0] = False
-    # Each part outside the margin of a region joined to the patch that reaches well beyond
-    # it, judged by all its pixels outside the margin (a milk-white band's blurred rim is
-    # what reaches farthest).
+    # Each part of the mask outside the margin: a region apart from the patch whole, or what a
+    # region joined to it has beyond the margin. The latter is judged only once it reaches
+    # well beyond, by all its pixels outside the margin (a milk-white band's blurred rim is
+    # what reaches farthest). Median under the share of the level <=> more than half under it.
     outside = mask & ~near
     parts, part_labels = cv2.connectedComponents(outside.view(np.uint8), connectivity=8)
+    apart = np.bincount(labels[near & mask], minlength=count) == 0
     joined = np.zeros(parts, bool)
     joined[part_labels[outside]] = ~apart[labels[outside]]  # a part lies within one region
     reaches = np.bincount(part_labels[far & mask], minlength=parts) > 0
-    part_pixels = np.bincount(part_labels[outside], minlength=parts)
-    faint_reach = joined & reaches & (np.bincount(part_labels[outside & lighter_only], minlength=parts)
-                                      > 0.5 * part_pixels)
-    faint_reach[0] = False
-    if not (faint.any() or faint_reach.any()):
+    lighter_only = outside & (segmentation.score < _NEW_REGION_LEVEL_SHARE * level)
+    faint = ((~joined | reaches)
+             & (np.bincount(part_labels[lighter_only], minlength=parts)
+                > 0.5 * np.bincount(part_labels[outside], minlength=parts)))
+    faint[0] = False
+    if not faint.any():
         return segmentation
-    left_out = np.take(faint, labels) | np.take(faint_reach, part_labels)
-    share = np.count_nonzero(left_out & mask) / max(np.count_nonzero(footprint), 1)
+    left_out = np.take(faint, part_labels)
+    share = np.count_nonzero(left_out) / np.count_nonzero(footprint)
     if share >= _NEW_REGION_NOTED_SHARE:  # specks are not worth a clinician's attention
         visit.notes.append(
             f"lighter skin beyond the baseline patch ({share:.1%} of its area), under "

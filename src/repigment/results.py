@@ -216,8 +216,8 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
             "labels": result.labels_used,
             "area_frame": "baseline photo pixels (full resolution)",
             "milestones_from": "repigmentation_pct",
-            "intervals": "decision range 44-66 % melanin loss (threshold x0.8-x1.2 of the nominal 55 %) and registration residual "
-                         "along the mask boundary",
+            "intervals": "decision range 44-66 % melanin loss (threshold x0.8-x1.2 of the nominal 55 %) and "
+                         "registration residual along the mask boundary",
         },
         "milestones": {
             "vasi50_week": result.milestones.vasi50_week,

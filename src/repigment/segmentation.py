@@ -177,6 +177,20 @@ class Segmentation:
         """Number of depigmented pixels."""
         return int(np.count_nonzero(self.mask))
 
+    @property
+    def threshold_method(self) -> str:
+        """The ``method`` of :func:`depigmented_mask` that ``threshold`` belongs to.
+
+        A series judges later visits at this photo's threshold with it; a
+        threshold set by strokes is one of the colour-contrast model.
+        """
+        return "od-field" if self.method == "od-field" else "colour-contrast"
+
+    @property
+    def core_factor(self) -> float | None:
+        """``core_score / threshold``: the ``core_factor`` a series passes later visits, or None."""
+        return None if self.core_score is None else self.core_score / self.threshold
+
     def mask_at(self, threshold: float) -> np.ndarray:
         """The mask this segmentation would give at another threshold.
 
@@ -523,7 +537,7 @@ def _otsu(values: np.ndarray, nbins: int = 512) -> float:
     # Values that differ only in their last bits (a noise-free, flat-coloured
     # image) have no finite-sized bins to split, and no split to find.
     resolution = np.finfo(values.dtype).eps if np.issubdtype(values.dtype, np.floating) else 0.0
-    if high - low <= nbins * resolution * max(abs(low), abs(high)) or low == high:
+    if high - low <= nbins * resolution * max(abs(low), abs(high)):  # also low == high
         return low
     counts, edges = np.histogram(values, bins=nbins, range=(low, high))
     centres = (edges[:-1] + edges[1:]) / 2

@@ -154,8 +154,8 @@ def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1
         threshold=segmentation.threshold,
         marker_mm=marker_mm,
         depigmented_level=segmentation.depigmented_level,
-        method="od-field" if segmentation.method == "od-field" else "colour-contrast",
-        core_factor=None if segmentation.core_score is None else segmentation.core_score / segmentation.threshold,
+        method=segmentation.threshold_method,
+        core_factor=segmentation.core_factor,
     )
 
 
