@@ -365,6 +365,26 @@ def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
     assert any("not counted as new depigmentation" in note for note in visit.notes)
 
 
+def test_a_phone_that_lightens_the_skin_around_the_patch_is_flagged_not_read_as_spreading(tmp_path_factory):
+    # Local tone mapping (as phones' HDR modes do) lifts the skin beside a faint type I patch into
+    # a wide halo: the patch's border grows with it. The lighter skin beyond the margin is left
+    # out, and that much of it says the growth inside the margin may be the same effect.
+    directory = tmp_path_factory.mktemp("tone_mapped")
+    write_series(generate_series(SeriesSpec(seed=8000, skin_type="I", course="stable", marker=True, clutter=True,
+                                            weeks=(0, 4), light_casts=0.0)), directory)
+    truth = json.loads((directory / "truth.json").read_text())
+    path = directory / truth["visits"][1]["image"]
+    lab = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2LAB)
+    lab[..., 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(lab[..., 0])
+    cv2.imwrite(str(path), cv2.cvtColor(lab, cv2.COLOR_LAB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    visit = analyze_series(directory).visits[1]
+    assert truth["visits"][1]["truth_repigmentation_pct"] == 0.0
+    assert visit.score.repigmentation_pct < -5.0  # the halo, read as spreading
+    assert any("looks lighter than at baseline" in reason for reason in visit.review_reasons)
+    low, high = visit.intervals["repigmentation_pct"]
+    assert low <= 0.0 <= high
+
+
 def test_the_baseline_finds_a_large_patch_on_dark_skin_that_the_frame_cuts(tmp_path_factory):
     """Its pale inside, not enclosed by skin, was left out of the skin (baseline Dice 0.90; now 0.99)."""
     directory, truth = _write(tmp_path_factory, "cut", seed=7, skin_type="VI", course="stable", marker=False,

@@ -76,7 +76,7 @@ __all__ = [
 #: fifth fewer pixels to process.
 DEFAULT_WORKING_SIZE = 900
 #: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v8"
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v9"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Share of the baseline footprint a visit photo must show to be scored at all,
 # and above which it counts as showing all of it.
@@ -314,6 +314,9 @@ class VisitResult:
         Whether this visit was judged by strokes on its own photo (see
         ``visit_labels`` of :func:`analyze_photos`) rather than the baseline's
         threshold.
+    lighter_skin_share : float
+        Lighter skin beyond the baseline footprint that was left out as not
+        depigmented, as a share of the footprint's area (0 when none).
     """
 
     image: str
@@ -333,6 +336,7 @@ class VisitResult:
     review_reasons: list[str] = field(default_factory=list)
     light_change: str | None = None
     own_strokes: bool = False
+    lighter_skin_share: float = 0.0
 
     @property
     def needs_review(self) -> bool:
@@ -716,7 +720,8 @@ def analyze_photos(
                         work_to_full_px=1.0 / base.scale**2,
                     )
                     if index > 0:
-                        _check_against_evidence(visit, prepared, h_work, base_mask_work, base_evidence, base_area_full)
+                        _check_against_evidence(visit, prepared, h_work, base_mask_work, base_evidence, base_area_full,
+                                                coverage=coverage)
                     if mask_writer is not None:
                         visit.mask_path = mask_writer(visit, full_mask)
                     if visit.score.new_depigmentation_px > 0.05 * np.count_nonzero(base_mask_full) and index > 0:
@@ -1059,6 +1064,13 @@ _IMPLAUSIBLE_GROWTH = 3.0
 _NEW_DEPIGMENTATION_MIN_CONTRAST = 0.5
 #: New depigmentation is checked for skin hue once it exceeds this share of the baseline area.
 _NEW_DEPIGMENTATION_CHECKED = 0.05
+#: New depigmentation is in doubt when lighter skin left out beyond the patch
+#: (see _without_faint_new_regions) reaches this share of the baseline area:
+#: the photo renders the skin around the patch lighter (a phone's local tone
+#: mapping: 70-150 %, with the patch's border grown by 9-10 % of its area on a
+#: stable series), and the border's growth may be that, not spreading.
+#: Generated series without such processing: at most 27 %.
+_LIGHTER_SKIN_CONTRADICTS = 0.4
 
 
 def _without_faint_new_regions(
@@ -1112,6 +1124,7 @@ def _without_faint_new_regions(
         return segmentation
     left_out = np.take(faint, part_labels)
     share = np.count_nonzero(left_out) / np.count_nonzero(footprint)
+    visit.lighter_skin_share = share
     if share >= _NEW_REGION_NOTED_SHARE:  # specks are not worth a clinician's attention
         visit.notes.append(
             f"lighter skin beyond the baseline patch ({share:.1%} of its area), under "
@@ -1190,14 +1203,18 @@ def _check_against_evidence(
     base_mask_work: np.ndarray,
     base_evidence: float | None,
     base_area_full: int,
+    *,
+    coverage: float = 1.0,
 ) -> None:
     """Flag a scored visit whose figure the photo's own evidence contradicts.
 
     The baseline footprint still standing out from the skin around it while
     the mask is (nearly) empty, or the reverse; new depigmentation that does
-    not have the hue of skin or barely stands out; an area more than
-    ``_IMPLAUSIBLE_GROWTH`` times the baseline's; and a light too far from
-    the baseline's to be undone (``visit.light_change``).
+    not have the hue of skin, barely stands out, or comes with much lighter
+    skin beyond the patch (a photo that renders the skin lighter); an area
+    more than ``_IMPLAUSIBLE_GROWTH`` times the baseline's; and a light too
+    far from the baseline's to be undone (``visit.light_change``).
+    ``coverage`` is the share of the baseline footprint in the photo.
     """
     if visit.light_change is not None and visit.own_strokes:
         # The strokes taught a model of this photo's own colours: the light is no reason to doubt it.
@@ -1232,7 +1249,9 @@ def _check_against_evidence(
             "spreads that far under treatment, so the baseline mask may have missed part of the patch; check it")
     if score.new_depigmentation_px > _NEW_DEPIGMENTATION_CHECKED * base_area_full:
         new = seg.mask & ~_dilate_disk(footprint, _NEW_REGION_MARGIN * max(height, width))
-        without_new = (base_area_full - (score.area_px - score.new_depigmentation_px)) / base_area_full * 100.0
+        # The figure without it. Where part of the patch is out of the photo (``coverage`` of it in
+        # view), the figure is the visible part's and the new pixels weigh against that part.
+        without_new = score.repigmentation_pct + 100.0 * score.new_depigmentation_px / (coverage * base_area_full)
         share = looks_like_skin(prepared.rgb, new, seg.normal_lab)
         new_contrast = footprint_contrast(prepared.rgb, new, usable=surrounding & ~seg.mask)
         if share < 0.5:
@@ -1246,6 +1265,14 @@ def _check_against_evidence(
             visit.flag_for_review(
                 f"the new depigmentation outside the baseline patch is only {new_contrast / base_evidence:.0%} as "
                 "distinct from the skin around it as the baseline patch: light may have made normal skin pass",
+                plausible_pct=without_new,
+            )
+        elif visit.lighter_skin_share >= _LIGHTER_SKIN_CONTRADICTS:
+            visit.flag_for_review(
+                f"the skin beyond the baseline patch looks lighter than at baseline ({visit.lighter_skin_share:.0%} "
+                "of the patch's area, left out as not depigmented), so the patch's growth of "
+                f"{score.new_depigmentation_px / base_area_full:.0%} may be the same effect of light or of the "
+                "phone's processing rather than spreading: compare the photos",
                 plausible_pct=without_new,
             )
 
