@@ -85,6 +85,17 @@ def test_a_beige_wall_is_not_taken_for_depigmented_skin():
     assert np.count_nonzero(result.mask & wall) < 0.01 * np.count_nonzero(wall)
 
 
+def test_the_photos_own_colour_classes_place_the_border():
+    # The colour contrast is one projection of colour, split where it splits the shaded arm; the
+    # classes learned from its surest parts, as from strokes, place the border by all of it.
+    photo, truth = _arm_photo(7, background=(215, 205, 185))
+    contrast_only = depigmented_mask(photo, learn_own_classes=False)
+    result = depigmented_mask(photo)
+    assert result.method == contrast_only.method == "colour-contrast"
+    assert _dice(contrast_only.mask, truth) < 0.97
+    assert _dice(result.mask, truth) > 0.99
+
+
 def test_a_box_finds_a_faint_patch_the_whole_photo_hides():
     # A bright patch elsewhere sets the whole photo's split above a faint one;
     # a box around the faint patch splits its own skin, and finds it whole.

@@ -168,6 +168,7 @@ def prepare_photo(
     roi=None,
     labels: np.ndarray | None = None,
     core_factor: float | None = None,
+    learn_own_classes: bool = True,
 ) -> PreparedPhoto:
     """Load, calibrate, colour-normalise and segment one photo.
 
@@ -199,6 +200,9 @@ def prepare_photo(
         Pixel and file-size limits (defaults of :class:`repigment.limits.Limits`).
     deadline : Deadline, optional
         Time budget, checked between stages.
+    learn_own_classes : bool, optional
+        See :func:`repigment.segmentation.depigmented_mask`; a series' baseline
+        turns it off.
 
     Returns
     -------
@@ -245,7 +249,8 @@ def prepare_photo(
         work_labels = resize_labels(validate_labels(labels, (height0, width0)), normalized.rgb.shape[:2])
     segmentation = depigmented_mask(
         normalized.rgb, roi=work_roi, labels=work_labels, exclude=exclude, threshold=threshold,
-        method=method, reference_level=reference_level, core_factor=core_factor)
+        method=method, reference_level=reference_level, core_factor=core_factor,
+        learn_own_classes=learn_own_classes)
     if deadline is not None:
         deadline.check("segmentation")
     return PreparedPhoto(
@@ -585,6 +590,9 @@ def analyze_photos(
         base = prepare_photo(
             baseline_photo.path, marker_mm=marker_mm, working_size=working_size, limits=limits,
             deadline=Deadline(limits.max_seconds_per_photo), roi=roi, labels=labels,
+            # Every visit is judged at this photo's contrast threshold; a border placed by
+            # classes learned from this photo alone would not follow it.
+            learn_own_classes=False,
         )
     except RepigmentError as exc:
         raise SeriesError(f"baseline photo {baseline_photo.name}: {exc}") from None

@@ -685,6 +685,7 @@ def depigmented_mask(
     reference_level: float | None = None,
     core_factor: float | None = None,
     extra_skin: np.ndarray | None = None,
+    learn_own_classes: bool = True,
 ) -> Segmentation:
     """Segment depigmented skin in a photo.
 
@@ -733,6 +734,13 @@ def depigmented_mask(
         matching its colour to the baseline: a channel clipped under a
         strong light keeps no scale, so the matching can shift the patch's
         hue off skin's.
+    learn_own_classes : bool, optional
+        With the colour-contrast model, no ``threshold`` and no ``labels``:
+        learn this photo's own colour classes from the surest parts of the
+        contrast mask, as from a clinician's strokes, and let them place the
+        mask's border (default). A series turns this off for its baseline:
+        its visits are judged at the baseline's contrast threshold, which
+        such a border does not follow.
 
     Returns
     -------
@@ -816,6 +824,7 @@ def depigmented_mask(
         method="colour-contrast",
         note=f"{why}: mask from the colour contrast with the surrounding skin"
         + (", guided by the region of interest" if region is not None else ""),
+        learn_own_classes=learn_own_classes,
     )
 
 
@@ -829,8 +838,13 @@ def _colour_model_result(
     min_patch_px: int,
     method: str,
     note: str,
+    learn_own_classes: bool = False,
 ) -> Segmentation:
-    """:func:`_colour_contrast_segmentation` packed as a :class:`Segmentation`."""
+    """:func:`_colour_contrast_segmentation` packed as a :class:`Segmentation`.
+
+    With ``learn_own_classes`` (and no labels), the mask's border is then
+    placed by the photo's own classes learned from its surest parts.
+    """
     mask, skin, contrast, used_threshold, spread, normal, normal_lab = _colour_contrast_segmentation(
         rgb, region=region, labels=labels, exclude=exclude, threshold=threshold)
     if labels is not None:
@@ -848,6 +862,21 @@ def _colour_model_result(
     notes = [note] if np.count_nonzero(skin) >= 64 else ["no skin found in the photo", note]
     if threshold is None and labels is None and mask.any() and not _distinct_lighter_class(contrast[skin], used_threshold, spread):
         mask = np.zeros_like(mask)
+    if learn_own_classes and labels is None and mask.any():
+        # The contrast splits one projection of colour; this patient's own
+        # classes, learned from the mask's surest parts as if they were a
+        # clinician's strokes, place its border by all of colour and texture
+        # at once (real photos, median Dice 0.72 -> 0.75 on single photos).
+        own = _strokes_from_mask(mask, skin, contrast, used_threshold)
+        if np.count_nonzero(own == LABEL_DEPIGMENTED) >= 8:
+            import cv2
+
+            trimap = _strokes_trimap(rgb_to_lab(rgb), own, skin, normal, contrast)
+            if exclude is not None:
+                trimap[exclude] = cv2.GC_BGD
+            refined = remove_small_regions(_graph_cut_within(rgb, trimap, region, _SELF_GRAPH_CUT_ROUNDS), min_patch_px)
+            if refined.any():
+                mask = refined
     if mask.any() and normal.any():
         depigmentation = float(np.median(_subsample(contrast[mask])) - np.median(_subsample(contrast[normal & ~mask])))
         sigmas = depigmentation / max(spread, 1e-6)
@@ -1421,7 +1450,7 @@ def _whiteness_contrast(lab: np.ndarray, skin: np.ndarray) -> tuple[np.ndarray, 
     return contrast, float(threshold), normal, float(spread)
 
 
-def _graph_cut(rgb: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+def _graph_cut(rgb: np.ndarray, trimap: np.ndarray, iterations: int = 3) -> np.ndarray:
     """GrabCut of ``rgb`` (CIELAB colour models) from an initial trimap of GC_* labels."""
     import cv2
 
@@ -1443,7 +1472,7 @@ def _graph_cut(rgb: np.ndarray, trimap: np.ndarray) -> np.ndarray:
     lab8 = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB)
     cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: same photo, same mask
     try:
-        cv2.grabCut(lab8, labels, None, background_model, foreground_model, 3, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(lab8, labels, None, background_model, foreground_model, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         # One class has too few distinct colours for a colour model: keep the trimap.
         return fore
@@ -1451,6 +1480,27 @@ def _graph_cut(rgb: np.ndarray, trimap: np.ndarray) -> np.ndarray:
     if factor < 1.0:
         result = cv2.resize(result * np.uint8(255), (width, height), interpolation=cv2.INTER_LINEAR) >= 128
     return result.astype(bool)
+
+
+def _graph_cut_within(rgb: np.ndarray, trimap: np.ndarray, region: np.ndarray | None, iterations: int = 3) -> np.ndarray:
+    """:func:`_graph_cut` of the region's bounding box only, the mask kept inside the region.
+
+    Skin outside a clinician's box may be more of the patch: as background it
+    would teach the background's colour model the patch's colours and pull the
+    border in from the box's edge.
+    """
+    import cv2
+
+    if region is None:
+        return _graph_cut(rgb, trimap, iterations)
+    mask = np.zeros(trimap.shape, bool)
+    if not region.any():
+        return mask
+    x, y, width, height = cv2.boundingRect(region.view(np.uint8))
+    inside = trimap[y:y + height, x:x + width].copy()
+    inside[~region[y:y + height, x:x + width]] = cv2.GC_BGD
+    mask[y:y + height, x:x + width] = _graph_cut(rgb[y:y + height, x:x + width], inside, iterations)
+    return mask & region
 
 
 def _pixel_features(lab: np.ndarray, contrast: np.ndarray) -> np.ndarray:
@@ -1522,7 +1572,8 @@ def _gaussian_log_likelihood_ratio(features: np.ndarray, positive: np.ndarray, *
         inverse = np.linalg.inv(covariance)
         _, log_det = np.linalg.slogdet(covariance)
         centred = flat - mean
-        return -0.5 * (np.einsum("ij,jk,ik->i", centred, inverse, centred) + log_det)
+        # (centred @ inverse) * centred summed per row: the Mahalanobis distance through BLAS.
+        return -0.5 * (np.sum((centred @ inverse) * centred, axis=1) + log_det)
 
     best_other = np.full(len(flat), -np.inf)
     usable = [mask for mask in negatives if np.count_nonzero(mask) >= 8]
@@ -1593,15 +1644,7 @@ def _colour_contrast_segmentation(
         trimap[skin & (contrast > _SURE_DEPIGMENTED * threshold)] = cv2.GC_FGD
         trimap[skin & (contrast < _SURE_NORMAL * threshold)] = cv2.GC_BGD
     else:
-        positive = labels == LABEL_DEPIGMENTED
-        negative = labels >= LABEL_NORMAL_SKIN
-        if np.count_nonzero(positive) >= 8 and np.count_nonzero(negative) >= 8:
-            normal_class, not_skin_class, candidates = _stroke_classes(labels, skin, normal, contrast)
-            ratio = _gaussian_log_likelihood_ratio(
-                _pixel_features(lab, contrast), positive, normal_class, not_skin_class)
-            trimap[(ratio > 0) & candidates] = cv2.GC_PR_FGD
-        trimap[positive] = cv2.GC_FGD
-        trimap[negative] = cv2.GC_BGD
+        trimap = _strokes_trimap(lab, labels, skin, normal, contrast)
     if exclude is not None:
         trimap[exclude] = cv2.GC_BGD
     if region is not None:
@@ -1610,6 +1653,65 @@ def _colour_contrast_segmentation(
     reference = lab[normal & ~mask]
     normal_lab = np.median(_subsample(reference), axis=0) if len(reference) else np.full(3, np.nan)
     return mask, skin, contrast, float(threshold), spread, normal, normal_lab
+
+
+def _strokes_trimap(
+    lab: np.ndarray, labels: np.ndarray, skin: np.ndarray, normal: np.ndarray, contrast: np.ndarray
+) -> np.ndarray:
+    """The graph cut's trimap (GC_* labels) from strokes: each class's colour model, strokes sure."""
+    import cv2
+
+    trimap = np.full(skin.shape, cv2.GC_PR_BGD, np.uint8)
+    positive = labels == LABEL_DEPIGMENTED
+    negative = labels >= LABEL_NORMAL_SKIN
+    if np.count_nonzero(positive) >= 8 and np.count_nonzero(negative) >= 8:
+        normal_class, not_skin_class, candidates = _stroke_classes(labels, skin, normal, contrast)
+        ratio = _gaussian_log_likelihood_ratio(
+            _pixel_features(lab, contrast), positive, normal_class, not_skin_class)
+        trimap[(ratio > 0) & candidates] = cv2.GC_PR_FGD
+    trimap[positive] = cv2.GC_FGD
+    trimap[negative] = cv2.GC_BGD
+    return trimap
+
+
+def _strokes_from_mask(mask: np.ndarray, skin: np.ndarray, contrast: np.ndarray, threshold: float) -> np.ndarray:
+    """Strokes a clinician might have drawn, read off a colour-contrast mask's surest parts.
+
+    Depigmented: the mask's inside on skin, ``_SELF_STROKE_INSET`` in from
+    its border and above the threshold. Normal skin: skin ``_SELF_STROKE_CLEARANCE``
+    beyond the mask, under half the threshold; not skin: the rest that far
+    out. Both on every third row and column, as strokes are sparse (the
+    classes' Gaussian models need their colours, not every pixel).
+    """
+    import cv2
+
+    scale = max(mask.shape) / 416.0
+
+    def disk(radius: float) -> np.ndarray:
+        r = max(1, round(radius * scale))
+        return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+    inside = cv2.erode(mask.view(np.uint8), disk(_SELF_STROKE_INSET)).astype(bool) & skin & (contrast > threshold)
+    near = cv2.dilate(mask.view(np.uint8), disk(_SELF_STROKE_CLEARANCE)).astype(bool)
+    sparse = np.zeros(mask.shape, bool)
+    sparse[::3, ::3] = True
+    labels = np.zeros(mask.shape, np.uint8)
+    labels[skin & ~near & (contrast < 0.5 * threshold) & sparse] = LABEL_NORMAL_SKIN
+    labels[~skin & ~near & sparse] = LABEL_NOT_SKIN
+    labels[inside] = LABEL_DEPIGMENTED
+    return labels
+
+
+#: Strokes read off a colour-contrast mask (see _strokes_from_mask): the
+#: depigmented class this far inside its border, normal skin and what is not
+#: skin this far beyond it (pixels at 416 px, the size of typical shared photos).
+_SELF_STROKE_INSET = 2.0
+_SELF_STROKE_CLEARANCE = 6.0
+#: One round of the graph cut's colour models: the classes are already this
+#: photo's own, and more rounds drift from them (real photos, median Dice on
+#: single photos: 0.76 with one round, 0.75 with two or three) at 0.6 s per
+#: round on a 12 MP photo.
+_SELF_GRAPH_CUT_ROUNDS = 1
 
 
 def _distinct_lighter_class(contrast: np.ndarray, threshold: float, spread: float) -> bool:

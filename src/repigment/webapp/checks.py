@@ -146,7 +146,7 @@ def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1
     """Prepare the baseline photo (path or bytes) once for :func:`check_alignment`."""
     from ..pipeline import prepare_photo
 
-    prepared = prepare_photo(source, marker_mm=marker_mm, working_size=working_size)
+    prepared = prepare_photo(source, marker_mm=marker_mm, working_size=working_size, learn_own_classes=False)
     segmentation = prepared.segmentation
     return BaselineReference(
         rgb=prepared.rgb,
