@@ -380,9 +380,36 @@ def test_a_phone_that_lightens_the_skin_around_the_patch_is_flagged_not_read_as_
     visit = analyze_series(directory).visits[1]
     assert truth["visits"][1]["truth_repigmentation_pct"] == 0.0
     assert visit.score.repigmentation_pct < -5.0  # the halo, read as spreading
+    assert visit.lighter_skin_share >= 0.4
     assert any("looks lighter than at baseline" in reason for reason in visit.review_reasons)
     low, high = visit.intervals["repigmentation_pct"]
     assert low <= 0.0 <= high
+
+
+def test_a_series_baseline_keeps_the_border_its_threshold_describes(combined_series, tmp_path, monkeypatch):
+    # Every visit is judged at the baseline's threshold: a border learned from the baseline photo
+    # alone would not follow it, so the series asks for none (a single photo gets one).
+    import repigment.pipeline as pipeline
+    from repigment.webapp.checks import baseline_reference
+
+    calls = []
+    original = pipeline.depigmented_mask
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "depigmented_mask", spy)
+    directory, truth = combined_series
+    analyze_series(directory, tmp_path / "out")
+    baseline_calls = [kwargs for kwargs in calls if kwargs.get("threshold") is None and kwargs.get("labels") is None]
+    assert len(baseline_calls) == 1 and baseline_calls[0]["learn_own_classes"] is False
+    calls.clear()
+    baseline_reference(directory / truth["visits"][0]["image"])
+    assert [kwargs["learn_own_classes"] for kwargs in calls] == [False]
+    calls.clear()
+    segment_image(directory / truth["visits"][0]["image"])
+    assert [kwargs["learn_own_classes"] for kwargs in calls] == [True]
 
 
 def test_the_baseline_finds_a_large_patch_on_dark_skin_that_the_frame_cuts(tmp_path_factory):

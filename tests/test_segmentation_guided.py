@@ -92,8 +92,23 @@ def test_the_photos_own_colour_classes_place_the_border():
     contrast_only = depigmented_mask(photo, learn_own_classes=False)
     result = depigmented_mask(photo)
     assert result.method == contrast_only.method == "colour-contrast"
-    assert _dice(contrast_only.mask, truth) < 0.97
     assert _dice(result.mask, truth) > 0.99
+    assert _dice(result.mask, truth) >= _dice(contrast_only.mask, truth) + 0.02
+    assert "own colours" in result.reason and "own colours" not in contrast_only.reason
+
+
+def test_the_own_classes_border_reaches_the_edge_of_a_polygon_drawn_across_the_patch():
+    # Skin beyond the polygon that is more of the patch must not teach the background's colours.
+    photo, truth = _arm_photo(7, background=(215, 205, 185))
+    ys, xs = np.nonzero(truth)
+    cx, cy = int(xs.mean()), int(ys.mean())
+    polygon = np.array([(cx, ys.min() - 20), (xs.max() + 20, ys.max() + 20), (xs.min() - 20, ys.max() + 20)])
+    inside = np.zeros(truth.shape, np.uint8)
+    cv2.fillPoly(inside, [polygon.astype(np.int32)], 1)
+    expected = truth & inside.astype(bool)
+    assert 0.2 < expected.sum() / truth.sum() < 0.9  # the polygon cuts through the patch
+    result = depigmented_mask(photo, roi=polygon)
+    assert _dice(result.mask, expected) > 0.997  # 0.986 when the skin beyond it was made background
 
 
 def test_a_box_finds_a_faint_patch_the_whole_photo_hides():

@@ -321,7 +321,8 @@ class VisitResult:
         threshold.
     lighter_skin_share : float
         Lighter skin beyond the baseline footprint that was left out as not
-        depigmented, as a share of the footprint's area (0 when none).
+        depigmented, as a share of the footprint's area (0 when none, and
+        where the baseline's model has no level of full depigmentation).
     """
 
     image: str
@@ -728,8 +729,7 @@ def analyze_photos(
                         work_to_full_px=1.0 / base.scale**2,
                     )
                     if index > 0:
-                        _check_against_evidence(visit, prepared, h_work, base_mask_work, base_evidence, base_area_full,
-                                                coverage=coverage)
+                        _check_against_evidence(visit, prepared, h_work, base_mask_work, base_evidence, base_area_full)
                     if mask_writer is not None:
                         visit.mask_path = mask_writer(visit, full_mask)
                     if visit.score.new_depigmentation_px > 0.05 * np.count_nonzero(base_mask_full) and index > 0:
@@ -1211,8 +1211,6 @@ def _check_against_evidence(
     base_mask_work: np.ndarray,
     base_evidence: float | None,
     base_area_full: int,
-    *,
-    coverage: float = 1.0,
 ) -> None:
     """Flag a scored visit whose figure the photo's own evidence contradicts.
 
@@ -1221,8 +1219,9 @@ def _check_against_evidence(
     not have the hue of skin, barely stands out, or comes with much lighter
     skin beyond the patch (a photo that renders the skin lighter); an area
     more than ``_IMPLAUSIBLE_GROWTH`` times the baseline's; and a light too
-    far from the baseline's to be undone (``visit.light_change``).
-    ``coverage`` is the share of the baseline footprint in the photo.
+    far from the baseline's to be undone (``visit.light_change``). The
+    lighter skin beyond the patch is known only for a series whose baseline
+    the optical-density model segmented (see :func:`_without_faint_new_regions`).
     """
     if visit.light_change is not None and visit.own_strokes:
         # The strokes taught a model of this photo's own colours: the light is no reason to doubt it.
@@ -1257,9 +1256,9 @@ def _check_against_evidence(
             "spreads that far under treatment, so the baseline mask may have missed part of the patch; check it")
     if score.new_depigmentation_px > _NEW_DEPIGMENTATION_CHECKED * base_area_full:
         new = seg.mask & ~_dilate_disk(footprint, _NEW_REGION_MARGIN * max(height, width))
-        # The figure without it. Where part of the patch is out of the photo (``coverage`` of it in
-        # view), the figure is the visible part's and the new pixels weigh against that part.
-        without_new = score.repigmentation_pct + 100.0 * score.new_depigmentation_px / (coverage * base_area_full)
+        # The figure without it: what the mask kept of the baseline patch (of its part in view,
+        # when the photo cuts some of it off, as the figure itself).
+        without_new = 100.0 * (1.0 - score.residual_fraction)
         share = looks_like_skin(prepared.rgb, new, seg.normal_lab)
         new_contrast = footprint_contrast(prepared.rgb, new, usable=surrounding & ~seg.mask)
         if share < 0.5:
@@ -1279,7 +1278,7 @@ def _check_against_evidence(
             visit.flag_for_review(
                 f"the skin beyond the baseline patch looks lighter than at baseline ({visit.lighter_skin_share:.0%} "
                 "of the patch's area, left out as not depigmented), so the patch's growth of "
-                f"{score.new_depigmentation_px / base_area_full:.0%} may be the same effect of light or of the "
+                f"{without_new - score.repigmentation_pct:.0f}% may be the same effect of light or of the "
                 "phone's processing rather than spreading: compare the photos",
                 plausible_pct=without_new,
             )

@@ -127,6 +127,7 @@ def _visit_dict(visit) -> dict[str, Any]:
         "threshold": _round(visit.threshold, 5) if score else None,
         "error": visit.error,
         "evidence_residual_fraction": _round(visit.evidence_residual, 4) if score else None,
+        "lighter_skin_share": _round(visit.lighter_skin_share, 4) if score else None,
         "needs_review": visit.needs_review,
         "review_reasons": list(visit.review_reasons),
         "own_strokes": visit.own_strokes,
