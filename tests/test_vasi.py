@@ -277,3 +277,18 @@ def test_clinical_block_from_a_document_and_stored_masks():
     assert no_unit["visits"][1]["patch_vasi"] is None
     with pytest.raises(InvalidParameterError, match="one mask per visit"):
         clinical_from_document(document, [base])
+
+
+def test_the_latest_visit_in_review_says_so_before_its_figure():
+    from repigment.clinical import _latest
+
+    record = {"image": "week52.jpg", "weeks_since_start": 52.0, "improvement_pct": -9.8,
+              "improvement_interval": [-125.1, 0.0], "pattern": None, "patch_vasi": None,
+              "patch_vasi_interval": None, "spreading": {"flagged": True, "description": "Spreading: 0.31 cm²"}}
+    baseline = dict(record, weeks_since_start=0.0, improvement_pct=0.0)
+    trusted = _latest([baseline, dict(record, needs_review=False)], None)
+    in_review = _latest([baseline, dict(record, needs_review=True)], None)
+    assert "review" not in trusted["patient_message"] and not trusted["clinician_message"].startswith("Needs review")
+    assert in_review["patient_message"].startswith("The week 52 photo needs your healthcare provider's review")
+    assert "new white skin" in in_review["patient_message"].lower()  # the measurement itself is still told
+    assert in_review["clinician_message"].startswith("Needs review")

@@ -556,6 +556,13 @@ def _latest(records: list[dict], body_region: str | None) -> dict | None:
     clinician = (f"Week {r['weeks_since_start']:.1f}: repigmentation {value:.1f}% [{low:.1f}, {high:.1f}]{vasi}; "
                  f"pattern {pattern or 'not assessed'}. "
                  + (spread.get("description", "") if spread else "Spreading not assessed") + ".")
+    if r.get("needs_review"):
+        # The latest photo's own evidence contradicts its figure: say so before the figure.
+        patient = (f"The week {r['weeks_since_start']:.0f} photo needs your healthcare provider's review before its "
+                   "figures count: something in it (the light, the framing or the phone's processing) disagrees "
+                   "with the measurement. As measured: " + patient[0].lower() + patient[1:])
+        clinician = ("Needs review (the photo contradicts its figure; no milestone counts it until reviewed). "
+                     + clinician)
     return {"image": r["image"], "weeks_since_start": r["weeks_since_start"], "patient_message": patient,
             "clinician_message": clinician}
 
