@@ -101,7 +101,7 @@ def test_the_own_classes_border_reaches_the_edge_of_a_polygon_drawn_across_the_p
     # Skin beyond the polygon that is more of the patch must not teach the background's colours.
     photo, truth = _arm_photo(7, background=(215, 205, 185))
     ys, xs = np.nonzero(truth)
-    cx, cy = int(xs.mean()), int(ys.mean())
+    cx = int(xs.mean())
     polygon = np.array([(cx, ys.min() - 20), (xs.max() + 20, ys.max() + 20), (xs.min() - 20, ys.max() + 20)])
     inside = np.zeros(truth.shape, np.uint8)
     cv2.fillPoly(inside, [polygon.astype(np.int32)], 1)

@@ -846,8 +846,9 @@ def _colour_model_result(
 ) -> Segmentation:
     """:func:`_colour_contrast_segmentation` packed as a :class:`Segmentation`.
 
-    With ``learn_own_classes`` (and no labels), the mask's border is then
-    placed by the photo's own classes learned from its surest parts.
+    With ``learn_own_classes`` (and neither labels nor a threshold), the
+    mask's border is then placed by the photo's own classes learned from its
+    surest parts.
     """
     mask, skin, contrast, used_threshold, spread, normal, normal_lab = _colour_contrast_segmentation(
         rgb, region=region, labels=labels, exclude=exclude, threshold=threshold)
@@ -871,13 +872,15 @@ def _colour_model_result(
         # clinician's strokes, place its border by all of colour and texture
         # at once (real photos, median Dice on single photos 0.72 -> 0.76).
         own = _strokes_from_mask(mask, skin, contrast, used_threshold)
-        if np.count_nonzero(own == LABEL_DEPIGMENTED) >= 8:
+        # Both classes need examples (a mask with nothing beyond it has no "normal" to learn).
+        if np.count_nonzero(own == LABEL_DEPIGMENTED) >= 8 and np.count_nonzero(own >= LABEL_NORMAL_SKIN) >= 8:
             import cv2
 
             trimap = _strokes_trimap(rgb_to_lab(rgb), own, skin, normal, contrast)
             if exclude is not None:
                 trimap[exclude] = cv2.GC_BGD
-            refined = remove_small_regions(_graph_cut_within(rgb, trimap, region, _SELF_GRAPH_CUT_ROUNDS), min_patch_px)
+            refined = _graph_cut_within(rgb, trimap, region, _SELF_GRAPH_CUT_ROUNDS)
+            refined = remove_small_regions(refined, min_patch_px)
             if refined.any():
                 mask = refined
                 note += ", its border placed by this photo's own colours learned from the mask's surest parts"
