@@ -1660,9 +1660,7 @@ def _colour_contrast_segmentation(
         trimap = _strokes_trimap(lab, labels, skin, normal, contrast)
     if exclude is not None:
         trimap[exclude] = cv2.GC_BGD
-    if region is not None:
-        trimap[~region] = cv2.GC_BGD
-    mask = _graph_cut(rgb, trimap)
+    mask = _graph_cut_within(rgb, trimap, region)
     reference = lab[normal & ~mask]
     normal_lab = np.median(_subsample(reference), axis=0) if len(reference) else np.full(3, np.nan)
     return mask, skin, contrast, float(threshold), spread, normal, normal_lab
