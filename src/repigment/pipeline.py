@@ -43,6 +43,7 @@ from .registration import (
 from .scoring import Milestones, VisitScore, find_milestones, score_visit, weeks_since
 from .segmentation import (
     CLIPPED_SRGB,
+    DEPIGMENTED_FRACTION,
     LABEL_NOT_SKIN,
     Segmentation,
     depigmented_mask,
@@ -1288,6 +1289,9 @@ def _check_against_evidence(
 #: 1.2 times its nominal value (44 % to 66 % of full depigmentation instead of
 #: the nominal 55 %, see repigment.segmentation.DEPIGMENTED_FRACTION).
 DECISION_RANGE = (0.8, 1.2)
+#: DECISION_RANGE in melanin loss, as results and the app write it.
+DECISION_RANGE_WORDS = (f"{round(100 * DECISION_RANGE[0] * DEPIGMENTED_FRACTION)}-"
+                        f"{round(100 * DECISION_RANGE[1] * DEPIGMENTED_FRACTION)} %")
 
 
 def _threshold_cases(

@@ -641,12 +641,14 @@ def _table_page(page: _Page, document: dict, clinical: dict, rows: Sequence[int]
         page.text(f"VASI not scored: {vasi.get('reason') or 'no clinical summary in results.json'}.", size=8.5,
                   color=_MUTED)
 
+    from .segmentation import LEVEL_RATIO_WORDS
+
     method = document.get("method") or {}
     page.heading("Method")
     unit = clinical.get("hand_unit")
     lines = [
         ("Segmentation", f"{method.get('segmentation')}; threshold {method.get('threshold')} at baseline"
-                         + (", each visit's scaled by its own level of full depigmentation (x0.8-x1.7)"
+                         + (f", each visit's scaled by its own level of full depigmentation ({LEVEL_RATIO_WORDS})"
                             if method.get("threshold_per_visit") else "")
                          + f", baseline contrast {method.get('baseline_contrast')}, working size "
                          f"{method.get('working_size')} px"),

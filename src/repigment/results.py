@@ -179,7 +179,8 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
         added under the new top-level key ``"clinical"``; every other key keeps
         its meaning.
     """
-    from .pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
+    from .pipeline import DECISION_RANGE, DECISION_RANGE_WORDS, REGISTRATION_METHOD, SEGMENTATION_METHOD
+    from .segmentation import DEPIGMENTED_FRACTION, LEVEL_RATIO_WORDS
 
     width, height = result.baseline_size
     baseline_visit = result.visits[0]
@@ -208,8 +209,8 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
             "working_size": result.working_size,
             "threshold": _round(result.threshold, 5),
             "threshold_per_visit": "the baseline's, scaled by the visit's level of full depigmentation "
-                                   "(x0.8-x1.7), or the visit's own for a visit judged by strokes on its "
-                                   "photo (own_strokes); see visits[].threshold",
+                                   f"({LEVEL_RATIO_WORDS}), or the visit's own for a visit judged by strokes on "
+                                   "its photo (own_strokes); see visits[].threshold",
             "baseline_contrast": _round(result.contrast, 5),
             "baseline_model": result.segmentation_model,
             "baseline_confidence": _round(result.segmentation_confidence, 3),
@@ -217,8 +218,9 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
             "labels": result.labels_used,
             "area_frame": "baseline photo pixels (full resolution)",
             "milestones_from": "repigmentation_pct",
-            "intervals": "decision range 44-66 % melanin loss (threshold x0.8-x1.2 of the nominal 55 %) and "
-                         "registration residual along the mask boundary",
+            "intervals": f"decision range {DECISION_RANGE_WORDS} melanin loss (threshold x{DECISION_RANGE[0]:g}-"
+                         f"x{DECISION_RANGE[1]:g} of the nominal {round(100 * DEPIGMENTED_FRACTION)} %) and registration "
+                         "residual along the mask boundary",
         },
         "milestones": {
             "vasi50_week": result.milestones.vasi50_week,

@@ -1121,6 +1121,8 @@ _CORE_SHARE = 0.75
 #: times), never with treatment. Capped at 1.25, such a phone read a stable
 #: patch 2-5 points more depigmented (45 on type I skin).
 LEVEL_RATIO_LIMITS = (0.8, 1.7)
+#: LEVEL_RATIO_LIMITS as results and reports write them.
+LEVEL_RATIO_WORDS = f"x{LEVEL_RATIO_LIMITS[0]:g}-x{LEVEL_RATIO_LIMITS[1]:g}"
 # The level is measured this far (share of the longest side) inside the
 # regions, away from their blurred borders; it is not used on fewer than
 # _LEVEL_MIN_PX such pixels and fully trusted from _LEVEL_FULL_PX on.

@@ -6,6 +6,8 @@ one day translated) together.
 
 from __future__ import annotations
 
+from ..pipeline import DECISION_RANGE_WORDS
+
 __all__ = ["CAPTURE_CHECKLIST", "CLINICIAN_PHOTO_NOTES", "Words", "words"]
 
 #: What makes photos comparable, after the vitiligo photography consensus
@@ -58,7 +60,8 @@ _CLINICIAN = Words(
     vasi_labels=("VASI50", "VASI75", "VASI90"),
     measured="Measured",
     not_measured="Not measured",
-    band_legend="shaded band: plausible range (44-66 % melanin-loss threshold and alignment error at the border)",
+    band_legend=f"shaded band: plausible range ({DECISION_RANGE_WORDS} melanin-loss threshold and alignment error "
+                "at the border)",
     band_low="Plausible range from (%)",
     band_high="Plausible range to (%)",
     upload_label="Visit photos (JPEG, PNG, HEIC, TIFF or WebP; one or several visits)",
