@@ -322,6 +322,34 @@ def test_prefetching_prepares_later_photos_in_background_threads(combined_series
     assert set(threads) == {threading.current_thread().name}
 
 
+def test_blas_runs_one_thread_while_the_prefetcher_runs_its_own(combined_series, monkeypatch):
+    """OpenBLAS's idle threads spin between calls and take the cores the prefetch
+    threads need; the limit holds only during the series and is restored after."""
+    from threadpoolctl import threadpool_info
+
+    import repigment.pipeline as pipeline
+    from repigment.series import discover_series
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("numpy is not linked to a BLAS that threadpoolctl can see")
+    before = blas_threads()
+    seen = []
+    original = pipeline.register_to_baseline  # runs in the calling thread, once per visit
+
+    def recording(*args, **kwargs):
+        seen.append(blas_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "register_to_baseline", recording)
+    directory, _ = combined_series
+    pipeline.analyze_photos(discover_series(directory), prefetch=True)
+    assert seen and all(threads == {1} for threads in seen)
+    assert blas_threads() == before
+
+
 def test_a_patch_over_a_third_of_the_frame_and_cut_by_its_edge_is_scored(tmp_path_factory):
     """Issue 11: patches up to 60 % of the frame; the baseline is refused only without depigmented skin."""
     directory, truth = _write(tmp_path_factory, "large", seed=101, skin_type="II", course="stable",
