@@ -350,6 +350,36 @@ def test_blas_runs_one_thread_while_the_prefetcher_runs_its_own(combined_series,
     assert blas_threads() == before
 
 
+def test_a_brown_cloth_beside_light_skin_is_set_aside_at_every_visit(tmp_path_factory):
+    """Issue 11: a background of a skin colour darker than type I skin posed as its
+    normal skin, and all of the skin read as depigmented (a stable series then
+    read up to 64 % repigmented). It is set aside at baseline and at each visit."""
+    directory, truth = _write(tmp_path_factory, "brown", seed=61, skin_type="I", course="stable",
+                              weeks=(0, 4, 12), clutter=False, marker=False)
+    rng = np.random.default_rng(0)
+    for visit in truth["visits"]:
+        path = directory / visit["image"]
+        photo = cv2.imread(str(path)).astype(np.float32)
+        patch = cv2.imread(str(directory / visit["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 0
+        height = photo.shape[0]
+        rows = np.nonzero(patch.any(axis=1))[0]
+        above, below = rows.min() - 10, height - rows.max() - 10  # free rows on each side of the patch
+        depth = min(max(above, below), height // 4)
+        assert depth >= 0.15 * height
+        band = slice(0, depth) if above >= below else slice(height - depth, height)
+        cloth = np.float32((58, 82, 120)) + cv2.GaussianBlur(  # BGR brown
+            rng.normal(0, 8, photo[band].shape).astype(np.float32), (0, 0), 1.5)
+        photo[band] = cloth
+        cv2.imwrite(str(path), np.clip(photo, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    result = analyze_series(directory)
+    assert result.visits[0].ok
+    baseline_truth = cv2.imread(str(directory / truth["visits"][0]["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 0
+    assert result.visits[0].score.area_px < 1.3 * baseline_truth.sum()
+    assert any("background or cloth" in note for note in result.visits[0].notes)
+    for visit in result.visits[1:]:
+        assert visit.ok and abs(visit.score.repigmentation_pct) <= 3.0, visit.image
+
+
 def test_a_patch_over_a_third_of_the_frame_and_cut_by_its_edge_is_scored(tmp_path_factory):
     """Issue 11: patches up to 60 % of the frame; the baseline is refused only without depigmented skin."""
     directory, truth = _write(tmp_path_factory, "large", seed=101, skin_type="II", course="stable",
@@ -450,3 +480,28 @@ def test_the_baseline_finds_a_large_patch_on_dark_skin_that_the_frame_cuts(tmp_p
     result = analyze_series(directory, out)
     measured = cv2.imread(str(out / result.visits[0].mask_path), cv2.IMREAD_GRAYSCALE) > 0
     assert _dice(measured, expected) > 0.95
+
+
+def test_a_light_too_strong_to_undo_keeps_the_figure_without_new_depigmentation_in_range():
+    """A +1.5 EV photo renders normal skin pale: read as new depigmentation (-61 %
+    on a stable patch), its flagged range must reach the figure without it."""
+    import datetime
+
+    from repigment.pipeline import VisitResult, _check_against_evidence, prepare_photo
+    from repigment.scoring import VisitScore
+
+    photo = np.full((300, 400, 3), (170, 120, 90), np.uint8)
+    photo[100:200, 120:280] = (238, 212, 202)
+    prepared = prepare_photo(cv2.imencode(".png", photo[..., ::-1])[1].tobytes())
+    footprint = prepared.segmentation.mask
+    area = int(footprint.sum())
+    visit = VisitResult(image="visit.jpg", date=datetime.date(2027, 1, 4), weeks_since_start=52.0)
+    visit.score = VisitScore(area_px=int(1.6 * area), area_cm2=None, repigmentation_pct=-60.0,
+                             residual_fraction=0.99, vasi_residual_depigmentation=100,
+                             new_depigmentation_px=int(0.61 * area))
+    visit.intervals = {"repigmentation_pct": (-65.0, -55.0)}
+    visit.light_change = "taken under a light far from the baseline's (exposure x2.52)"
+    _check_against_evidence(visit, prepared, np.eye(3), footprint, None, area)
+    assert visit.needs_review
+    low, high = visit.intervals["repigmentation_pct"]
+    assert low <= -60.0 and high >= 1.0 - 1e-9  # 100 x (1 - 0.99)

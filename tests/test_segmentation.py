@@ -220,6 +220,55 @@ def test_pink_cloth_darker_than_the_skin_stays_out_of_it():
     assert not skin_mask(_finish(photo))[:160].any()
 
 
+def test_a_brown_background_is_not_taken_for_the_normal_skin_of_light_skin():
+    """Issue 11: a background of a skin colour passes the skin test; darker than
+    very light skin, it would pose as the pigmented class and make all of the
+    skin "depigmented". The patch within the lighter skin is found instead, and
+    a later visit set aside the same colour."""
+    truth = _patch_mask()
+    light_skin = (232, 196, 182)
+    photo = _photo(21, normal=light_skin)
+    photo[truth] = np.float32((246, 228, 222)) + (photo[truth] - np.float32(light_skin)) * 0.3
+    photo[:130] = _photo(22, normal=(120, 82, 58))[:130]  # brown cloth across the top
+    photo = _finish(photo)
+    baseline = depigmented_mask(photo)
+    assert _dice(baseline.mask, truth) > 0.97
+    assert baseline.skin_split is not None
+    assert any("background or cloth" in note for note in baseline.notes)
+    judged = dict(threshold=baseline.threshold, reference_level=baseline.depigmented_level,
+                  core_factor=baseline.core_factor)
+    visit = depigmented_mask(photo, skin_split=baseline.skin_split, **judged)
+    assert _dice(visit.mask, truth) > 0.97
+    # Without the split the visit takes the whole light skin: what the split is for.
+    assert depigmented_mask(photo, **judged).area_px > 3 * truth.sum()
+
+
+def test_a_large_patch_is_not_split_again_within_itself():
+    """A patch enclosed by normal skin is not all of the skin, however large."""
+    size = (480, 640)
+    truth = np.zeros(size, np.uint8)
+    cv2.ellipse(truth, (320, 240), (260, 190), 0, 0, 360, 1, -1)
+    truth = truth.astype(bool)  # about half of the skin
+    result = depigmented_mask(_finish(_paint(_photo(23, size), truth)))
+    assert result.skin_split is None
+    assert _dice(result.mask, truth) > 0.97
+
+
+def test_glare_spots_in_a_patch_cut_by_the_frame_are_not_a_patch_within_it():
+    """A frame-filling patch reaches the edges as skin would; the glare spots on it,
+    lighter still, are not a patch within the patient's skin."""
+    photo, truth = _frame_filling_patch(24, (200, 150, 120), (238, 212, 202))
+    glare = np.zeros(truth.shape, np.float32)
+    for centre in ((180, 220), (330, 380)):
+        cv2.circle(glare, centre, 9, 1.0, -1)
+    glare = cv2.GaussianBlur(glare, (0, 0), 5)[..., None] * 1.6
+    photo = _finish(photo.astype(np.float32) * (1 - np.minimum(glare, 1)) + 255 * np.minimum(glare, 1))
+    assert (photo.min(axis=2) >= 250).any()  # clipped cores
+    result = depigmented_mask(photo)
+    assert result.skin_split is None
+    assert _dice(result.mask, truth) > 0.95
+
+
 def test_a_lighting_gradient_does_not_change_the_patch():
     truth = _patch_mask()
     photo = _finish(_paint(_photo(4), truth))

@@ -47,6 +47,7 @@ from .segmentation import (
     DEPIGMENTED_FRACTION,
     LABEL_NOT_SKIN,
     Segmentation,
+    SkinSplit,
     depigmented_mask,
     remove_small_regions,
     resize_labels,
@@ -171,6 +172,7 @@ def prepare_photo(
     labels: np.ndarray | None = None,
     core_factor: float | None = None,
     learn_own_classes: bool = True,
+    skin_split: SkinSplit | None = None,
 ) -> PreparedPhoto:
     """Load, calibrate, colour-normalise and segment one photo.
 
@@ -205,6 +207,10 @@ def prepare_photo(
     learn_own_classes : bool, optional
         See :func:`repigment.segmentation.depigmented_mask`; a series' baseline
         turns it off.
+    skin_split : SkinSplit, optional
+        With ``threshold``: the baseline's
+        :attr:`repigment.segmentation.Segmentation.skin_split` (see
+        :func:`repigment.segmentation.depigmented_mask`).
 
     Returns
     -------
@@ -252,7 +258,7 @@ def prepare_photo(
     segmentation = depigmented_mask(
         normalized.rgb, roi=work_roi, labels=work_labels, exclude=exclude, threshold=threshold,
         method=method, reference_level=reference_level, core_factor=core_factor,
-        learn_own_classes=learn_own_classes)
+        learn_own_classes=learn_own_classes, skin_split=skin_split)
     if deadline is not None:
         deadline.check("segmentation")
     return PreparedPhoto(
@@ -648,6 +654,7 @@ def analyze_photos(
     def segment_matched(rgb: np.ndarray, exclude: np.ndarray | None, skin_as_taken: np.ndarray) -> Segmentation:
         return depigmented_mask(rgb, exclude=exclude, threshold=base_seg.threshold, method=visit_method,
                                 reference_level=base_seg.depigmented_level, core_factor=base_core,
+                                skin_split=base_seg.skin_split,
                                 extra_skin=skin_as_taken if visit_method == "od-field" else None)
 
     base_area_full = int(np.count_nonzero(base_mask_full))
@@ -656,6 +663,11 @@ def analyze_photos(
         series_notes.append(
             f"baseline mask: {base_seg.reason} (confidence {base_seg.confidence:.2f}); check its outline, and "
             "where it misses draw strokes on the baseline (labels) so every visit is judged by them"
+        )
+    if base_seg.skin_split is not None:
+        series_notes.append(
+            "baseline photo: a skin-coloured background or cloth darker than the patient's skin was set aside "
+            "(it was not taken for normal skin), and so is its colour at every visit: check the baseline outline"
         )
     contrast_sigmas = base_seg.contrast / max(base_seg.normal_sigma, 1e-6)
     if contrast_sigmas < _LOW_CONTRAST_SIGMAS:
@@ -671,6 +683,7 @@ def analyze_photos(
             photo.path, marker_mm=marker_mm, threshold=base_seg.threshold, working_size=working_size,
             limits=limits, deadline=deadline, reference_level=base_seg.depigmented_level, method=visit_method,
             labels=own_labels[photo.name] if photo.name in with_strokes else None, core_factor=base_core,
+            skin_split=base_seg.skin_split,
         )
         features = image_features(prepared.rgb, prepared.registration_mask())
         deadline.pause()  # waiting for its turn is not time spent on this photo
@@ -1249,11 +1262,16 @@ def _check_against_evidence(
         visit.notes.append(f"{visit.light_change}; judged by the strokes drawn on this photo")
     elif visit.light_change is not None:
         pct = visit.score.repigmentation_pct
+        # Repigmentation cannot pass 100 %; it can go below 0 (spreading).
+        plausible = [pct - _STRONG_LIGHT_UNCERTAINTY_PCT, min(100.0, pct + _STRONG_LIGHT_UNCERTAINTY_PCT)]
+        if visit.score.new_depigmentation_px > _NEW_DEPIGMENTATION_CHECKED * base_area_full:
+            # Normal skin such a light renders pale can pass for new depigmentation: the
+            # figure without it (what the mask kept of the baseline patch) is as plausible.
+            plausible.append(100.0 * (1.0 - visit.score.residual_fraction))
         visit.flag_for_review(
             f"{visit.light_change}: the colour matching cannot fully undo it, so the figure may be well off; "
             "compare the photos",
-            # Repigmentation cannot pass 100 %; it can go below 0 (spreading).
-            plausible_pct=(pct - _STRONG_LIGHT_UNCERTAINTY_PCT, min(100.0, pct + _STRONG_LIGHT_UNCERTAINTY_PCT)))
+            plausible_pct=tuple(plausible))
     seg = prepared.segmentation
     surrounding = _surrounding_skin(prepared)
     height, width = seg.mask.shape

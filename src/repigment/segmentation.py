@@ -51,6 +51,7 @@ __all__ = [
     "validate_labels",
     "resize_labels",
     "Segmentation",
+    "SkinSplit",
     "depigmented_mask",
     "skin_mask",
     "roi_mask",
@@ -155,6 +156,11 @@ class Segmentation:
         A region is kept only when some of it reaches this score (a photo
         that set its own threshold); None when every region above the
         threshold counts.
+    skin_split : SkinSplit or None
+        When the mask was found within the lighter of two skin-coloured
+        classes, the darker one a skin-coloured background or cloth rather
+        than this patient's normal skin: that split (see
+        :func:`depigmented_mask`). ``None`` otherwise.
     """
 
     mask: np.ndarray
@@ -171,6 +177,7 @@ class Segmentation:
     confidence: float = 1.0
     reason: str | None = None
     core_score: float | None = None
+    skin_split: SkinSplit | None = None
 
     @property
     def area_px(self) -> int:
@@ -686,6 +693,7 @@ def depigmented_mask(
     core_factor: float | None = None,
     extra_skin: np.ndarray | None = None,
     learn_own_classes: bool = True,
+    skin_split: SkinSplit | None = None,
 ) -> Segmentation:
     """Segment depigmented skin in a photo.
 
@@ -741,6 +749,14 @@ def depigmented_mask(
         mask's border (default). A series turns this off for its baseline:
         its visits are judged at the baseline's contrast threshold, which
         such a border does not follow.
+    skin_split : SkinSplit, optional
+        With ``threshold`` and the od-field model: the baseline's
+        :attr:`Segmentation.skin_split`. The photo is split at its levels
+        first, and only the lighter class is judged at ``threshold``. (Without a threshold, a mask covering at least a
+        quarter of the skin is always searched for a distinct depigmented
+        class within it: a skin-coloured background or cloth darker than the
+        patient's skin is otherwise taken for normal skin, and all the
+        patient's skin for depigmented.)
 
     Returns
     -------
@@ -805,9 +821,10 @@ def depigmented_mask(
             rgb, region=region, labels=None, exclude=exclude, threshold=threshold, min_patch_px=min_patch_px,
             method="colour-contrast", note="colour contrast with the surrounding skin, at the baseline's threshold",
         )
-    result = _optical_density_segmentation(
+    result = _within_lighter_skin(
         rgb, roi=roi, exclude=exclude, threshold=threshold, min_patch_px=min_patch_px,
         reference_level=reference_level, core_factor=core_factor, extra_skin=extra_skin,
+        skin_split=skin_split,
     )
     if threshold is not None:
         return result
@@ -830,6 +847,128 @@ def depigmented_mask(
         + (", guided by the region of interest" if region is not None else ""),
         learn_own_classes=learn_own_classes,
     )
+
+
+#: A photo's own mask covering at least this share of its skin is searched
+#: for a distinct depigmented class within it (see :func:`_within_lighter_skin`).
+#: On generated photos, patches of 1-60 % of the frame covered up to 55 % of
+#: the skin and never held one; light skin against a brown background, whose
+#: "depigmented" class was all of the skin, covered 68 %.
+_WITHIN_MIN_SKIN_SHARE = 0.25
+#: The patient's skin reaches the frame's edge (a close-up), while a patch is
+#: mostly enclosed by normal skin: the lighter class must cover at least this
+#: share of the frame's border to be all of the skin.
+_WITHIN_MIN_FRAME_SHARE = 0.1
+#: A region found within the lighter class with at least this share of its
+#: pixels clipped to white, and smaller than ``_GLARE_MAX_SHARE`` of the photo,
+#: is a glare spot's halo, not a patch.
+_WITHIN_GLARE_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class SkinSplit:
+    """The patient's skin against a darker skin-coloured background or cloth.
+
+    Found by :func:`depigmented_mask` in a photo that set its own threshold;
+    a series passes it to each later visit, whose background is then told
+    apart by the same colours (see :func:`_within_lighter_skin`).
+
+    Attributes
+    ----------
+    skin_lab, background_lab : tuple of 3 floats
+        Median CIELAB of the patient's skin (the lighter class, patch
+        included) and of the darker skin-coloured class.
+    """
+
+    skin_lab: tuple[float, float, float]
+    background_lab: tuple[float, float, float]
+
+    def background(self, lab: np.ndarray) -> np.ndarray:
+        """Pixels of a CIELAB image nearer the background's colour than the skin's.
+
+        Nearer along the line between the two colours (a linear
+        discriminant), so a light or exposure change that moves both alike
+        moves few pixels across. Specks under 0.01 % of the image are noise
+        and stay with the skin; moles and hairs as dark as the background
+        are set aside with it, which takes nothing from the patch.
+        """
+        skin = np.asarray(self.skin_lab, np.float32)
+        background = np.asarray(self.background_lab, np.float32)
+        direction = (skin - background) / max(float(np.linalg.norm(skin - background)), 1e-6)
+        nearer = (lab - (skin + background) / 2) @ direction < 0
+        return remove_small_regions(nearer, max(4, int(1e-4 * nearer.size)))
+
+
+def _within_lighter_skin(
+    rgb: np.ndarray,
+    *,
+    roi,
+    exclude: np.ndarray | None,
+    threshold: float | None,
+    skin_split: SkinSplit | None,
+    **options,
+) -> Segmentation:
+    """The optical-density segmentation, searched within its lighter skin class when needed.
+
+    A background or cloth of a skin colour (brown, tan) darker than the
+    patient's skin passes the skin test; the optical-density split then finds
+    it as the pigmented class and takes *all* of the patient's skin, patch
+    and normal skin alike, for depigmented. A real patch holds no second,
+    distinct lighter class within it, while all of the skin does: the patch.
+    So when a photo's own mask covers much of the skin and reaches the
+    frame's edge as skin in a close-up does (a patch is mostly enclosed by
+    normal skin), everything outside it is set aside and the segmentation is
+    run again; a distinct depigmented class found then, other than the halos
+    of glare spots, replaces the first mask. A later visit of such a series
+    sets aside its pixels nearer the baseline's background colour than its
+    skin's (:meth:`SkinSplit.background`) before it is judged at ``threshold``.
+    """
+    if threshold is not None:
+        background = None if skin_split is None else skin_split.background(rgb_to_lab(rgb))
+        if background is not None and background.any():
+            inner = _optical_density_segmentation(
+                rgb, roi=roi, exclude=background if exclude is None else background | exclude, threshold=threshold,
+                **options)
+            return replace(inner, skin_split=skin_split)
+        return _optical_density_segmentation(rgb, roi=roi, exclude=exclude, threshold=threshold, **options)
+    first = _optical_density_segmentation(rgb, exclude=exclude, **options)
+    with_region = first if roi is None else replace(first, mask=first.mask & roi_mask(rgb.shape[:2], roi))
+    if (first.contrast is None or not first.mask.any()
+            or np.count_nonzero(first.mask) < _WITHIN_MIN_SKIN_SHARE * np.count_nonzero(first.skin)):
+        return with_region
+    frame = np.concatenate([first.mask[0], first.mask[-1], first.mask[1:-1, 0], first.mask[1:-1, -1]])
+    darker = first.skin & ~first.mask
+    if np.mean(frame) < _WITHIN_MIN_FRAME_SHARE or np.count_nonzero(darker) < 64:
+        return with_region
+    lab = rgb_to_lab(rgb)
+    split = SkinSplit(skin_lab=tuple(float(x) for x in np.median(_subsample(lab[first.mask]), axis=0)),
+                      background_lab=tuple(float(x) for x in np.median(_subsample(lab[darker]), axis=0)))
+    # Everything outside the lighter class is set aside here (a visit, without this
+    # photo's split, sets aside the background's colour).
+    outside = ~first.mask if exclude is None else ~first.mask | exclude
+    inner = _optical_density_segmentation(rgb, roi=roi, exclude=outside, **options)
+    if inner.contrast is None or not _holds_more_than_glare(inner.mask, rgb):
+        return with_region
+    note = (
+        f"a skin-coloured region ({np.count_nonzero(darker) / darker.size:.0%} of the photo) is darker "
+        "than the patient's skin around the patch and holds no patch of its own, so it was taken for a "
+        "background or cloth and set aside"
+    )
+    return replace(inner, skin_split=split, notes=inner.notes + (note,))
+
+
+def _holds_more_than_glare(mask: np.ndarray, rgb: np.ndarray) -> bool:
+    """Whether ``mask`` has a region other than the halo of a glare spot (see ``_WITHIN_GLARE_SHARE``)."""
+    import cv2
+
+    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    if count <= 1:
+        return False
+    clipped = np.min(rgb, axis=2) >= _GLARE_SRGB
+    area = np.bincount(labels.ravel(), minlength=count)
+    glare = np.bincount(labels[clipped], minlength=count)
+    halo = (glare >= _WITHIN_GLARE_SHARE * area) & (area < _GLARE_MAX_SHARE * mask.size)
+    return bool(np.any(~halo[1:]))
 
 
 def _colour_model_result(

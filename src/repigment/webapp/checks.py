@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import RepigmentError
 from ..quality import FramingDifference, QualityIssue
+from ..segmentation import SkinSplit
 
 __all__ = ["AlignmentCheck", "BaselineReference", "UploadCheck", "baseline_reference", "check_alignment",
            "check_photo"]
@@ -137,9 +138,10 @@ class BaselineReference:
     threshold: float
     marker_mm: float
     depigmented_level: float | None = None
-    #: The model ``threshold`` belongs to, and the baseline's core factor, as a series passes them to its visits.
+    #: The model ``threshold`` belongs to, the baseline's core factor and skin split, as a series passes them to its visits.
     method: str = "od-field"
     core_factor: float | None = None
+    skin_split: SkinSplit | None = None
 
 
 def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1024) -> BaselineReference:
@@ -156,6 +158,7 @@ def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1
         depigmented_level=segmentation.depigmented_level,
         method=segmentation.threshold_method,
         core_factor=segmentation.core_factor,
+        skin_split=segmentation.skin_split,
     )
 
 
@@ -194,7 +197,8 @@ def check_alignment(reference: BaselineReference, data: bytes, name: str = "phot
         # The patch is judged as a series judges its visits, so that features are taken off it alike.
         prepared = prepare_photo(buffer, marker_mm=reference.marker_mm, threshold=reference.threshold,
                                  working_size=working_size, reference_level=reference.depigmented_level,
-                                 method=reference.method, core_factor=reference.core_factor)
+                                 method=reference.method, core_factor=reference.core_factor,
+                                 skin_split=reference.skin_split)
     except RepigmentError as exc:
         return AlignmentCheck(ok=False, reason=str(exc), framing=None)
     ghost = _preview(ghost_overlay(reference.rgb, prepared.rgb))
