@@ -79,7 +79,7 @@ __all__ = [
 #: fifth fewer pixels to process.
 DEFAULT_WORKING_SIZE = 900
 #: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v9"
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v10"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Share of the baseline footprint a visit photo must show to be scored at all,
 # and above which it counts as showing all of it.
