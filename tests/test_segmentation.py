@@ -243,6 +243,26 @@ def test_a_brown_background_is_not_taken_for_the_normal_skin_of_light_skin():
     assert depigmented_mask(photo, **judged).area_px > 3 * truth.sum()
 
 
+def test_a_beige_cloth_paler_than_the_skin_is_not_taken_for_the_patch():
+    """A cloth paler than type IV skin but not as pale as the patch had passed for
+    depigmented with it; the patch lies on the skin, the cloth is set aside."""
+    truth = np.zeros((480, 640), np.uint8)
+    cv2.ellipse(truth, (300, 160), (110, 80), 0, 0, 360, 1, -1)
+    truth = truth.astype(bool)
+    skin = (160, 117, 90)
+    photo = _photo(25, normal=skin)
+    photo[truth] = np.float32(DEPIGMENTED) + (photo[truth] - np.float32(skin)) * 0.3
+    photo[330:] = _photo(26, normal=(205, 180, 150))[330:]  # beige cloth across the bottom
+    assert skin_mask(_finish(photo))[340:].mean() > 0.9  # passes for skin
+    photo = _finish(photo)
+    baseline = depigmented_mask(photo)
+    assert _dice(baseline.mask, truth) > 0.95
+    assert baseline.skin_split is not None and any("paler than" in note for note in baseline.notes)
+    visit = depigmented_mask(photo, threshold=baseline.threshold, reference_level=baseline.depigmented_level,
+                             core_factor=baseline.core_factor, skin_split=baseline.skin_split)
+    assert _dice(visit.mask, truth) > 0.95
+
+
 def test_a_large_patch_is_not_split_again_within_itself():
     """A patch enclosed by normal skin is not all of the skin, however large."""
     size = (480, 640)

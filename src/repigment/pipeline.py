@@ -666,8 +666,9 @@ def analyze_photos(
         )
     if base_seg.skin_split is not None:
         series_notes.append(
-            "baseline photo: a skin-coloured background or cloth darker than the patient's skin was set aside "
-            "(it was not taken for normal skin), and so is its colour at every visit: check the baseline outline"
+            "baseline photo: a skin-coloured background or cloth was set aside (darker than the patient's skin, it "
+            "was not taken for normal skin; paler, not for the patch), and so is its colour at every visit: check "
+            "the baseline outline"
         )
     contrast_sigmas = base_seg.contrast / max(base_seg.normal_sigma, 1e-6)
     if contrast_sigmas < _LOW_CONTRAST_SIGMAS:

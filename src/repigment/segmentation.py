@@ -157,9 +157,9 @@ class Segmentation:
         that set its own threshold); None when every region above the
         threshold counts.
     skin_split : SkinSplit or None
-        When the mask was found within the lighter of two skin-coloured
-        classes, the darker one a skin-coloured background or cloth rather
-        than this patient's normal skin: that split (see
+        When a skin-coloured background or cloth had passed for normal skin
+        (darker than the patient's skin) or for the patch (paler) and was set
+        aside: the colours of skin, patch and background (see
         :func:`depigmented_mask`). ``None`` otherwise.
     """
 
@@ -751,12 +751,14 @@ def depigmented_mask(
         such a border does not follow.
     skin_split : SkinSplit, optional
         With ``threshold`` and the od-field model: the baseline's
-        :attr:`Segmentation.skin_split`. The photo is split at its levels
-        first, and only the lighter class is judged at ``threshold``. (Without a threshold, a mask covering at least a
-        quarter of the skin is always searched for a distinct depigmented
-        class within it: a skin-coloured background or cloth darker than the
-        patient's skin is otherwise taken for normal skin, and all the
-        patient's skin for depigmented.)
+        :attr:`Segmentation.skin_split`. The photo's regions nearest the
+        background's colour are set aside before it is judged at
+        ``threshold``. (Without a threshold, a mask covering at least a
+        quarter of the skin and reaching the frame's edge is always searched
+        for a distinct depigmented class within it: a skin-coloured
+        background or cloth darker than the patient's skin is otherwise taken
+        for normal skin, and all the patient's skin for depigmented; a paler
+        one is taken for part of the patch. See :class:`SkinSplit`.)
 
     Returns
     -------
@@ -863,11 +865,15 @@ _WITHIN_MIN_FRAME_SHARE = 0.1
 #: pixels clipped to white, and smaller than ``_GLARE_MAX_SHARE`` of the photo,
 #: is a glare spot's halo, not a patch.
 _WITHIN_GLARE_SHARE = 0.02
+#: The patch found within the lighter class must be a part of lighter skin:
+#: under this share of the lighter class's regions it lies in (a patch on the
+#: patient's skin beside a paler cloth is a region of its own).
+_WITHIN_MAX_REGION_SHARE = 0.7
 
 
 @dataclass(frozen=True)
 class SkinSplit:
-    """The patient's skin against a darker skin-coloured background or cloth.
+    """The patient's skin, a patch, and a skin-coloured background or cloth set aside.
 
     Found by :func:`depigmented_mask` in a photo that set its own threshold;
     a series passes it to each later visit, whose background is then told
@@ -875,28 +881,31 @@ class SkinSplit:
 
     Attributes
     ----------
-    skin_lab, background_lab : tuple of 3 floats
-        Median CIELAB of the patient's skin (the lighter class, patch
-        included) and of the darker skin-coloured class.
+    skin_lab, patch_lab, background_lab : tuple of 3 floats
+        Median CIELAB of the patient's normal skin, of the depigmented
+        patch, and of the skin-coloured region that is neither (darker
+        than the skin, or paler than it but not as pale as the patch).
     """
 
     skin_lab: tuple[float, float, float]
+    patch_lab: tuple[float, float, float]
     background_lab: tuple[float, float, float]
 
     def background(self, lab: np.ndarray) -> np.ndarray:
-        """Pixels of a CIELAB image nearer the background's colour than the skin's.
+        """Regions of a CIELAB image nearer the background's colour than the skin's and the patch's.
 
-        Nearer along the line between the two colours (a linear
-        discriminant), so a light or exposure change that moves both alike
-        moves few pixels across. Specks under 0.01 % of the image are noise
-        and stay with the skin; moles and hairs as dark as the background
-        are set aside with it, which takes nothing from the patch.
+        Only regions wider than 1 % of the image's longest side: a patch's
+        border, which blends patch and skin, can pass for a paler background
+        in a thin ring, and moles and hairs for a darker one in specks.
         """
-        skin = np.asarray(self.skin_lab, np.float32)
-        background = np.asarray(self.background_lab, np.float32)
-        direction = (skin - background) / max(float(np.linalg.norm(skin - background)), 1e-6)
-        nearer = (lab - (skin + background) / 2) @ direction < 0
-        return remove_small_regions(nearer, max(4, int(1e-4 * nearer.size)))
+        import cv2
+
+        centres = np.asarray([self.background_lab, self.skin_lab, self.patch_lab], np.float32)
+        squared = [np.sum((lab - centre) ** 2, axis=-1) for centre in centres]
+        nearer = ((squared[0] < squared[1]) & (squared[0] < squared[2])).view(np.uint8)
+        radius = max(1, int(round(0.005 * max(nearer.shape))))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        return cv2.morphologyEx(nearer, cv2.MORPH_OPEN, kernel).astype(bool)
 
 
 def _within_lighter_skin(
@@ -908,21 +917,32 @@ def _within_lighter_skin(
     skin_split: SkinSplit | None,
     **options,
 ) -> Segmentation:
-    """The optical-density segmentation, searched within its lighter skin class when needed.
+    """The optical-density segmentation, with a skin-coloured background set aside when needed.
 
-    A background or cloth of a skin colour (brown, tan) darker than the
-    patient's skin passes the skin test; the optical-density split then finds
-    it as the pigmented class and takes *all* of the patient's skin, patch
-    and normal skin alike, for depigmented. A real patch holds no second,
-    distinct lighter class within it, while all of the skin does: the patch.
-    So when a photo's own mask covers much of the skin and reaches the
-    frame's edge as skin in a close-up does (a patch is mostly enclosed by
-    normal skin), everything outside it is set aside and the segmentation is
-    run again; a distinct depigmented class found then, other than the halos
-    of glare spots, replaces the first mask. A later visit of such a series
-    sets aside its pixels nearer the baseline's background colour than its
-    skin's (:meth:`SkinSplit.background`) before it is judged at ``threshold``.
+    Brown, tan or beige cloth and walls pass the skin test, and the
+    optical-density split can then be background against skin rather than
+    skin against patch. A real patch holds no second, distinct lighter class
+    within it. So when a photo's own mask covers at least a quarter of the
+    skin and reaches the frame's edge (a patch is mostly enclosed by normal
+    skin), everything outside it is set aside and the segmentation is run
+    again. When it finds a distinct depigmented class (other than the halos
+    of glare spots):
+
+    - as a part of the lighter class's regions, the darker class was a
+      background darker than the skin (all of the patient's skin had passed
+      for depigmented), and the new mask stands;
+    - as regions of their own, the patch lies on the darker class, which is
+      the patient's skin, and the lighter class's other regions are a paler
+      cloth or wall (it had passed for depigmented with the patch): they are
+      set aside and the photo segmented again.
+
+    Either way the three colours are kept as the result's ``skin_split``. A
+    later visit of such a series sets aside its pixels nearest the
+    background's colour (:meth:`SkinSplit.background`) before it is judged
+    at ``threshold``.
     """
+    import cv2
+
     if threshold is not None:
         background = None if skin_split is None else skin_split.background(rgb_to_lab(rgb))
         if background is not None and background.any():
@@ -940,21 +960,57 @@ def _within_lighter_skin(
     darker = first.skin & ~first.mask
     if np.mean(frame) < _WITHIN_MIN_FRAME_SHARE or np.count_nonzero(darker) < 64:
         return with_region
-    lab = rgb_to_lab(rgb)
-    split = SkinSplit(skin_lab=tuple(float(x) for x in np.median(_subsample(lab[first.mask]), axis=0)),
-                      background_lab=tuple(float(x) for x in np.median(_subsample(lab[darker]), axis=0)))
     # Everything outside the lighter class is set aside here (a visit, without this
-    # photo's split, sets aside the background's colour).
+    # photo's classes, sets aside the background's colour).
     outside = ~first.mask if exclude is None else ~first.mask | exclude
     inner = _optical_density_segmentation(rgb, roi=roi, exclude=outside, **options)
     if inner.contrast is None or not _holds_more_than_glare(inner.mask, rgb):
         return with_region
+    lab = rgb_to_lab(rgb)
+
+    def median_lab(where: np.ndarray) -> tuple[float, float, float]:
+        return tuple(float(x) for x in np.median(_subsample(lab[where]), axis=0))
+
+    if _share_of_its_regions(inner.mask, first.mask) < _WITHIN_MAX_REGION_SHARE:
+        # The patch is a part of the lighter skin: the darker class is a background.
+        split = SkinSplit(skin_lab=median_lab(first.mask & ~inner.mask), patch_lab=median_lab(inner.mask),
+                          background_lab=median_lab(darker))
+        note = (
+            f"a skin-coloured region ({np.count_nonzero(darker) / darker.size:.0%} of the photo) is darker "
+            "than the patient's skin around the patch and holds no patch of its own, so it was taken for a "
+            "background or cloth and set aside"
+        )
+        return replace(inner, skin_split=split, notes=inner.notes + (note,))
+    # The patch is a region of its own, on the darker class: that is the patient's skin,
+    # and the lighter class's other regions are something paler (beige cloth, a wall).
+    count, labels = cv2.connectedComponents(first.mask.view(np.uint8), connectivity=8)
+    holds_patch = np.zeros(count, bool)
+    holds_patch[np.unique(labels[inner.mask])] = True
+    paler = first.mask & ~holds_patch[labels]
+    if np.count_nonzero(paler) < 64:
+        return with_region
+    second = _optical_density_segmentation(rgb, roi=roi, exclude=paler if exclude is None else paler | exclude,
+                                           **options)
+    if second.contrast is None or not second.mask.any():
+        return with_region
+    split = SkinSplit(skin_lab=median_lab(darker), patch_lab=median_lab(second.mask), background_lab=median_lab(paler))
     note = (
-        f"a skin-coloured region ({np.count_nonzero(darker) / darker.size:.0%} of the photo) is darker "
-        "than the patient's skin around the patch and holds no patch of its own, so it was taken for a "
-        "background or cloth and set aside"
+        f"a skin-coloured region ({np.count_nonzero(paler) / paler.size:.0%} of the photo) is paler than the "
+        "patient's skin but holds no patch and is not as pale as the patch, so it was taken for a background "
+        "or cloth and set aside"
     )
-    return replace(inner, skin_split=split, notes=inner.notes + (note,))
+    return replace(second, skin_split=split, notes=second.notes + (note,))
+
+
+def _share_of_its_regions(mask: np.ndarray, regions: np.ndarray) -> float:
+    """Share of the connected regions of ``regions`` that ``mask`` touches which ``mask`` covers."""
+    import cv2
+
+    count, labels = cv2.connectedComponents(regions.view(np.uint8), connectivity=8)
+    touched = np.zeros(count, bool)
+    touched[np.unique(labels[mask])] = True
+    touched[0] = False
+    return float(np.count_nonzero(mask & regions) / max(np.count_nonzero(touched[labels]), 1))
 
 
 def _holds_more_than_glare(mask: np.ndarray, rgb: np.ndarray) -> bool:
