@@ -261,6 +261,27 @@ def test_a_beige_cloth_paler_than_the_skin_is_not_taken_for_the_patch():
     visit = depigmented_mask(photo, threshold=baseline.threshold, reference_level=baseline.depigmented_level,
                              core_factor=baseline.core_factor, skin_split=baseline.skin_split)
     assert _dice(visit.mask, truth) > 0.95
+    # A box over part of the patch decides the same way: the split is made on the whole photo.
+    boxed = depigmented_mask(photo, roi=(330, 60, 200, 200))
+    assert boxed.skin_split == baseline.skin_split
+    assert boxed.skin_split.background_lab[0] > boxed.skin_split.skin_lab[0]  # the cloth is the paler colour
+
+
+def test_a_second_less_depigmented_patch_cut_by_the_frame_is_not_a_cloth():
+    """A large patch reaching the frame, less white than another: both are patches
+    (their colours lie on the line from skin to patch; a cloth's does not)."""
+    skin = np.float32((160, 117, 90))
+    first = np.zeros((480, 640), np.uint8)
+    cv2.ellipse(first, (300, 150), (110, 80), 0, 0, 360, 1, -1)
+    second = np.zeros((480, 640), np.uint8)
+    cv2.ellipse(second, (320, 470), (300, 140), 0, 0, 360, 1, -1)
+    first, second = first.astype(bool), second.astype(bool)
+    photo = _photo(25, normal=tuple(skin))
+    photo[first] = np.float32(DEPIGMENTED) + (photo[first] - skin) * 0.3
+    photo[second] = skin + 0.8 * (np.float32(DEPIGMENTED) - skin) + (photo[second] - skin) * 0.3
+    result = depigmented_mask(_finish(photo))
+    assert result.skin_split is None
+    assert _dice(result.mask, first | second) > 0.99
 
 
 def test_a_large_patch_is_not_split_again_within_itself():

@@ -835,6 +835,9 @@ def _one_blas_thread(enabled: bool):
     prefetch threads need: on a 12-visit 12 MP series on two cores, one BLAS thread
     cut the CPU time by 11 % and the wall time by 8 % (medians of six paired runs),
     with the same figures and masks. (One OpenCV thread as well gained nothing.)
+    The limit is process-wide: two series analysed at once in one process (the
+    app) may leave BLAS at one thread a little longer than either runs, which
+    costs speed, never a figure.
     """
     if not enabled:
         yield
@@ -1253,7 +1256,9 @@ def _check_against_evidence(
     not have the hue of skin, barely stands out, or comes with much lighter
     skin beyond the patch (a photo that renders the skin lighter); an area
     more than ``_IMPLAUSIBLE_GROWTH`` times the baseline's; and a light too
-    far from the baseline's to be undone (``visit.light_change``). The
+    far from the baseline's to be undone (``visit.light_change``; when such a
+    light also grows the patch, the range reaches the figure without the
+    growth). The
     lighter skin beyond the patch is known only for a series whose baseline
     the optical-density model segmented (see :func:`_without_faint_new_regions`).
     """

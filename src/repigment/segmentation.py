@@ -869,6 +869,11 @@ _WITHIN_GLARE_SHARE = 0.02
 #: under this share of the lighter class's regions it lies in (a patch on the
 #: patient's skin beside a paler cloth is a region of its own).
 _WITHIN_MAX_REGION_SHARE = 0.7
+#: A background is a colour of its own: at least this far (CIELAB units) off
+#: the line from the patient's skin to the patch. A second, less depigmented
+#: patch or a trichrome band lies on that line (0.1-1.9 units in painted
+#: photos); brown and beige cloth lie 7.6-22.5 units off it.
+_BACKGROUND_OFF_LINE = 4.0
 
 
 @dataclass(frozen=True)
@@ -891,12 +896,22 @@ class SkinSplit:
     patch_lab: tuple[float, float, float]
     background_lab: tuple[float, float, float]
 
-    def background(self, lab: np.ndarray) -> np.ndarray:
-        """Regions of a CIELAB image nearer the background's colour than the skin's and the patch's.
+    @property
+    def off_line(self) -> float:
+        """Distance (CIELAB units) of the background's colour from the line through skin and patch."""
+        skin, patch, background = (np.asarray(c, np.float64) for c in (self.skin_lab, self.patch_lab,
+                                                                        self.background_lab))
+        direction = (patch - skin) / max(float(np.linalg.norm(patch - skin)), 1e-9)
+        offset = background - skin
+        return float(np.linalg.norm(offset - (offset @ direction) * direction))
 
-        Only regions wider than 1 % of the image's longest side: a patch's
-        border, which blends patch and skin, can pass for a paler background
-        in a thin ring, and moles and hairs for a darker one in specks.
+    def background(self, lab: np.ndarray) -> np.ndarray:
+        """Regions of a CIELAB image nearest the background's colour (of the three) that reach the frame.
+
+        Only regions wider than 1 % of the image's longest side, and reaching
+        the frame's edge as a background does: a patch's border, which blends
+        patch and skin, or a partly repigmented patch can come nearer a
+        paler background's colour, and moles and hairs nearer a darker one.
         """
         import cv2
 
@@ -905,7 +920,12 @@ class SkinSplit:
         nearer = ((squared[0] < squared[1]) & (squared[0] < squared[2])).view(np.uint8)
         radius = max(1, int(round(0.005 * max(nearer.shape))))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        return cv2.morphologyEx(nearer, cv2.MORPH_OPEN, kernel).astype(bool)
+        opened = cv2.morphologyEx(nearer, cv2.MORPH_OPEN, kernel)
+        count, labels = cv2.connectedComponents(opened, connectivity=8)
+        on_frame = np.zeros(count, bool)
+        on_frame[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+        on_frame[0] = False
+        return on_frame[labels]
 
 
 def _within_lighter_skin(
@@ -936,23 +956,31 @@ def _within_lighter_skin(
       cloth or wall (it had passed for depigmented with the patch): they are
       set aside and the photo segmented again.
 
-    Either way the three colours are kept as the result's ``skin_split``. A
-    later visit of such a series sets aside its pixels nearest the
-    background's colour (:meth:`SkinSplit.background`) before it is judged
-    at ``threshold``.
+    Either way the background's colour must lie off the line from skin to
+    patch (``_BACKGROUND_OFF_LINE``): a second, less depigmented patch or a
+    trichrome band lies on it. The three colours are kept as the result's
+    ``skin_split``, and a later visit of such a series sets aside its regions
+    nearest the background's colour that reach the frame
+    (:meth:`SkinSplit.background`) before it is judged at ``threshold``. A
+    region of interest only clips the result: every decision is made on the
+    whole photo.
     """
     import cv2
 
     if threshold is not None:
         background = None if skin_split is None else skin_split.background(rgb_to_lab(rgb))
         if background is not None and background.any():
-            inner = _optical_density_segmentation(
-                rgb, roi=roi, exclude=background if exclude is None else background | exclude, threshold=threshold,
-                **options)
-            return replace(inner, skin_split=skin_split)
-        return _optical_density_segmentation(rgb, roi=roi, exclude=exclude, threshold=threshold, **options)
+            exclude = background if exclude is None else background | exclude
+        return replace(_optical_density_segmentation(rgb, roi=roi, exclude=exclude, threshold=threshold, **options),
+                       skin_split=skin_split)
+    # Every decision below is made on whole-photo masks; a region of interest only clips the result.
+    region = None if roi is None else roi_mask(rgb.shape[:2], roi)
+
+    def clipped(result: Segmentation) -> Segmentation:
+        return result if region is None else replace(result, mask=result.mask & region)
+
     first = _optical_density_segmentation(rgb, exclude=exclude, **options)
-    with_region = first if roi is None else replace(first, mask=first.mask & roi_mask(rgb.shape[:2], roi))
+    with_region = clipped(first)
     if (first.contrast is None or not first.mask.any()
             or np.count_nonzero(first.mask) < _WITHIN_MIN_SKIN_SHARE * np.count_nonzero(first.skin)):
         return with_region
@@ -963,7 +991,7 @@ def _within_lighter_skin(
     # Everything outside the lighter class is set aside here (a visit, without this
     # photo's classes, sets aside the background's colour).
     outside = ~first.mask if exclude is None else ~first.mask | exclude
-    inner = _optical_density_segmentation(rgb, roi=roi, exclude=outside, **options)
+    inner = _optical_density_segmentation(rgb, exclude=outside, **options)
     if inner.contrast is None or not _holds_more_than_glare(inner.mask, rgb):
         return with_region
     lab = rgb_to_lab(rgb)
@@ -975,12 +1003,14 @@ def _within_lighter_skin(
         # The patch is a part of the lighter skin: the darker class is a background.
         split = SkinSplit(skin_lab=median_lab(first.mask & ~inner.mask), patch_lab=median_lab(inner.mask),
                           background_lab=median_lab(darker))
+        if split.off_line < _BACKGROUND_OFF_LINE:  # a less depigmented band or patch, not a background
+            return with_region
         note = (
             f"a skin-coloured region ({np.count_nonzero(darker) / darker.size:.0%} of the photo) is darker "
             "than the patient's skin around the patch and holds no patch of its own, so it was taken for a "
             "background or cloth and set aside"
         )
-        return replace(inner, skin_split=split, notes=inner.notes + (note,))
+        return replace(clipped(inner), skin_split=split, notes=inner.notes + (note,))
     # The patch is a region of its own, on the darker class: that is the patient's skin,
     # and the lighter class's other regions are something paler (beige cloth, a wall).
     count, labels = cv2.connectedComponents(first.mask.view(np.uint8), connectivity=8)
@@ -989,17 +1019,18 @@ def _within_lighter_skin(
     paler = first.mask & ~holds_patch[labels]
     if np.count_nonzero(paler) < 64:
         return with_region
-    second = _optical_density_segmentation(rgb, roi=roi, exclude=paler if exclude is None else paler | exclude,
-                                           **options)
+    second = _optical_density_segmentation(rgb, exclude=paler if exclude is None else paler | exclude, **options)
     if second.contrast is None or not second.mask.any():
         return with_region
     split = SkinSplit(skin_lab=median_lab(darker), patch_lab=median_lab(second.mask), background_lab=median_lab(paler))
+    if split.off_line < _BACKGROUND_OFF_LINE:  # a second, less depigmented patch, not a cloth
+        return with_region
     note = (
         f"a skin-coloured region ({np.count_nonzero(paler) / paler.size:.0%} of the photo) is paler than the "
         "patient's skin but holds no patch and is not as pale as the patch, so it was taken for a background "
         "or cloth and set aside"
     )
-    return replace(second, skin_split=split, notes=second.notes + (note,))
+    return replace(clipped(second), skin_split=split, notes=second.notes + (note,))
 
 
 def _share_of_its_regions(mask: np.ndarray, regions: np.ndarray) -> float:

@@ -138,7 +138,8 @@ class BaselineReference:
     threshold: float
     marker_mm: float
     depigmented_level: float | None = None
-    #: The model ``threshold`` belongs to, the baseline's core factor and skin split, as a series passes them to its visits.
+    #: The model ``threshold`` belongs to, the baseline's core factor and skin split, as a series
+    #: passes them to its visits.
     method: str = "od-field"
     core_factor: float | None = None
     skin_split: SkinSplit | None = None
