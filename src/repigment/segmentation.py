@@ -406,8 +406,7 @@ def _frame_cut_patches(
     if not candidates.any():
         return found
     # Border pixels of each region: on the frame, and next to skin.
-    on_frame = np.bincount(np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]]),
-                           minlength=count)
+    on_frame = np.bincount(_border(labels), minlength=count)
     grown_skin = cv2.dilate(bordering.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     next_to_skin = np.bincount(labels[grown_skin & ~bordering], minlength=count)
     candidates &= (on_frame > 0) & (on_frame <= _FRAME_CUT_EDGE_SHARE * (on_frame + next_to_skin))
@@ -920,12 +919,10 @@ class SkinSplit:
         nearer = ((squared[0] < squared[1]) & (squared[0] < squared[2])).view(np.uint8)
         radius = max(1, int(round(0.005 * max(nearer.shape))))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        opened = cv2.morphologyEx(nearer, cv2.MORPH_OPEN, kernel)
-        count, labels = cv2.connectedComponents(opened, connectivity=8)
-        on_frame = np.zeros(count, bool)
-        on_frame[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
-        on_frame[0] = False
-        return on_frame[labels]
+        opened = cv2.morphologyEx(nearer, cv2.MORPH_OPEN, kernel).view(bool)
+        frame = np.zeros(opened.shape, bool)
+        frame[[0, -1], :] = frame[:, [0, -1]] = True
+        return _regions_touching(opened, frame)
 
 
 def _within_lighter_skin(
@@ -965,8 +962,6 @@ def _within_lighter_skin(
     region of interest only clips the result: every decision is made on the
     whole photo.
     """
-    import cv2
-
     if threshold is not None:
         background = None if skin_split is None else skin_split.background(rgb_to_lab(rgb))
         if background is not None and background.any():
@@ -984,7 +979,7 @@ def _within_lighter_skin(
     if (first.contrast is None or not first.mask.any()
             or np.count_nonzero(first.mask) < _WITHIN_MIN_SKIN_SHARE * np.count_nonzero(first.skin)):
         return with_region
-    frame = np.concatenate([first.mask[0], first.mask[-1], first.mask[1:-1, 0], first.mask[1:-1, -1]])
+    frame = _border(first.mask)
     darker = first.skin & ~first.mask
     if np.mean(frame) < _WITHIN_MIN_FRAME_SHARE or np.count_nonzero(darker) < 64:
         return with_region
@@ -994,54 +989,55 @@ def _within_lighter_skin(
     inner = _optical_density_segmentation(rgb, exclude=outside, **options)
     if inner.contrast is None or not _holds_more_than_glare(inner.mask, rgb):
         return with_region
+    if _share_of_its_regions(inner.mask, first.mask) < _WITHIN_MAX_REGION_SHARE:
+        # The patch is a part of the lighter skin: the darker class is a background.
+        result, skin, background = inner, first.mask & ~inner.mask, darker
+        how = "darker than the patient's skin around the patch and holds no patch of its own"
+    else:
+        # The patch is a region of its own, on the darker class: that is the patient's skin,
+        # and the lighter class's other regions are something paler (beige cloth, a wall).
+        background = first.mask & ~_regions_touching(first.mask, inner.mask)
+        if np.count_nonzero(background) < 64:
+            return with_region
+        result = _optical_density_segmentation(
+            rgb, exclude=background if exclude is None else background | exclude, **options)
+        if result.contrast is None or not result.mask.any():
+            return with_region
+        skin = darker
+        how = "paler than the patient's skin but holds no patch and is not as pale as the patch"
     lab = rgb_to_lab(rgb)
 
     def median_lab(where: np.ndarray) -> tuple[float, float, float]:
         return tuple(float(x) for x in np.median(_subsample(lab[where]), axis=0))
 
-    if _share_of_its_regions(inner.mask, first.mask) < _WITHIN_MAX_REGION_SHARE:
-        # The patch is a part of the lighter skin: the darker class is a background.
-        split = SkinSplit(skin_lab=median_lab(first.mask & ~inner.mask), patch_lab=median_lab(inner.mask),
-                          background_lab=median_lab(darker))
-        if split.off_line < _BACKGROUND_OFF_LINE:  # a less depigmented band or patch, not a background
-            return with_region
-        note = (
-            f"a skin-coloured region ({np.count_nonzero(darker) / darker.size:.0%} of the photo) is darker "
-            "than the patient's skin around the patch and holds no patch of its own, so it was taken for a "
-            "background or cloth and set aside"
-        )
-        return replace(clipped(inner), skin_split=split, notes=inner.notes + (note,))
-    # The patch is a region of its own, on the darker class: that is the patient's skin,
-    # and the lighter class's other regions are something paler (beige cloth, a wall).
-    count, labels = cv2.connectedComponents(first.mask.view(np.uint8), connectivity=8)
-    holds_patch = np.zeros(count, bool)
-    holds_patch[np.unique(labels[inner.mask])] = True
-    paler = first.mask & ~holds_patch[labels]
-    if np.count_nonzero(paler) < 64:
+    split = SkinSplit(skin_lab=median_lab(skin), patch_lab=median_lab(result.mask),
+                      background_lab=median_lab(background))
+    if split.off_line < _BACKGROUND_OFF_LINE:  # a less depigmented band or patch, not a background
         return with_region
-    second = _optical_density_segmentation(rgb, exclude=paler if exclude is None else paler | exclude, **options)
-    if second.contrast is None or not second.mask.any():
-        return with_region
-    split = SkinSplit(skin_lab=median_lab(darker), patch_lab=median_lab(second.mask), background_lab=median_lab(paler))
-    if split.off_line < _BACKGROUND_OFF_LINE:  # a second, less depigmented patch, not a cloth
-        return with_region
-    note = (
-        f"a skin-coloured region ({np.count_nonzero(paler) / paler.size:.0%} of the photo) is paler than the "
-        "patient's skin but holds no patch and is not as pale as the patch, so it was taken for a background "
-        "or cloth and set aside"
-    )
-    return replace(clipped(second), skin_split=split, notes=second.notes + (note,))
+    note = (f"a skin-coloured region ({np.count_nonzero(background) / background.size:.0%} of the photo) is {how}, "
+            "so it was taken for a background or cloth and set aside")
+    return replace(clipped(result), skin_split=split, notes=result.notes + (note,))
+
+
+def _border(array: np.ndarray) -> np.ndarray:
+    """The values along an image's four edges, each pixel once."""
+    return np.concatenate([array[0], array[-1], array[1:-1, 0], array[1:-1, -1]])
+
+
+def _regions_touching(regions: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The 8-connected regions of a bool mask ``regions`` that hold a pixel of ``seeds``."""
+    import cv2
+
+    count, labels = cv2.connectedComponents(np.ascontiguousarray(regions).view(np.uint8), connectivity=8)
+    touched = np.zeros(count, bool)
+    touched[labels[seeds]] = True
+    touched[0] = False
+    return touched[labels]
 
 
 def _share_of_its_regions(mask: np.ndarray, regions: np.ndarray) -> float:
     """Share of the connected regions of ``regions`` that ``mask`` touches which ``mask`` covers."""
-    import cv2
-
-    count, labels = cv2.connectedComponents(regions.view(np.uint8), connectivity=8)
-    touched = np.zeros(count, bool)
-    touched[np.unique(labels[mask])] = True
-    touched[0] = False
-    return float(np.count_nonzero(mask & regions) / max(np.count_nonzero(touched[labels]), 1))
+    return float(np.count_nonzero(mask & regions) / max(np.count_nonzero(_regions_touching(regions, mask)), 1))
 
 
 def _holds_more_than_glare(mask: np.ndarray, rgb: np.ndarray) -> bool:
