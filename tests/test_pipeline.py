@@ -505,3 +505,25 @@ def test_a_light_too_strong_to_undo_keeps_the_figure_without_new_depigmentation_
     assert visit.needs_review
     low, high = visit.intervals["repigmentation_pct"]
     assert low <= -60.0 and high >= 1.0 - 1e-9  # 100 x (1 - 0.99)
+
+
+def test_skin_the_baseline_sets_aside_stays_out_of_the_patch_and_is_noted(combined_series, combined_result,
+                                                                          monkeypatch):
+    """Skin barely lighter than the skin around it, left out of the baseline mask, leaves
+    the baseline's area and every visit's footprint, and the series says so."""
+    import repigment.segmentation as segmentation
+
+    def left_half_aside(mask, whiteness, skin):
+        aside = np.zeros_like(mask)
+        columns = np.nonzero(mask.any(axis=0))[0]
+        aside[:, : (columns[0] + columns[-1]) // 2] = True
+        return aside & mask
+
+    monkeypatch.setattr(segmentation, "_faint_regions", left_half_aside)
+    directory, _ = combined_series
+    result = analyze_series(directory)
+    plain, _ = combined_result
+    assert 0.3 < result.visits[0].score.area_px / plain.visits[0].score.area_px < 0.7
+    assert all(visit.ok for visit in result.visits)
+    assert all(any("left out of the patch" in note for note in visit.notes) for visit in result.visits)
+    assert not any("left out of the patch" in note for visit in plain.visits for note in visit.notes)

@@ -501,3 +501,47 @@ def test_a_noise_free_photo_is_segmented_without_error():
     photo, truth = _island_field((190, 140, 110), (240, 214, 204), noise=0.0)
     result = depigmented_mask(photo)
     assert abs(result.area_px / truth.sum() - 1.0) < 0.1
+
+
+def test_regions_barely_lighter_than_the_skin_around_them_are_set_aside():
+    """A region standing out from its own surroundings far less than the patch does is
+    not a patch (the normal-skin field misfits there); a fainter patch still is."""
+    from repigment.segmentation import _faint_regions
+
+    size = (400, 600)
+    whiteness = np.full(size, 20.0, np.float32)
+    skin = np.ones(size, bool)
+    mask = np.zeros(size, bool)
+    patch, faint_patch, lighter_skin = (slice(40, 160), slice(40, 200)), (slice(250, 330), slice(60, 140)), \
+        (slice(240, 330), slice(400, 490))
+    whiteness[patch] += 40.0           # the patch
+    whiteness[faint_patch] += 18.0     # a less depigmented patch: 0.45 of the contrast
+    whiteness[200:380, 360:540] += 25  # a broad lighter zone (uneven light) ...
+    whiteness[lighter_skin] += 6.0     # ... whose lightest part passed the threshold
+    for region in (patch, faint_patch, lighter_skin):
+        mask[region] = True
+    aside = _faint_regions(mask, whiteness, skin)
+    expected = np.zeros(size, bool)
+    expected[lighter_skin] = True
+    assert np.array_equal(aside, expected)
+    # One region alone is never compared with itself.
+    only = np.zeros(size, bool)
+    only[lighter_skin] = True
+    assert not _faint_regions(only, whiteness, skin).any()
+
+
+def test_a_set_aside_region_stays_out_at_every_threshold():
+    from repigment.segmentation import Segmentation
+
+    size = (100, 100)
+    score = np.zeros(size, np.float32)
+    score[10:40, 10:40] = 1.0
+    score[60:90, 60:90] = 0.6
+    aside = np.zeros(size, bool)
+    aside[60:90, 60:90] = True
+    skin = np.ones(size, bool)
+    segmentation = Segmentation(mask=(score > 0.5) & ~aside, skin=skin, score=score, threshold=0.5, contrast=1.0,
+                                normal_lab=np.zeros(3), normal_sigma=0.05, min_patch_px=4, set_aside=aside)
+    for threshold in (0.3, 0.5, 0.7):
+        assert not (segmentation.mask_at(threshold) & aside).any()
+    assert segmentation.mask_at(0.5).sum() == 900

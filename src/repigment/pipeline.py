@@ -79,7 +79,7 @@ __all__ = [
 #: fifth fewer pixels to process.
 DEFAULT_WORKING_SIZE = 900
 #: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v10"
+SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v11"
 REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Share of the baseline footprint a visit photo must show to be scored at all,
 # and above which it counts as showing all of it.
@@ -643,8 +643,10 @@ def analyze_photos(
 
     base_cases = _threshold_cases(base_seg, np.eye(3), work_shape, region_work)
     base_evidence = footprint_contrast(base.rgb, base_mask_work, usable=_surrounding_skin(base))
-    # Normal skin of the baseline that later visits are colour-matched on: away from the patch.
-    near_patch = _dilate_disk(base_seg.mask, 0.03 * max(work_shape))
+    # Normal skin of the baseline that later visits are colour-matched on: away from the patch,
+    # and from skin set aside as lighter than the rest though not a patch.
+    near_patch = _dilate_disk(base_seg.mask if base_seg.set_aside is None else base_seg.mask | base_seg.set_aside,
+                              0.03 * max(work_shape))
     base_shared = _surrounding_skin(base) & ~near_patch
     base_context = ~near_patch  # background, hair and marker too: their dark end shows a haze
 
@@ -669,6 +671,11 @@ def analyze_photos(
             "baseline photo: a skin-coloured background or cloth was set aside (darker than the patient's skin, it "
             "was not taken for normal skin; paler, not for the patch), and so is its colour at every visit: check "
             "the baseline outline"
+        )
+    if base_seg.set_aside is not None:
+        series_notes.append(
+            "baseline photo: skin above the threshold but barely lighter than the skin around it (uneven light or "
+            "the edge of a limb) was left out of the patch: check the baseline outline"
         )
     contrast_sigmas = base_seg.contrast / max(base_seg.normal_sigma, 1e-6)
     if contrast_sigmas < _LOW_CONTRAST_SIGMAS:

@@ -161,6 +161,11 @@ class Segmentation:
         (darker than the patient's skin) or for the patch (paler) and was set
         aside: the colours of skin, patch and background (see
         :func:`depigmented_mask`). ``None`` otherwise.
+    set_aside : ndarray of bool, shape (H, W), or None
+        Regions above the threshold that were left out because they are
+        barely lighter than the skin around them (see
+        :func:`_faint_regions`); they stay out of :meth:`mask_at` too.
+        ``None`` when none were.
     """
 
     mask: np.ndarray
@@ -178,6 +183,7 @@ class Segmentation:
     reason: str | None = None
     core_score: float | None = None
     skin_split: SkinSplit | None = None
+    set_aside: np.ndarray | None = None
 
     @property
     def area_px(self) -> int:
@@ -205,7 +211,10 @@ class Segmentation:
         (before any region of interest is applied).
         """
         if self.method == "od-field":
-            mask = remove_small_regions(self.skin & (self.score > threshold), self.min_patch_px)
+            candidates = self.skin & (self.score > threshold)
+            if self.set_aside is not None:
+                candidates &= ~self.set_aside
+            mask = remove_small_regions(candidates, self.min_patch_px)
             return mask if self.core_score is None else _keep_cores(mask, self.score >= self.core_score)
         # The graph-cut mask is not a plain threshold of the score: a stricter
         # threshold trims it, a looser one adds what then stands out.
@@ -1306,6 +1315,16 @@ def _optical_density_segmentation(
         core_score = core_factor * used_threshold  # the baseline's core, moved with its threshold
     if core_score is not None:
         mask = _keep_cores(mask, score >= core_score)
+    set_aside = None
+    if threshold is None:
+        faint = _faint_regions(mask, lab_whiteness(lab), skin)
+        if faint.any():
+            set_aside, mask = faint, mask & ~faint
+            notes.append(
+                f"{100 * np.count_nonzero(faint) / (np.count_nonzero(mask) + np.count_nonzero(faint)):.0f}% of "
+                "the area above the threshold was left out: barely lighter than the skin around it (uneven light "
+                "or the edge of a limb), it is not a patch"
+            )
     if region is not None:
         mask &= region
     # Every third row and column is plenty for a median colour.
@@ -1324,7 +1343,87 @@ def _optical_density_segmentation(
         min_patch_px=min_patch_px,
         depigmented_level=depigmented_level,
         core_score=core_score,
+        set_aside=set_aside,
     )
+
+
+def _local_whiteness_contrast(
+    region: np.ndarray, whiteness: np.ndarray, surrounding: np.ndarray
+) -> float | None:
+    """Mean whiteness inside a region minus the median of the skin in a ring around it.
+
+    The same measure as :func:`repigment.selfcheck.footprint_contrast`: the
+    inside is the region eroded by 0.5 % of the longest side, the ring from
+    1.5 % to 5 % of it outside, on ``surrounding`` pixels only (margins of a
+    few per cent, worked out at a quarter of the size). ``None`` when either
+    is too small to judge.
+    """
+    import cv2
+
+    height, width = region.shape
+    size = max(height, width)
+    factor = 4 if size >= 400 else 1
+    small = cv2.resize(region.view(np.uint8), (max(1, width // factor), max(1, height // factor)),
+                       interpolation=cv2.INTER_NEAREST)
+
+    def grown(radius: float, *, shrink: bool = False) -> np.ndarray:
+        r = max(1, int(round(radius / factor)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        changed = cv2.erode(small, kernel) if shrink else cv2.dilate(small, kernel)
+        return cv2.resize(changed, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+    inside = region & grown(0.005 * size, shrink=True)
+    ring = grown(0.05 * size) & ~grown(0.015 * size) & surrounding
+    if np.count_nonzero(inside) < 50 or np.count_nonzero(ring) < 200:
+        return None
+    return float(whiteness[inside].mean() - np.median(whiteness[ring]))
+
+
+def _faint_regions(mask: np.ndarray, whiteness: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Regions of a mask that are barely lighter than the skin around them.
+
+    The optical-density score compares each pixel with a smooth normal-skin
+    field fitted to the whole photo. Where the field misfits (the edge of a
+    limb, a fold, uneven light), normal skin can pass the threshold. A patch
+    stands out from the skin right around it; such skin does not. A region
+    whose L* - 2 b* contrast with its own surroundings (see
+    :func:`_local_whiteness_contrast`) is under ``_LOCAL_CONTRAST_SHARE`` of
+    the whole mask's is returned, to be left out. Only the largest regions,
+    each at least ``_LOCAL_CONTRAST_MIN_SHARE`` of the mask, are judged, and
+    never the largest of all (it sets the whole mask's contrast).
+    """
+    import cv2
+
+    aside = np.zeros(mask.shape, bool)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    if count <= 2:
+        return aside  # one region or none: nothing to compare it with
+    surrounding = skin & ~mask
+    whole = _local_whiteness_contrast(mask, whiteness, surrounding)
+    if whole is None or whole <= 0:
+        return aside
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    total = int(areas.sum())
+    for index in np.argsort(-areas)[1:_LOCAL_CONTRAST_MAX_REGIONS] + 1:
+        if stats[index, cv2.CC_STAT_AREA] < _LOCAL_CONTRAST_MIN_SHARE * total:
+            break
+        region = labels == index
+        contrast = _local_whiteness_contrast(region, whiteness, surrounding)
+        if contrast is not None and contrast < _LOCAL_CONTRAST_SHARE * whole:
+            aside |= region
+    return aside
+
+
+#: A region of a photo's own od-field mask is left out when its contrast with
+#: the skin around it is under this share of the whole mask's. On 48
+#: generated baselines (seeds 10000-10047) the regions outside the true patch
+#: on type I skin (edges of the limb, uneven light) stood at 0.04-0.59 of it,
+#: every true patch at 0.85 or more.
+_LOCAL_CONTRAST_SHARE = 0.35
+#: Regions under this share of the mask are not judged (they move a figure little).
+_LOCAL_CONTRAST_MIN_SHARE = 0.005
+#: At most this many of the largest regions are judged (each costs a few dilations).
+_LOCAL_CONTRAST_MAX_REGIONS = 20
 
 
 #: Least share of the skin that normal skin found above a patch larger than
