@@ -623,6 +623,7 @@ def analyze_photos(
         region_full = roi_mask((height0, width0), roi)
         scaled_roi = np.asarray(roi, dtype=np.float64) * base.scale
         region_work = roi_mask(work_shape, scaled_roi)
+        base_seg = base_seg.with_set_aside_within(region_work)
     base_mask_work = base_seg.mask if region_work is None else base_seg.mask & region_work
     if not base_mask_work.any():
         raise SeriesError("the region of interest holds no depigmented skin in the baseline photo")
@@ -642,11 +643,13 @@ def analyze_photos(
         return wide_cache[0]
 
     base_cases = _threshold_cases(base_seg, np.eye(3), work_shape, region_work)
-    base_evidence = footprint_contrast(base.rgb, base_mask_work, usable=_surrounding_skin(base))
-    # Normal skin of the baseline that later visits are colour-matched on: away from the patch,
-    # and from skin set aside as lighter than the rest though not a patch.
-    near_patch = _dilate_disk(base_seg.mask if base_seg.set_aside is None else base_seg.mask | base_seg.set_aside,
-                              0.03 * max(work_shape))
+    # Skin set aside as lighter than the rest though not a patch is neither the patch nor the
+    # normal skin around it (see Segmentation.set_aside), and stays aside at every visit.
+    base_set_aside = base_seg.set_aside
+    not_set_aside = np.ones(work_shape, bool) if base_set_aside is None else ~base_set_aside
+    base_evidence = footprint_contrast(base.rgb, base_mask_work, usable=_surrounding_skin(base) & not_set_aside)
+    # Normal skin of the baseline that later visits are colour-matched on: away from the patch.
+    near_patch = _dilate_disk(base_seg.mask | ~not_set_aside, 0.03 * max(work_shape))
     base_shared = _surrounding_skin(base) & ~near_patch
     base_context = ~near_patch  # background, hair and marker too: their dark end shows a haze
 
@@ -672,10 +675,13 @@ def analyze_photos(
             "was not taken for normal skin; paler, not for the patch), and so is its colour at every visit: check "
             "the baseline outline"
         )
-    if base_seg.set_aside is not None:
+    if base_set_aside is not None:
+        aside_share = np.count_nonzero(base_set_aside) / (np.count_nonzero(base_seg.mask) + np.count_nonzero(
+            base_set_aside & ~base_seg.mask))
         series_notes.append(
-            "baseline photo: skin above the threshold but barely lighter than the skin around it (uneven light or "
-            "the edge of a limb) was left out of the patch: check the baseline outline"
+            f"baseline photo: skin above the threshold but barely lighter than the skin around it ({aside_share:.0%} "
+            "of the area above it; uneven light or the edge of a limb) was left out of the patch, here and at "
+            "every visit: check the baseline outline"
         )
     contrast_sigmas = base_seg.contrast / max(base_seg.normal_sigma, 1e-6)
     if contrast_sigmas < _LOW_CONTRAST_SIGMAS:
@@ -724,6 +730,7 @@ def analyze_photos(
                         base_mask_work, region_work, keep_images=keep_images,
                         base_labels_work=base_labels_work, own_strokes=own_strokes,
                         match_colour=(base_shared, base_context, segment_matched),
+                        base_set_aside=base_set_aside,
                     )
                     visit.own_strokes = own_strokes and aligned is not None
                     if visit.own_strokes:
@@ -915,6 +922,7 @@ def _register_visit(
     match_colour: tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, np.ndarray | None, np.ndarray], Segmentation]]
     | None = None,
     own_strokes: bool = False,
+    base_set_aside: np.ndarray | None = None,
 ) -> tuple[Segmentation, np.ndarray, float, float] | None:
     """Register one prepared visit photo.
 
@@ -923,7 +931,7 @@ def _register_visit(
     ``match_colour`` (the baseline's shared-skin and context masks and a
     function that segments a corrected photo) is given, unless the visit is
     judged by its ``own_strokes`` (then the baseline's strokes do not carry
-    either), and returns the visit's segmentation, the homography from its working frame to
+    either, nor the skin the baseline set aside, ``base_set_aside``), and returns the visit's segmentation, the homography from its working frame to
     the baseline's working frame, its working scale and the share of the
     baseline footprint it shows, or ``None`` when it cannot be scored.
     """
@@ -970,6 +978,9 @@ def _register_visit(
     if not own_strokes:
         prepared.segmentation = _without_faint_new_regions(
             visit, prepared.segmentation, registration.homography, base_mask_work)
+        if base_set_aside is not None:
+            prepared.segmentation = _without_set_aside_skin(
+                prepared.segmentation, base_set_aside, registration.homography)
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
@@ -1123,6 +1134,26 @@ _NEW_DEPIGMENTATION_CHECKED = 0.05
 #: stable series), and the border's growth may be that, not spreading.
 #: Generated series without such processing: at most 27 %.
 _LIGHTER_SKIN_CONTRADICTS = 0.4
+
+
+def _without_set_aside_skin(
+    segmentation: Segmentation, base_set_aside: np.ndarray, homography: np.ndarray
+) -> Segmentation:
+    """A visit's segmentation without the skin its baseline set aside as not a patch.
+
+    That skin (see :attr:`repigment.segmentation.Segmentation.set_aside`) lies
+    where the photo's normal-skin field misfits, at the edge of a limb or in
+    uneven light, and a visit photographed the same way passes it again: kept
+    at a visit, it would count against a baseline area that left it out.
+    Depigmentation spreading into it is not seen either, which the baseline's
+    note asks the clinician to check.
+    """
+    aside = _baseline_to_visit(base_set_aside, homography, segmentation.mask.shape)
+    if not aside.any():
+        return segmentation
+    if segmentation.set_aside is not None:
+        aside |= segmentation.set_aside
+    return replace(segmentation, mask=segmentation.mask & ~aside, set_aside=aside)
 
 
 def _without_faint_new_regions(

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .color import rgb_to_lab
-from .segmentation import lab_whiteness  # the colour-contrast model's L* - 2 b*
+from .segmentation import inside_and_ring, lab_whiteness  # the colour-contrast model's L* - 2 b*
 
 __all__ = [
     "footprint_contrast",
@@ -66,7 +66,8 @@ def footprint_contrast(
     -----
     The inside is the footprint eroded by 0.5 % of the longest side (its
     blurred border is neither), the surrounding skin a ring from 1.5 % to 5 %
-    of the longest side outside it (perilesional skin is often lighter).
+    of the longest side outside it (perilesional skin is often lighter): see
+    :func:`repigment.segmentation.inside_and_ring`.
 
     Examples
     --------
@@ -77,26 +78,7 @@ def footprint_contrast(
     >>> footprint_contrast(photo, patch) > 20
     True
     """
-    import cv2
-
-    footprint = np.asarray(footprint, bool)
-    height, width = footprint.shape
-    size = max(height, width)
-    # Margins of a few per cent need no pixel accuracy: work at a quarter of the size.
-    factor = 4 if size >= 400 else 1
-    small = cv2.resize(footprint.view(np.uint8), (max(1, width // factor), max(1, height // factor)),
-                       interpolation=cv2.INTER_NEAREST)
-
-    def grown(radius: float, *, shrink: bool = False) -> np.ndarray:
-        r = max(1, int(round(radius / factor)))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        changed = cv2.erode(small, kernel) if shrink else cv2.dilate(small, kernel)
-        return cv2.resize(changed, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
-
-    inside = footprint & grown(0.005 * size, shrink=True)
-    ring = grown(0.05 * size) & ~grown(0.015 * size)
-    if usable is not None:
-        ring &= usable
+    inside, ring = inside_and_ring(np.asarray(footprint, bool), usable)
     if np.count_nonzero(inside) < 50 or np.count_nonzero(ring) < 200:
         return None
     rgb = np.asarray(rgb)
