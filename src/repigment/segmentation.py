@@ -1390,8 +1390,8 @@ def inside_and_ring(region: np.ndarray, surrounding: np.ndarray | None = None) -
     Examples
     --------
     >>> region = np.zeros((400, 400), bool); region[150:250, 150:250] = True
-    >>> inside, ring = inside_and_ring(region)
-    >>> bool(inside[200, 200]), bool(ring[200, 200]), bool(ring[200, 120]), bool(ring[200, 50])
+    >>> inside, ring = inside_and_ring(region)   # ring: 6-20 px out
+    >>> bool(inside[200, 200]), bool(ring[200, 200]), bool(ring[200, 140]), bool(ring[200, 120])
     (True, False, True, False)
     """
     import cv2
