@@ -10,7 +10,7 @@ import numpy as np
 
 from ..segmentation import LABEL_DEPIGMENTED, LABEL_NORMAL_SKIN, LABEL_NOT_SKIN, resize_labels
 
-__all__ = ["STROKE_CLASSES", "labels_from_canvas", "labels_at_size"]
+__all__ = ["STROKE_CLASSES", "labels_from_canvas", "labels_at_size", "add_strokes", "paint_strokes"]
 
 #: What a stroke marks, and the colour it is drawn in (hex, then RGB).
 STROKE_CLASSES: dict[str, tuple[int, str, tuple[int, int, int]]] = {
@@ -58,3 +58,39 @@ def labels_at_size(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if labels.shape[0] >= shape[0]:
         return resize_labels(labels, shape)
     return cv2.resize(labels, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def add_strokes(saved: np.ndarray | None, drawn: np.ndarray) -> np.ndarray:
+    """Strokes just drawn added to the saved ones (same shape): a new stroke wins where they cross.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> saved = np.array([[1, 1, 0]], np.uint8); drawn = np.array([[0, 2, 3]], np.uint8)
+    >>> add_strokes(saved, drawn).tolist()
+    [[1, 2, 3]]
+    """
+    if saved is None:
+        return drawn
+    if saved.shape != drawn.shape:
+        raise ValueError(f"saved strokes are {saved.shape}, drawn ones {drawn.shape}; bring them to one size first")
+    return np.where(drawn > 0, drawn, saved).astype(np.uint8)
+
+
+def paint_strokes(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``rgb`` with each labelled pixel in its stroke's colour, so that saved strokes show under new ones.
+
+    ``labels`` may be any size: it is brought to the photo's (each stroke kept).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rgb = np.zeros((2, 2, 3), np.uint8); labels = np.array([[1, 0], [0, 3]], np.uint8)
+    >>> paint_strokes(rgb, labels)[[0, 1], [0, 1]].tolist()
+    [[255, 0, 255], [0, 96, 255]]
+    """
+    labels = labels_at_size(labels, rgb.shape[:2])
+    painted = rgb.copy()
+    for value, _, colour in STROKE_CLASSES.values():
+        painted[labels == value] = colour
+    return painted

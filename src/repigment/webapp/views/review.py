@@ -338,18 +338,35 @@ def _draw_strokes(ctx: common.Context, photo, shown_rgb: np.ndarray, size: tuple
     from PIL import Image
     from streamlit_drawable_canvas import st_canvas
 
+    from repigment.io import read_labels
+
     kind = st.radio("Stroke", list(strokes.STROKE_CLASSES), horizontal=True, key="stroke_kind")
     _, hex_colour, _ = strokes.STROKE_CLASSES[kind]
     scale = min(1.0, 640 / shown_rgb.shape[1])
     canvas_size = (max(1, round(shown_rgb.shape[1] * scale)), max(1, round(shown_rgb.shape[0] * scale)))
+    background = np.asarray(Image.fromarray(shown_rgb).resize(canvas_size))
+    saved = None
+    if stored is not None:
+        with common.guard("reading the saved strokes"):
+            saved = read_labels(stored)
+        if saved is not None and saved.shape == tuple(size):
+            # The saved strokes show under the canvas, and new ones add to them.
+            background = strokes.paint_strokes(background, saved)
+        else:
+            saved = None
+    # The saved strokes name the canvas, so that saving or forgetting them starts a clean one.
     canvas = st_canvas(stroke_width=6, stroke_color=hex_colour, width=canvas_size[0], height=canvas_size[1],
-                       background_image=Image.fromarray(shown_rgb).resize(canvas_size), drawing_mode="freedraw",
-                       return_image_data=True, key=f"strokes_canvas_{ctx.patch.id}_{photo.sha256[:12]}")
+                       background_image=Image.fromarray(background), drawing_mode="freedraw",
+                       return_image_data=True, key=f"strokes_canvas_{ctx.patch.id}_{photo.sha256[:12]}_"
+                                               f"{caching.digest(stored)[:8] if stored is not None else 'none'}")
     drawn = strokes.labels_from_canvas(canvas.image_data)
+    labels_png = stored
     if drawn is not None and drawn.any():
-        labels_png = encode_png(strokes.labels_at_size(drawn, size))
-    else:
-        labels_png = stored
+        added = encode_png(strokes.add_strokes(saved, strokes.labels_at_size(drawn, size)))
+        if added != stored:
+            labels_png = added
+    if stored is not None:
+        st.caption("The saved strokes show on the photo; new strokes add to them. Forget them to start again.")
     if labels_png is not None:
         outline, how = caching.strokes_outline(str(ctx.store.data_dir), photo.sha256, photo.extension,
                                                labels_png, shown_rgb.shape[:2])
