@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def test_first_screen_shows_the_demo_course(app_env):
     assert len(table.value) == 6
     assert table.value["Status"].str.startswith("✓").sum() >= 5
     assert at.metric[0].value.endswith("%")
+    # Three weeks short enough for a quarter of a laptop's page ("wk 52 / wk 52 / –" was cut off).
+    [milestones] = [m for m in at.metric if m.label.startswith("VASI50 / 75 / 90")]
+    assert re.fullmatch(r"(\d+|–) / (\d+|–) / (\d+|–)", milestones.value), milestones.value
 
 
 def test_patient_mode_uses_plain_words(app_env):

@@ -140,17 +140,19 @@ def _summary(ctx: common.Context, document: dict[str, Any], points) -> None:
     else:
         columns[1].metric("Depigmented area", f"{last_entry['depigmented_area_px']:,} px",
                           help="No scale marker at baseline, so no cm².")
-    columns[2].metric("VASI residual depigmentation", f"{last_entry['vasi_residual_depigmentation']} %",
-                      help="Nearest VASI level (0, 10, 25, 50, 75, 90, 100 %) to the share of the baseline "
-                           "footprint still depigmented.")
+    columns[2].metric("VASI residual", f"{last_entry['vasi_residual_depigmentation']} %",
+                      help="VASI residual depigmentation: the nearest VASI level (0, 10, 25, 50, 75, 90, 100 %) "
+                           "to the share of the baseline footprint still depigmented.")
     stones = document["milestones"]
 
     def wk(value):
-        return "–" if value is None else f"wk {value:g}"
+        return "–" if value is None else f"{value:g}"
 
-    columns[3].metric("VASI50 / 75 / 90 reached", " / ".join(wk(stones[k]) for k in
-                                                              ("vasi50_week", "vasi75_week", "vasi90_week")),
-                      help="First week at which 50, 75 and 90 % improvement from baseline was measured.")
+    # Weeks without "wk" each: three of those do not fit a quarter of a laptop's page.
+    columns[3].metric("VASI50 / 75 / 90, week", " / ".join(wk(stones[k]) for k in
+                                                            ("vasi50_week", "vasi75_week", "vasi90_week")),
+                      help="First week at which 50, 75 and 90 % improvement from baseline was measured "
+                           "(– not yet).")
 
 
 _STATUS_BADGE = {
