@@ -520,13 +520,20 @@ def test_skin_the_baseline_sets_aside_stays_out_of_the_patch_and_is_noted(combin
         return aside & mask
 
     monkeypatch.setattr(segmentation, "_faint_regions", left_half_aside)
-    directory, _ = combined_series
+    directory, truth = combined_series
     result = analyze_series(directory)
     plain, _ = combined_result
     assert 0.3 < result.visits[0].score.area_px / plain.visits[0].score.area_px < 0.7
     assert all(visit.ok for visit in result.visits)
     assert all(any("left out of the patch" in note for note in visit.notes) for visit in result.visits)
     assert not any("left out of the patch" in note for visit in plain.visits for note in visit.notes)
+    # Under a box over the patch's right part, what stays aside lies outside the box: no note.
+    truth_mask = cv2.imread(str(directory / truth["visits"][0]["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 0
+    columns = np.nonzero(truth_mask.any(axis=0))[0]
+    right = int(columns[-1] - 0.25 * (columns[-1] - columns[0]))
+    boxed = analyze_series(directory, roi=(right, 0, truth_mask.shape[1] - right, truth_mask.shape[0]))
+    assert boxed.visits[0].score.area_px > 0
+    assert not any("left out of the patch" in note for visit in boxed.visits for note in visit.notes)
     # The same skin stays aside at every visit: the figures match the plain series' within a few
     # points (were it counted at a visit, a patch about half the size would read about -100 %).
     for visit, plain_visit in zip(result.visits[1:], plain.visits[1:]):

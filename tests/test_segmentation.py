@@ -556,6 +556,11 @@ def test_only_a_photo_that_sets_its_own_threshold_sets_skin_aside_and_a_box_over
     # Back in the rule's own mask, not found again by the fallback colour model.
     assert boxed.method == "od-field" and boxed.set_aside is None
     assert _dice(boxed.mask, truth & right) > 0.95
+    # Under a box, the note on skin left out goes: what stays aside lies outside the box.
+    assert not any("left out" in note for note in boxed.notes)
+    other = depigmented_mask(photo, roi=(60, 80, 220, 160))  # a box over the other patch
+    assert other.set_aside is not None and _dice(other.mask, truth & ~right) > 0.95
+    assert not any("left out" in note for note in other.notes)
 
 
 def test_a_set_aside_region_stays_out_at_every_threshold():

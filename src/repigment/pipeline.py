@@ -622,8 +622,8 @@ def analyze_photos(
     if roi is not None:
         region_full = roi_mask((height0, width0), roi)
         scaled_roi = np.asarray(roi, dtype=np.float64) * base.scale
+        # prepare_photo's segmentation has already put back the skin set aside under the region.
         region_work = roi_mask(work_shape, scaled_roi)
-        base_seg = base_seg.with_set_aside_within(region_work)
     base_mask_work = base_seg.mask if region_work is None else base_seg.mask & region_work
     if not base_mask_work.any():
         raise SeriesError("the region of interest holds no depigmented skin in the baseline photo")
@@ -675,13 +675,14 @@ def analyze_photos(
             "was not taken for normal skin; paler, not for the patch), and so is its colour at every visit: check "
             "the baseline outline"
         )
-    if base_set_aside is not None:
-        aside_share = np.count_nonzero(base_set_aside) / (np.count_nonzero(base_seg.mask) + np.count_nonzero(
-            base_set_aside & ~base_seg.mask))
+    if base_set_aside is not None and region_work is None:
+        # Under a region of interest, what stays aside lies outside it: no concern of the series.
+        aside_share = np.count_nonzero(base_set_aside) / (np.count_nonzero(base_seg.mask)
+                                                          + np.count_nonzero(base_set_aside))
         series_notes.append(
             f"baseline photo: skin above the threshold but barely lighter than the skin around it ({aside_share:.0%} "
             "of the area above it; uneven light or the edge of a limb) was left out of the patch, here and at "
-            "every visit: check the baseline outline"
+            "every visit judged at the baseline's threshold: check the baseline outline"
         )
     contrast_sigmas = base_seg.contrast / max(base_seg.normal_sigma, 1e-6)
     if contrast_sigmas < _LOW_CONTRAST_SIGMAS:
@@ -931,8 +932,9 @@ def _register_visit(
     ``match_colour`` (the baseline's shared-skin and context masks and a
     function that segments a corrected photo) is given, unless the visit is
     judged by its ``own_strokes`` (then the baseline's strokes do not carry
-    either, nor the skin the baseline set aside, ``base_set_aside``), and returns the visit's segmentation, the homography from its working frame to
-    the baseline's working frame, its working scale and the share of the
+    either, nor the skin the baseline set aside, ``base_set_aside``), and
+    returns the visit's segmentation, the homography from its working frame
+    to the baseline's working frame, its working scale and the share of the
     baseline footprint it shows, or ``None`` when it cannot be scored.
     """
     visit.notes.extend(prepared.segmentation.notes)

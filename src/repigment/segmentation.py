@@ -72,6 +72,10 @@ __all__ = [
 #: six skin types (blue-red alone: best on type I, weaker on type VI).
 MELANIN_WEIGHTS = np.array([-0.91, 0.17, 1.24], dtype=np.float32)
 
+#: The words of the note on skin set aside as barely lighter than the skin around it
+#: (:attr:`Segmentation.set_aside`); the note goes when a region of interest decides instead.
+_SET_ASIDE_NOTE = "the area above the threshold was left out"
+
 #: The models a segmentation can come from (see :attr:`Segmentation.method`).
 SEGMENTATION_METHODS = ("od-field", "colour-contrast", "strokes")
 
@@ -210,15 +214,15 @@ class Segmentation:
         """This segmentation with the set-aside regions that ``region`` touches back in its mask.
 
         A clinician's region of interest over skin the photo's own rule set
-        aside as not a patch is the clinician's call.
+        aside as not a patch is the clinician's call. What stays aside lies
+        wholly outside ``region``, so the note on it goes too.
         """
         if self.set_aside is None:
             return self
         back = _regions_touching(self.set_aside, region)
-        if not back.any():
-            return self
         rest = self.set_aside & ~back
-        return replace(self, mask=self.mask | back, set_aside=rest if rest.any() else None)
+        return replace(self, mask=self.mask | back, set_aside=rest if rest.any() else None,
+                       notes=tuple(note for note in self.notes if _SET_ASIDE_NOTE not in note))
 
     def mask_at(self, threshold: float) -> np.ndarray:
         """The mask this segmentation would give at another threshold.
@@ -730,7 +734,9 @@ def depigmented_mask(
         in pixels of ``rgb``. Only depigmentation inside it is returned, and
         when the automatic rule finds none there, the colour-contrast model
         splits the skin inside the region on its own (a clinician's box
-        around the patch holds a large share of depigmented skin).
+        around the patch holds a large share of depigmented skin). Skin the
+        automatic rule set aside as barely lighter than the skin around it
+        is put back where the region touches it: the box is the clinician's call.
     labels : ndarray of int, shape (H, W), optional
         A clinician's strokes: 0 unlabelled, 1 depigmented skin, 2 normal skin,
         3 not skin. A colour model of this patient's classes is learned from
@@ -983,9 +989,10 @@ def _within_lighter_skin(
     trichrome band lies on it. The three colours are kept as the result's
     ``skin_split``, and a later visit of such a series sets aside its regions
     nearest the background's colour that reach the frame
-    (:meth:`SkinSplit.background`) before it is judged at ``threshold``. A
-    region of interest only clips the result: every decision is made on the
-    whole photo.
+    (:meth:`SkinSplit.background`) before it is judged at ``threshold``. Every
+    decision is made on the whole photo: a region of interest clips the
+    result, and puts back the skin set aside under it
+    (:meth:`Segmentation.with_set_aside_within`).
     """
     if threshold is not None:
         background = None if skin_split is None else skin_split.background(rgb_to_lab(rgb))
@@ -993,7 +1000,8 @@ def _within_lighter_skin(
             exclude = background if exclude is None else background | exclude
         return replace(_optical_density_segmentation(rgb, roi=roi, exclude=exclude, threshold=threshold, **options),
                        skin_split=skin_split)
-    # Every decision below is made on whole-photo masks; a region of interest only clips the result.
+    # Every decision below is made on whole-photo masks; a region of interest clips the result
+    # and puts back the skin set aside under it.
     region = None if roi is None else roi_mask(rgb.shape[:2], roi)
 
     def clipped(result: Segmentation) -> Segmentation:
@@ -1176,7 +1184,8 @@ def _optical_density_segmentation(
 
     The physically based rule of :func:`depigmented_mask` (same parameters,
     without ``labels`` and ``method``). The normal-skin reference is estimated
-    from all the skin in the photo; ``roi`` only restricts the returned mask.
+    from all the skin in the photo; ``roi`` only restricts the returned mask
+    (it comes with a given ``threshold``, where nothing is set aside).
 
     Examples
     --------
@@ -1341,13 +1350,11 @@ def _optical_density_segmentation(
             set_aside, mask = faint, mask & ~faint
             notes.append(
                 f"{100 * np.count_nonzero(faint) / (np.count_nonzero(mask) + np.count_nonzero(faint)):.0f}% of "
-                "the area above the threshold was left out: barely lighter than the skin around it (uneven light "
-                "or the edge of a limb), it is not a patch"
+                f"{_SET_ASIDE_NOTE}: barely lighter than the skin around it (uneven light or the edge of a limb), "
+                "it is not a patch"
             )
-    if region is not None and set_aside is not None:
-        # A clinician's region over skin set aside here is the clinician's call.
-        back = _regions_touching(set_aside, region)
-        mask, set_aside = mask | back, (set_aside & ~back if (set_aside & ~back).any() else None)
+    # A region of interest comes here only with a given threshold, where nothing is set aside
+    # (Segmentation.with_set_aside_within puts set-aside skin under a region back).
     if region is not None:
         mask &= region
     # Every third row and column is plenty for a median colour.
