@@ -30,6 +30,7 @@ __all__ = [
     "ensure_demo",
     "get_store",
     "photo_check",
+    "saved_strokes",
     "strokes_outline",
 ]
 
@@ -116,6 +117,21 @@ def _strokes_outline(data_dir: str, sha256: str, extension: str, labels_digest: 
 
     small = cv2.resize(result.mask.astype(np.uint8), (working_shape[1], working_shape[0]), interpolation=cv2.INTER_AREA)
     return small > 0, f"confidence {result.confidence:.2f}" + (f": {result.reason}" if result.reason else "")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _saved_strokes(labels_digest: str, _labels_png: bytes,
+                   canvas_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    from ..io import read_labels
+    from .strokes import labels_at_size
+
+    labels = read_labels(_labels_png)
+    return labels, labels_at_size(labels, canvas_shape)
+
+
+def saved_strokes(labels_png: bytes, canvas_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Saved strokes at the photo's size and at ``canvas_shape`` (decoded once, not on every stroke drawn)."""
+    return _saved_strokes(digest(labels_png), labels_png, tuple(canvas_shape))
 
 
 def strokes_outline(data_dir: str, sha256: str, extension: str, labels_png: bytes,

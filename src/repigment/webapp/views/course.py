@@ -146,13 +146,13 @@ def _summary(ctx: common.Context, document: dict[str, Any], points) -> None:
     stones = document["milestones"]
 
     def wk(value):
-        return "–" if value is None else f"{value:g}"
+        return "–" if value is None else f"{value:.0f}"
 
-    # Weeks without "wk" each: three of those do not fit a quarter of a laptop's page.
+    # Whole weeks, without "wk" each: three "wk 8.2857" do not fit a quarter of a laptop's page.
     columns[3].metric("VASI50 / 75 / 90, week", " / ".join(wk(stones[k]) for k in
                                                             ("vasi50_week", "vasi75_week", "vasi90_week")),
                       help="First week at which 50, 75 and 90 % improvement from baseline was measured "
-                           "(– not yet).")
+                           "(to the nearest week; – not yet).")
 
 
 _STATUS_BADGE = {

@@ -338,8 +338,6 @@ def _draw_strokes(ctx: common.Context, photo, shown_rgb: np.ndarray, size: tuple
     from PIL import Image
     from streamlit_drawable_canvas import st_canvas
 
-    from repigment.io import read_labels
-
     kind = st.radio("Stroke", list(strokes.STROKE_CLASSES), horizontal=True, key="stroke_kind")
     _, hex_colour, _ = strokes.STROKE_CLASSES[kind]
     scale = min(1.0, 640 / shown_rgb.shape[1])
@@ -348,10 +346,10 @@ def _draw_strokes(ctx: common.Context, photo, shown_rgb: np.ndarray, size: tuple
     saved = None
     if stored is not None:
         with common.guard("reading the saved strokes"):
-            saved = read_labels(stored)
+            saved, saved_small = caching.saved_strokes(stored, background.shape[:2])
         if saved is not None and saved.shape == tuple(size):
             # The saved strokes show under the canvas, and new ones add to them.
-            background = strokes.paint_strokes(background, saved)
+            background = strokes.paint_strokes(background, saved_small)
         else:
             saved = None
     # The saved strokes name the canvas, so that saving or forgetting them starts a clean one.
@@ -365,8 +363,11 @@ def _draw_strokes(ctx: common.Context, photo, shown_rgb: np.ndarray, size: tuple
         added = encode_png(strokes.add_strokes(saved, strokes.labels_at_size(drawn, size)))
         if added != stored:
             labels_png = added
-    if stored is not None:
+    if saved is not None:
         st.caption("The saved strokes show on the photo; new strokes add to them. Forget them to start again.")
+    elif stored is not None:
+        st.warning("The saved strokes do not fit this photo and cannot be shown: strokes drawn now replace them.",
+                   icon=":material/warning:")
     if labels_png is not None:
         outline, how = caching.strokes_outline(str(ctx.store.data_dir), photo.sha256, photo.extension,
                                                labels_png, shown_rgb.shape[:2])
