@@ -241,11 +241,14 @@ def test_strokes_on_the_baseline_show_an_outline_and_rescore(demo_server, tmp_pa
         expect(page.get_by_text("Strokes saved with the patch")).to_be_visible()
         expect(headline).not_to_have_text(before)
         page.screenshot(path=str(tmp_path / "review_strokes.png"), full_page=True)
-        # A fresh canvas shows the saved strokes under it, in their colours.
+        # Opened again (a reload forgets what the browser drew), the canvas shows the saved
+        # strokes under it, in their colours.
+        page.reload()
+        expect(headline).to_be_visible()
+        canvas = page.locator("canvas.upper-canvas >> visible=true").first
+        _open_tab(page, "Strokes", canvas, headline)
         expect(page.get_by_text(re.compile(r"^The saved strokes show on the photo"))).to_be_visible()
         settle(page)
-        canvas = page.locator("canvas.upper-canvas >> visible=true").first
-        canvas.wait_for(state="visible")
         page.screenshot(path=str(shot), clip=canvas.bounding_box())
         rgb = np.asarray(Image.open(shot).convert("RGB"), np.int32)
         magenta = (rgb[..., 0] > 200) & (rgb[..., 1] < 80) & (rgb[..., 2] > 200)

@@ -344,6 +344,7 @@ def _draw_strokes(ctx: common.Context, photo, shown_rgb: np.ndarray, size: tuple
     canvas_size = (max(1, round(shown_rgb.shape[1] * scale)), max(1, round(shown_rgb.shape[0] * scale)))
     background = np.asarray(Image.fromarray(shown_rgb).resize(canvas_size))
     saved = None
+    stored_digest = None if stored is None else caching.digest(stored)
     if stored is not None:
         with common.guard("reading the saved strokes"):
             saved, saved_small = caching.saved_strokes(stored, background.shape[:2])
@@ -356,7 +357,7 @@ def _draw_strokes(ctx: common.Context, photo, shown_rgb: np.ndarray, size: tuple
     canvas = st_canvas(stroke_width=6, stroke_color=hex_colour, width=canvas_size[0], height=canvas_size[1],
                        background_image=Image.fromarray(background), drawing_mode="freedraw",
                        return_image_data=True, key=f"strokes_canvas_{ctx.patch.id}_{photo.sha256[:12]}_"
-                                               f"{caching.digest(stored)[:8] if stored is not None else 'none'}")
+                                               f"{stored_digest[:8] if stored_digest else 'none'}")
     drawn = strokes.labels_from_canvas(canvas.image_data)
     labels_png = stored
     if drawn is not None and drawn.any():
