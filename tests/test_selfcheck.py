@@ -11,7 +11,9 @@ import pytest
 
 from repigment import analyze_series
 from repigment.color import linear_to_srgb, srgb_to_linear
-from repigment.selfcheck import evidence_residual_fraction, footprint_contrast, looks_like_skin, temporal_outliers
+from repigment.selfcheck import (
+    evidence_residual_fraction, footprint_contrast, looks_like_skin, temporal_outliers, unconfirmed_spots,
+)
 from repigment.synthetic import SeriesSpec, generate_series, write_series
 
 
@@ -291,3 +293,88 @@ def test_a_baseline_that_shows_a_quarter_of_the_patch_puts_every_visit_in_review
     followups = [visit for visit in result.visits[1:] if visit.ok]
     assert followups and all(visit.score.repigmentation_pct < -200 for visit in followups)
     assert all(any("times the baseline's" in reason for reason in visit.review_reasons) for visit in followups)
+
+
+def _footprint_with_spots():
+    """A patch, a small spot beside it, and a region too large to be a spot."""
+    base = np.zeros((200, 200), bool)
+    base[20:120, 20:120] = True  # the patch: 10,000 px
+    base[150:158, 150:158] = True  # a spot: 64 px
+    base[150:175, 20:45] = True  # 625 px: over 5 % of the mask, never judged
+    return base
+
+
+def test_a_spot_no_early_visit_shows_is_unconfirmed():
+    base = _footprint_with_spots()
+    later = base.copy()
+    later[150:158, 150:158] = False
+    later[150:175, 20:45] = False
+    view = np.ones_like(base)
+    spots = unconfirmed_spots(base, [later, later], [view, view])
+    expected = np.zeros_like(base)
+    expected[150:158, 150:158] = True
+    np.testing.assert_array_equal(spots, expected)
+
+
+def test_a_spot_one_early_visit_shows_stays():
+    base = _footprint_with_spots()
+    without = base.copy()
+    without[150:158, 150:158] = False
+    view = np.ones_like(base)
+    assert not unconfirmed_spots(base, [without, base], [view, view]).any()
+
+
+def test_visits_that_miss_the_patch_or_the_spot_are_no_evidence():
+    base = _footprint_with_spots()
+    washed_out = np.zeros_like(base)  # misses the patch itself: says nothing of a spot
+    later = base.copy()
+    later[150:158, 150:158] = False
+    view = np.ones_like(base)
+    assert not unconfirmed_spots(base, [later, washed_out], [view, view]).any()
+    framed_off = view.copy()
+    framed_off[140:, 140:] = False  # the spot is outside this photo
+    assert not unconfirmed_spots(base, [later, later], [view, framed_off]).any()
+    assert not unconfirmed_spots(base, [later], [view]).any()  # one visit is not enough
+
+
+def test_a_patch_alone_has_no_spots():
+    base = np.zeros((100, 100), bool)
+    base[20:60, 20:60] = True
+    assert not unconfirmed_spots(base, [np.zeros_like(base)] * 2, [np.ones_like(base)] * 2).any()
+
+
+@pytest.fixture(scope="module")
+def glare_at_baseline(tmp_path_factory):
+    """A stable type III patch (truth 0 %) whose baseline photo holds two specular glare spots."""
+    folder = tmp_path_factory.mktemp("glare") / "series"
+    spec = SeriesSpec(seed=106, skin_type="III", course="stable", image_size=(640, 480), weeks=(0, 4, 8))
+    write_series(generate_series(spec), folder)
+    return folder, analyze_series(folder, folder.parent / "out")
+
+
+def test_glare_spots_at_baseline_that_later_visits_do_not_show_leave_the_footprint(glare_at_baseline):
+    """Counted in the footprint, the spots read as 1 % repigmentation at every visit of a stable patch."""
+    folder, result = glare_at_baseline
+    truth = json.loads((folder / "truth.json").read_text())
+    expected = cv2.imread(str(folder / truth["visits"][0]["truth_mask_baseline"]), cv2.IMREAD_GRAYSCALE) > 0
+    measured = cv2.imread(str(folder.parent / "out" / result.visits[0].mask_path), cv2.IMREAD_GRAYSCALE) > 0
+    near_truth = cv2.dilate(expected.view(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+    assert np.count_nonzero(measured & ~near_truth) == 0  # no spot away from the true patch
+    assert any("2 small light spots" in note and "weeks 4 and 8" in note for note in result.visits[0].notes)
+    assert all(any("light spots" in note for note in visit.notes) for visit in result.visits)
+    for visit in result.visits[1:]:
+        assert visit.ok and abs(visit.score.repigmentation_pct) <= 1.0
+
+
+def test_without_visits_in_the_first_weeks_the_baseline_footprint_is_kept(tmp_path):
+    """Weeks later, a spot may have repigmented: nothing then tells glare from skin."""
+    folder = tmp_path / "series"
+    spec = SeriesSpec(seed=106, skin_type="III", course="stable", image_size=(640, 480), weeks=(0, 24))
+    write_series(generate_series(spec), folder)
+    result = analyze_series(folder, tmp_path / "out")
+    assert not any("light spot" in note for visit in result.visits for note in visit.notes)
+    truth = json.loads((folder / "truth.json").read_text())
+    expected = cv2.imread(str(folder / truth["visits"][0]["truth_mask_baseline"]), cv2.IMREAD_GRAYSCALE) > 0
+    measured = cv2.imread(str(tmp_path / "out" / result.visits[0].mask_path), cv2.IMREAD_GRAYSCALE) > 0
+    near_truth = cv2.dilate(expected.view(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+    assert np.count_nonzero(measured & ~near_truth) > 0  # the same glare spots, kept

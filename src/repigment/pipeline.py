@@ -56,6 +56,7 @@ from .segmentation import (
 )
 from .selfcheck import (
     evidence_residual_fraction, footprint_contrast, looks_like_skin, neighbour_course, temporal_outliers,
+    unconfirmed_spots,
 )
 from .series import VisitPhoto, discover_series
 
@@ -709,17 +710,83 @@ def analyze_photos(
     improvement: list[float | None] = []
     implausible: dict[int, float] = {}  # visit index -> its week, for implausibly fast responses
     total = len(ordered)
+
+    def score(staged: _StagedVisit) -> None:
+        """Score, check and write one registered visit against the settled baseline footprint."""
+        visit, index, segmentation, h_work = staged.visit, staged.index, staged.segmentation, staged.h_work
+        try:
+            if visit.error is None and segmentation is not None:
+                if index == 0:
+                    visit.mask_baseline = base_mask_work
+                visit.threshold = segmentation.threshold
+                h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
+                visit.homography_full = compose_scaling(h_work, moving_scale=staged.scale, baseline_scale=base.scale)
+                full_mask = base_mask_full if index == 0 else _full_resolution_mask(
+                    segmentation.mask, h_work, work_shape, base.original_size)
+                if region_full is not None and index > 0:
+                    full_mask &= region_full
+                area_cm2 = None if marker_full is None else plane_area_mm2(full_mask, marker_full) / 100.0
+                # Any unseen part of the baseline footprint is extrapolated (with a wider range).
+                visible = None if staged.coverage >= 0.999 else visible_in_baseline(
+                    segmentation.mask.shape, h_full, full_mask.shape)
+                visit.score, visit.intervals = _score_with_intervals(
+                    base_mask_full, full_mask, area_cm2, visible,
+                    # Traced in the working frame (far fewer pixels) and scaled to full resolution.
+                    boundary_px=_boundary_length(visit.mask_baseline) / base.scale,
+                    baseline_cases=base_cases,
+                    visit_cases=base_cases if index == 0 else _threshold_cases(
+                        segmentation, h_work, work_shape, region_work),
+                    residual_px=visit.registration.residual_px / base.scale,
+                    work_to_full_px=1.0 / base.scale**2,
+                )
+                if index > 0:
+                    _check_against_evidence(visit, staged.prepared, h_work, base_mask_work, base_evidence,
+                                            base_area_full)
+                if mask_writer is not None:
+                    visit.mask_path = mask_writer(visit, full_mask)
+                if visit.score.new_depigmentation_px > 0.05 * base_area_full and index > 0:
+                    visit.notes.append(
+                        f"new depigmentation outside the baseline footprint: {visit.score.new_depigmentation_px} px"
+                    )
+                if (visit.weeks_since_start <= _EARLY_WEEKS
+                        and visit.score.repigmentation_pct >= _EARLY_IMPLAUSIBLE_PCT):
+                    implausible[index] = visit.weeks_since_start
+                    visit.notes.append(
+                        f"{visit.score.repigmentation_pct:.0f}% repigmentation by week "
+                        f"{visit.weeks_since_start:.0f} is faster than treatment repigments skin (faint "
+                        "signs in weeks 4-8): check that the baseline photo shows no glare, sheen or light "
+                        "normal skin taken for depigmentation before trusting these figures"
+                    )
+                del full_mask
+        except RepigmentError as exc:
+            visit.error = str(exc)
+        except (MemoryError, OSError, ValueError, np.linalg.LinAlgError, cv2_error()) as exc:
+            visit.error = _one_line_error(exc)
+        staged.prepared = None  # the photo is not needed any more
+        visits.append(visit)
+        weeks_list.append(visit.weeks_since_start)
+        improvement.append(visit.score.repigmentation_pct if visit.ok and visit.score else None)
+        if progress is not None:
+            progress(index + 1, total, ordered[index].name)
+
+    # The baseline footprint is settled, and visits scored against it, once
+    # the visits of the first weeks have been registered: a spot of the
+    # baseline mask none of them shows is left out of it (see
+    # repigment.selfcheck.unconfirmed_spots). Until then those few visits wait.
+    waiting: list[_StagedVisit] = []
+    settled = labels is not None  # the clinician's strokes set the baseline mask: their call
     with _Prefetcher(prepare, ordered[1:], enabled=prefetch) as prefetched, _one_blas_thread(prefetch):
         upcoming = iter(prefetched)
         for index, photo in enumerate(ordered):
             visit = VisitResult(image=photo.name, date=photo.date, weeks_since_start=weeks_since(start, photo.date),
                                 notes=list(series_notes))
+            staged = _StagedVisit(index=index, visit=visit)
             try:
                 if index == 0:
                     visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None,
                                                       residual_px=0.0)
-                    segmentation, h_work, visit_scale, coverage = base_seg, np.eye(3), base.scale, 1.0
-                    visit.mask_baseline = base_mask_work
+                    staged.segmentation, staged.h_work = base_seg, np.eye(3)
+                    staged.scale, staged.coverage = base.scale, 1.0
                     if keep_images:
                         visit.registered_rgb = base.rgb
                 else:
@@ -737,57 +804,43 @@ def analyze_photos(
                     if visit.own_strokes:
                         visit.notes.append("judged by the clinician's strokes on this photo rather than the "
                                            "baseline's threshold")
-                    segmentation, h_work, visit_scale, coverage = aligned if aligned is not None else (None,) * 4
-                if visit.error is None and segmentation is not None:
-                    visit.threshold = segmentation.threshold
-                    h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
-                    visit.homography_full = compose_scaling(h_work, moving_scale=visit_scale, baseline_scale=base.scale)
-                    full_mask = base_mask_full if index == 0 else _full_resolution_mask(
-                        segmentation.mask, h_work, work_shape, base.original_size)
-                    if region_full is not None and index > 0:
-                        full_mask &= region_full
-                    area_cm2 = None if marker_full is None else plane_area_mm2(full_mask, marker_full) / 100.0
-                    # Any unseen part of the baseline footprint is extrapolated (with a wider range).
-                    visible = None if coverage >= 0.999 else visible_in_baseline(
-                        segmentation.mask.shape, h_full, full_mask.shape)
-                    visit.score, visit.intervals = _score_with_intervals(
-                        base_mask_full, full_mask, area_cm2, visible,
-                        # Traced in the working frame (far fewer pixels) and scaled to full resolution.
-                        boundary_px=_boundary_length(visit.mask_baseline) / base.scale,
-                        baseline_cases=base_cases,
-                        visit_cases=_threshold_cases(segmentation, h_work, work_shape, region_work),
-                        residual_px=visit.registration.residual_px / base.scale,
-                        work_to_full_px=1.0 / base.scale**2,
-                    )
-                    if index > 0:
-                        _check_against_evidence(visit, prepared, h_work, base_mask_work, base_evidence, base_area_full)
-                    if mask_writer is not None:
-                        visit.mask_path = mask_writer(visit, full_mask)
-                    if visit.score.new_depigmentation_px > 0.05 * np.count_nonzero(base_mask_full) and index > 0:
-                        visit.notes.append(
-                            f"new depigmentation outside the baseline footprint: {visit.score.new_depigmentation_px} px"
-                        )
-                    if (visit.weeks_since_start <= _EARLY_WEEKS
-                            and visit.score.repigmentation_pct >= _EARLY_IMPLAUSIBLE_PCT):
-                        implausible[index] = visit.weeks_since_start
-                        visit.notes.append(
-                            f"{visit.score.repigmentation_pct:.0f}% repigmentation by week "
-                            f"{visit.weeks_since_start:.0f} is faster than treatment repigments skin (faint "
-                            "signs in weeks 4-8): check that the baseline photo shows no glare, sheen or light "
-                            "normal skin taken for depigmentation before trusting these figures"
-                        )
-                    del full_mask
+                    if aligned is not None:
+                        staged.segmentation, staged.h_work, staged.scale, staged.coverage = aligned
+                        staged.prepared = prepared
             except RepigmentError as exc:
                 visit.error = str(exc)
             except (MemoryError, OSError, ValueError, np.linalg.LinAlgError, cv2_error()) as exc:
-                # One strange photo must not stop the series; say what happened in one line.
-                message = " ".join(str(exc).split())[:200]
-                visit.error = f"could not process this photo ({type(exc).__name__}: {message})"
-            visits.append(visit)
-            weeks_list.append(visit.weeks_since_start)
-            improvement.append(visit.score.repigmentation_pct if visit.ok and visit.score else None)
-            if progress is not None:
-                progress(index + 1, total, photo.name)
+                visit.error = _one_line_error(exc)
+            if settled:
+                score(staged)
+                continue
+            waiting.append(staged)
+            early = [s for s in waiting[1:] if s.segmentation is not None and s.visit.error is None
+                     and (s.visit.date - baseline_photo.date).days <= 7 * _EARLY_WEEKS]
+            beyond = index > 0 and (photo.date - baseline_photo.date).days > 7 * _EARLY_WEEKS
+            if len(early) >= _SPOT_EVIDENCE_VISITS or beyond or index == len(ordered) - 1:
+                settled = True
+                spots = _spots_early_visits_do_not_show(base_mask_work, early, work_shape)
+                if spots.any():
+                    base_mask_work = base_mask_work & ~spots
+                    base_mask_full = _full_resolution_mask(base_seg.mask & ~spots, None, work_shape, base.original_size)
+                    if region_full is not None:
+                        base_mask_full &= region_full
+                    base_area_full = int(np.count_nonzero(base_mask_full))
+                    # The spots at the threshold's low end are a little larger: keep them out there too.
+                    outside_spots = ~_dilate_disk(spots, _SPOT_MARGIN * max(work_shape))
+                    base_cases = _threshold_cases(
+                        base_seg, np.eye(3), work_shape,
+                        outside_spots if region_work is None else region_work & outside_spots)
+                    base_evidence = footprint_contrast(base.rgb, base_mask_work,
+                                                       usable=_surrounding_skin(base) & not_set_aside)
+                    note = _spots_note(spots, base_mask_work, [s.visit.weeks_since_start for s in early])
+                    series_notes.append(note)
+                    for entry in waiting:
+                        entry.visit.notes.append(note)
+                for entry in waiting:
+                    score(entry)
+                waiting.clear()
 
     _check_course(visits, weeks_list, improvement)
     # When every scored follow-up visit is contradicted, what they share, the
@@ -905,6 +958,58 @@ class _Prefetcher:
             if index + self._ahead < len(self._items):  # taken up as soon as a worker is free
                 self._queued.append(self._executor.submit(self._prepare, self._items[index + self._ahead]))
             yield current.result
+
+
+@dataclass
+class _StagedVisit:
+    """A visit registered and segmented, waiting to be scored (see :func:`analyze_photos`)."""
+
+    index: int
+    visit: VisitResult
+    segmentation: Segmentation | None = None
+    h_work: np.ndarray | None = None  # its working frame to the baseline's
+    scale: float = 1.0  # its working scale
+    coverage: float = 1.0  # the share of the baseline footprint it shows
+    prepared: PreparedPhoto | None = None  # for the evidence checks; None for the baseline
+
+
+#: The baseline footprint is settled on this many visits of the first
+#: _EARLY_WEEKS (see repigment.selfcheck.unconfirmed_spots).
+_SPOT_EVIDENCE_VISITS = 2
+#: Spots left out of the footprint are kept out of its low-threshold case
+#: within this share of the longest side (they grow a little there).
+_SPOT_MARGIN = 0.005
+
+
+def _spots_early_visits_do_not_show(
+    base_mask_work: np.ndarray, early: Sequence[_StagedVisit], work_shape: tuple[int, int]
+) -> np.ndarray:
+    """Spots of the baseline footprint that the registered visits of the first weeks do not show."""
+    if len(early) < _SPOT_EVIDENCE_VISITS:
+        return np.zeros(work_shape, bool)
+    views = [visible_in_baseline(s.segmentation.mask.shape, s.h_work, work_shape) for s in early]
+    return unconfirmed_spots(base_mask_work, [s.visit.mask_baseline for s in early], views,
+                             min_visits=_SPOT_EVIDENCE_VISITS)
+
+
+def _spots_note(spots: np.ndarray, footprint: np.ndarray, weeks: Sequence[float]) -> str:
+    import cv2
+
+    count = cv2.connectedComponents(spots.view(np.uint8), connectivity=8)[0] - 1
+    share = np.count_nonzero(spots) / (np.count_nonzero(footprint) + np.count_nonzero(spots))
+    when = " and ".join(f"{week:.0f}" for week in weeks)
+    return (
+        f"baseline photo: {count} small light spot{'s' if count > 1 else ''} ({share:.1%} of the baseline area) "
+        f"left out of the patch: the visits at weeks {when} show the patch but not "
+        f"{'them' if count > 1 else 'it'}, and treatment does not clear skin that fast (glare or sheen on the "
+        "baseline photo?); check the baseline outline"
+    )
+
+
+def _one_line_error(exc: BaseException) -> str:
+    """One strange photo must not stop the series; say what happened in one line."""
+    message = " ".join(str(exc).split())[:200]
+    return f"could not process this photo ({type(exc).__name__}: {message})"
 
 
 def _register_visit(

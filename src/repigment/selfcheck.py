@@ -14,6 +14,9 @@ depigmentation. These checks look at what the mask's decision did not:
 - :func:`temporal_outliers`: visits that disagree with the visits before and
   after them, when treatment changes skin slowly; :func:`neighbour_course`
   gives those visits' figures, which a flagged visit's range also covers.
+- :func:`unconfirmed_spots`: small spots of the baseline mask that the first
+  visits, weeks later, do not show (glare or sheen on the baseline photo):
+  treatment does not clear skin that fast.
 
 A visit that fails a check is flagged "needs review" by the series pipeline,
 with the reason; its range is widened to what the evidence allows and it is
@@ -35,6 +38,7 @@ __all__ = [
     "looks_like_skin",
     "neighbour_course",
     "temporal_outliers",
+    "unconfirmed_spots",
 ]
 
 
@@ -216,3 +220,97 @@ def neighbour_course(weeks: Sequence[float], pct: Sequence[float | None], index:
     if not before or not after:
         return None
     return float(before[-1]), float(after[0])
+
+
+def unconfirmed_spots(
+    baseline_mask: np.ndarray,
+    early_masks: Sequence[np.ndarray],
+    views: Sequence[np.ndarray],
+    *,
+    max_share: float = 0.05,
+    shown: float = 0.25,
+    main_shown: float = 0.5,
+    min_visits: int = 2,
+) -> np.ndarray:
+    """Small spots of a baseline mask that no early visit shows.
+
+    Parameters
+    ----------
+    baseline_mask : ndarray of bool, shape (H, W)
+        The baseline's depigmented skin.
+    early_masks : sequence of ndarray of bool, shape (H, W)
+        Masks of follow-up visits taken before treatment can clear skin (the
+        first weeks), registered onto the baseline's frame.
+    views : sequence of ndarray of bool, shape (H, W)
+        The part of the baseline's frame each of those photos shows.
+    max_share : float, optional
+        Only regions under this share of ``baseline_mask`` are judged, and
+        never its largest region.
+    shown : float, optional
+        A visit shows a spot when its mask covers at least this share of it.
+    main_shown : float, optional
+        A visit is evidence only when its mask covers at least this share of
+        the baseline's largest region (a visit that misses the patch itself,
+        under a washed-out light for instance, says nothing about a spot).
+    min_visits : int, optional
+        At least this many visits must be evidence and have most of the spot
+        in view, and none may show the part in its view.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+        The spots to leave out of the baseline footprint (all False when none).
+
+    Notes
+    -----
+    Treatment repigments slowly (faint signs in weeks 4-8), and a patch
+    stays where it is: a spot that is in the baseline mask while photos
+    taken in the following weeks show the rest of the patch but not it was
+    more likely light on the baseline photo (specular glare, sheen) than
+    depigmented skin. Counted in the footprint, such a spot reads as
+    repigmentation at every later visit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> base = np.zeros((60, 60), bool); base[10:40, 10:40] = True; base[50:54, 50:54] = True
+    >>> later = np.zeros((60, 60), bool); later[10:40, 10:40] = True
+    >>> view = np.ones((60, 60), bool)
+    >>> spots = unconfirmed_spots(base, [later, later], [view, view])
+    >>> int(spots.sum()), bool(spots[51, 51])
+    (16, True)
+    >>> int(unconfirmed_spots(base, [later], [view]).sum())   # one visit is not enough
+    0
+    """
+    import cv2
+
+    baseline_mask = np.asarray(baseline_mask, bool)
+    spots = np.zeros(baseline_mask.shape, bool)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(baseline_mask.view(np.uint8), connectivity=8)
+    if count <= 2:
+        return spots  # one region or none: nothing to judge besides the patch itself
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = int(np.argmax(areas)) + 1
+    main = labels == largest
+    evidence = [
+        (np.asarray(mask, bool), np.asarray(view, bool))
+        for mask, view in zip(early_masks, views)
+        if np.count_nonzero(mask & main) >= main_shown * np.count_nonzero(main & view) > 0
+    ]
+    if len(evidence) < min_visits:
+        return spots
+    total = int(areas.sum())
+    for index in range(1, count):
+        if index == largest or stats[index, cv2.CC_STAT_AREA] >= max_share * total:
+            continue
+        # Judged within its bounding box: the label image is full size, the spot is not.
+        x, y, w, h = (int(v) for v in stats[index, :4])
+        spot = labels[y:y + h, x:x + w] == index
+        area = np.count_nonzero(spot)
+        # A visit judges the part of the spot in its view, when that is most of it.
+        judged = [(mask[y:y + h, x:x + w], in_view) for mask, view in evidence
+                  if 2 * np.count_nonzero(in_view := view[y:y + h, x:x + w] & spot) >= area]
+        if len(judged) >= min_visits and all(
+                np.count_nonzero(mask & in_view) < shown * np.count_nonzero(in_view) for mask, in_view in judged):
+            spots[y:y + h, x:x + w] |= spot
+    return spots
