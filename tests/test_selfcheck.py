@@ -1,6 +1,7 @@
 """Self-checks against known truth: a visit whose figure its own photo contradicts is flagged."""
 
 import csv
+import datetime
 import io
 import json
 import re
@@ -337,10 +338,45 @@ def test_visits_that_miss_the_patch_or_the_spot_are_no_evidence():
     assert not unconfirmed_spots(base, [later], [view]).any()  # one visit is not enough
 
 
-def test_a_patch_alone_has_no_spots():
-    base = np.zeros((100, 100), bool)
-    base[20:60, 20:60] = True
-    assert not unconfirmed_spots(base, [np.zeros_like(base)] * 2, [np.ones_like(base)] * 2).any()
+def test_a_spot_a_visit_shows_in_part_or_a_pixel_off_stays():
+    base = _footprint_with_spots()
+    later = base.copy()
+    later[150:158, 150:158] = False
+    view = np.ones_like(base)
+    quarter = later.copy()
+    quarter[150:158, 150:152] = True  # 16 of the spot's 64 px
+    eighth = later.copy()
+    eighth[150:158, 150:151] = True  # 8 px
+    assert not unconfirmed_spots(base, [quarter, quarter], [view, view], tolerance_px=0).any()
+    assert unconfirmed_spots(base, [eighth, eighth], [view, view], tolerance_px=0)[152, 152]
+    shifted = later.copy()
+    shifted[155:163, 155:163] = True  # the spot, registered 5 px off along both axes (9 px overlap)
+    assert not unconfirmed_spots(base, [shifted, shifted], [view, view]).any()
+    assert unconfirmed_spots(base, [shifted, shifted], [view, view], tolerance_px=0)[152, 152]
+
+
+def test_the_patch_is_never_a_spot():
+    base = np.zeros((200, 200), bool)
+    base[20:60, 20:60] = True  # two patches, each over 5 % of the mask
+    base[100:115, 100:115] = True
+    base[170:174, 170:174] = True
+    later = np.zeros_like(base)
+    later[20:60, 20:60] = True  # the smaller patch missed: not a spot all the same
+    views = [np.ones_like(base)] * 2
+    spots = unconfirmed_spots(base, [later, later], views)
+    assert np.count_nonzero(spots) == 16 and spots[171, 171]
+
+
+def test_among_many_small_macules_none_is_a_stray_spot():
+    """Confetti-like vitiligo: no region is the patch, so none is judged."""
+    base = np.zeros((200, 200), bool)
+    for y in range(10, 190, 36):
+        for x in range(10, 190, 36):
+            base[y:y + 12, x:x + 12] = True
+    one = np.zeros_like(base)
+    one[10:22, 10:22] = True
+    views = [np.ones_like(base)] * 2
+    assert not unconfirmed_spots(base, [one, one], views).any()
 
 
 @pytest.fixture(scope="module")
@@ -364,6 +400,16 @@ def test_glare_spots_at_baseline_that_later_visits_do_not_show_leave_the_footpri
     assert all(any("light spots" in note for note in visit.notes) for visit in result.visits)
     for visit in result.visits[1:]:
         assert visit.ok and abs(visit.score.repigmentation_pct) <= 1.0
+
+
+def test_weeks_after_treatment_start_the_baseline_footprint_is_kept(glare_at_baseline, tmp_path):
+    """Photos taken weeks 20-28 of treatment: a spot may have repigmented by then."""
+    folder, _ = glare_at_baseline
+    truth = json.loads((folder / "truth.json").read_text())
+    baseline_date = datetime.date.fromisoformat(truth["visits"][0]["date"])
+    result = analyze_series(folder, tmp_path / "out", treatment_start=baseline_date - datetime.timedelta(weeks=20))
+    assert [round(v.weeks_since_start) for v in result.visits] == [20, 24, 28]
+    assert not any("light spot" in note for visit in result.visits for note in visit.notes)
 
 
 def test_without_visits_in_the_first_weeks_the_baseline_footprint_is_kept(tmp_path):

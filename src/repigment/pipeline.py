@@ -534,7 +534,10 @@ def analyze_photos(
         for every scored visit with its mask in the baseline photo's full
         pixel frame; the mask is not kept in memory afterwards.
     progress : callable, optional
-        ``progress(done, total, image_name)`` after each photo.
+        ``progress(done, total, image_name)`` after each photo is scored. The
+        baseline and the visits of its first weeks are scored together, once
+        two of those visits have settled the baseline footprint (see
+        :func:`repigment.selfcheck.unconfirmed_spots`).
     keep_images : bool, optional
         Keep each visit's photo registered onto the baseline's working frame
         (``VisitResult.registered_rgb``) for display. Costs about 2.4 MB per
@@ -815,29 +818,37 @@ def analyze_photos(
                 score(staged)
                 continue
             waiting.append(staged)
+            # Evidence: registered visits of the first weeks, both of treatment and since the
+            # baseline photo (a visit under a strong light is evidence too when its mask still
+            # shows the patch, see unconfirmed_spots).
             early = [s for s in waiting[1:] if s.segmentation is not None and s.visit.error is None
-                     and (s.visit.date - baseline_photo.date).days <= 7 * _EARLY_WEEKS]
-            beyond = index > 0 and (photo.date - baseline_photo.date).days > 7 * _EARLY_WEEKS
+                     and _in_first_weeks(s.visit, baseline_photo.date)]
+            beyond = index > 0 and not _in_first_weeks(visit, baseline_photo.date)
             if len(early) >= _SPOT_EVIDENCE_VISITS or beyond or index == len(ordered) - 1:
                 settled = True
-                spots = _spots_early_visits_do_not_show(base_mask_work, early, work_shape)
-                if spots.any():
-                    base_mask_work = base_mask_work & ~spots
-                    base_mask_full = _full_resolution_mask(base_seg.mask & ~spots, None, work_shape, base.original_size)
-                    if region_full is not None:
-                        base_mask_full &= region_full
-                    base_area_full = int(np.count_nonzero(base_mask_full))
-                    # The spots at the threshold's low end are a little larger: keep them out there too.
-                    outside_spots = ~_dilate_disk(spots, _SPOT_MARGIN * max(work_shape))
-                    base_cases = _threshold_cases(
-                        base_seg, np.eye(3), work_shape,
-                        outside_spots if region_work is None else region_work & outside_spots)
-                    base_evidence = footprint_contrast(base.rgb, base_mask_work,
-                                                       usable=_surrounding_skin(base) & not_set_aside)
-                    note = _spots_note(spots, base_mask_work, [s.visit.weeks_since_start for s in early])
-                    series_notes.append(note)
-                    for entry in waiting:
-                        entry.visit.notes.append(note)
+                try:
+                    spots = _spots_early_visits_do_not_show(base_mask_work, early, work_shape)
+                    if spots.any():
+                        trimmed_work = base_mask_work & ~spots
+                        trimmed_full = _full_resolution_mask(base_seg.mask & ~spots, None, work_shape,
+                                                             base.original_size)
+                        if region_full is not None:
+                            trimmed_full &= region_full
+                        # The spots at the threshold's low end are a little larger: keep them out there
+                        # too, but not the patch beside them.
+                        keep = ~(_dilate_disk(spots, _SPOT_MARGIN * max(work_shape)) & ~trimmed_work)
+                        trimmed_cases = _threshold_cases(base_seg, np.eye(3), work_shape,
+                                                         keep if region_work is None else region_work & keep)
+                        trimmed_evidence = footprint_contrast(base.rgb, trimmed_work,
+                                                              usable=_surrounding_skin(base) & not_set_aside)
+                        base_mask_work, base_mask_full, base_cases = trimmed_work, trimmed_full, trimmed_cases
+                        base_area_full, base_evidence = int(np.count_nonzero(trimmed_full)), trimmed_evidence
+                        note = _spots_note(spots, base_mask_work, [s.visit.weeks_since_start for s in early])
+                        series_notes.append(note)
+                        for entry in waiting:
+                            entry.visit.notes.append(note)
+                except (MemoryError, ValueError, cv2_error()):
+                    pass  # the footprint as found: the check is a refinement, not a condition
                 for entry in waiting:
                     score(entry)
                 waiting.clear()
@@ -981,15 +992,29 @@ _SPOT_EVIDENCE_VISITS = 2
 _SPOT_MARGIN = 0.005
 
 
+def _in_first_weeks(visit: VisitResult, baseline_date: _dt.date) -> bool:
+    """Whether a visit was taken within _EARLY_WEEKS of both treatment start and the baseline photo."""
+    return visit.weeks_since_start <= _EARLY_WEEKS and (visit.date - baseline_date).days <= 7 * _EARLY_WEEKS
+
+
 def _spots_early_visits_do_not_show(
     base_mask_work: np.ndarray, early: Sequence[_StagedVisit], work_shape: tuple[int, int]
 ) -> np.ndarray:
-    """Spots of the baseline footprint that the registered visits of the first weeks do not show."""
+    """Spots of the baseline footprint that the registered visits of the first weeks do not show.
+
+    The early visits were registered against the footprint with its spots (its
+    coverage, and the faint new regions left out near it); the spots are a few
+    hundred pixels beside the patch, too little to change either.
+    """
+    import math
+
     if len(early) < _SPOT_EVIDENCE_VISITS:
         return np.zeros(work_shape, bool)
     views = [visible_in_baseline(s.segmentation.mask.shape, s.h_work, work_shape) for s in early]
+    residuals = [s.visit.registration.residual_px for s in early if np.isfinite(s.visit.registration.residual_px)]
+    tolerance = max(2, math.ceil(max(residuals, default=0.0)))
     return unconfirmed_spots(base_mask_work, [s.visit.mask_baseline for s in early], views,
-                             min_visits=_SPOT_EVIDENCE_VISITS)
+                             min_visits=_SPOT_EVIDENCE_VISITS, tolerance_px=tolerance)
 
 
 def _spots_note(spots: np.ndarray, footprint: np.ndarray, weeks: Sequence[float]) -> str:
@@ -1673,7 +1698,10 @@ def analyze_series(
     working_size : int, optional
         Longest side at which photos are analysed (default :data:`DEFAULT_WORKING_SIZE`, 900).
     progress : callable, optional
-        ``progress(done, total, image_name)`` after each photo.
+        ``progress(done, total, image_name)`` after each photo is scored. The
+        baseline and the visits of its first weeks are scored together, once
+        two of those visits have settled the baseline footprint (see
+        :func:`repigment.selfcheck.unconfirmed_spots`).
     keep_images : bool, optional
         Keep registered visit images for display (see :func:`analyze_photos`).
     limits : Limits, optional

@@ -229,8 +229,9 @@ def unconfirmed_spots(
     *,
     max_share: float = 0.05,
     shown: float = 0.25,
-    main_shown: float = 0.5,
+    main_shown: float = 0.7,
     min_visits: int = 2,
+    tolerance_px: int = 2,
 ) -> np.ndarray:
     """Small spots of a baseline mask that no early visit shows.
 
@@ -244,22 +245,29 @@ def unconfirmed_spots(
     views : sequence of ndarray of bool, shape (H, W)
         The part of the baseline's frame each of those photos shows.
     max_share : float, optional
-        Only regions under this share of ``baseline_mask`` are judged, and
-        never its largest region.
+        Regions under this share of ``baseline_mask`` are spots, judged here;
+        the others, and always the largest, are the patch.
     shown : float, optional
-        A visit shows a spot when its mask covers at least this share of it.
+        A visit shows a spot when its mask, grown by ``tolerance_px``, covers
+        at least this share of the spot's part in its view.
     main_shown : float, optional
         A visit is evidence only when its mask covers at least this share of
-        the baseline's largest region (a visit that misses the patch itself,
-        under a washed-out light for instance, says nothing about a spot).
+        the patch's part in its view: in the first weeks the patch is still
+        there, and a visit that misses much of it (under a washed-out light,
+        for instance) says nothing about a spot.
     min_visits : int, optional
-        At least this many visits must be evidence and have most of the spot
-        in view, and none may show the part in its view.
+        At least this many visits must be evidence and have at least half of
+        the spot in view, and none may show it.
+    tolerance_px : int, optional
+        Registration error allowed for: each visit's mask is grown by this
+        many pixels before it is compared with a spot.
 
     Returns
     -------
     ndarray of bool, shape (H, W)
-        The spots to leave out of the baseline footprint (all False when none).
+        The spots to leave out of the baseline footprint (all False when none,
+        and when the patch is not most of the mask: among many similar small
+        macules none stands out as a stray spot).
 
     Notes
     -----
@@ -290,24 +298,26 @@ def unconfirmed_spots(
     if count <= 2:
         return spots  # one region or none: nothing to judge besides the patch itself
     areas = stats[1:, cv2.CC_STAT_AREA]
-    largest = int(np.argmax(areas)) + 1
-    main = labels == largest
-    evidence = [
-        (np.asarray(mask, bool), np.asarray(view, bool))
-        for mask, view in zip(early_masks, views)
-        if np.count_nonzero(mask & main) >= main_shown * np.count_nonzero(main & view) > 0
-    ]
+    total = int(areas.sum())
+    is_patch = np.concatenate([[False], areas >= max_share * total])
+    is_patch[int(np.argmax(areas)) + 1] = True
+    if areas[is_patch[1:]].sum() < 0.5 * total:
+        return spots
+    patch = np.take(is_patch, labels)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance_px + 1, 2 * tolerance_px + 1))
+    evidence = []
+    for mask, view in zip(early_masks, views):
+        mask, view = np.asarray(mask, bool), np.asarray(view, bool)
+        if np.count_nonzero(mask & patch) >= main_shown * np.count_nonzero(patch & view) > 0:
+            grown = cv2.dilate(mask.view(np.uint8), kernel).view(bool) if tolerance_px > 0 else mask
+            evidence.append((grown, view))
     if len(evidence) < min_visits:
         return spots
-    total = int(areas.sum())
-    for index in range(1, count):
-        if index == largest or stats[index, cv2.CC_STAT_AREA] >= max_share * total:
-            continue
+    for index in np.flatnonzero(~is_patch[1:]) + 1:
         # Judged within its bounding box: the label image is full size, the spot is not.
         x, y, w, h = (int(v) for v in stats[index, :4])
         spot = labels[y:y + h, x:x + w] == index
         area = np.count_nonzero(spot)
-        # A visit judges the part of the spot in its view, when that is most of it.
         judged = [(mask[y:y + h, x:x + w], in_view) for mask, view in evidence
                   if 2 * np.count_nonzero(in_view := view[y:y + h, x:x + w] & spot) >= area]
         if len(judged) >= min_visits and all(
