@@ -628,13 +628,14 @@ def analyze_photos(
         scaled_roi = np.asarray(roi, dtype=np.float64) * base.scale
         # prepare_photo's segmentation has already put back the skin set aside under the region.
         region_work = roi_mask(work_shape, scaled_roi)
-    base_mask_work = base_seg.mask if region_work is None else base_seg.mask & region_work
-    if not base_mask_work.any():
+    # Skin set aside as lighter than the rest though not a patch is neither the patch nor the
+    # normal skin around it (see Segmentation.set_aside), and stays aside at every visit.
+    base_set_aside = base_seg.set_aside
+    not_set_aside = np.ones(work_shape, bool) if base_set_aside is None else ~base_set_aside
+    footprint = _baseline_footprint(base, region_work, region_full, usable=_surrounding_skin(base) & not_set_aside)
+    if not footprint.work.any():
         raise SeriesError("the region of interest holds no depigmented skin in the baseline photo")
-    base_mask_full = _full_resolution_mask(base_seg.mask, None, work_shape, base.original_size)
-    if region_full is not None:
-        base_mask_full &= region_full
-    if not base_mask_full.any():
+    if not footprint.area_full:
         raise SeriesError("the baseline's depigmented area is empty at full resolution")
     marker_full = None if base.marker is None else base.marker.scaled(1.0 / base.scale)
     mm_per_px = None if marker_full is None else marker_full.mm_per_px
@@ -646,12 +647,6 @@ def analyze_photos(
             wide_cache.append(image_features(base.rgb, base.registration_mask(skin_only=False)))
         return wide_cache[0]
 
-    base_cases = _threshold_cases(base_seg, np.eye(3), work_shape, region_work)
-    # Skin set aside as lighter than the rest though not a patch is neither the patch nor the
-    # normal skin around it (see Segmentation.set_aside), and stays aside at every visit.
-    base_set_aside = base_seg.set_aside
-    not_set_aside = np.ones(work_shape, bool) if base_set_aside is None else ~base_set_aside
-    base_evidence = footprint_contrast(base.rgb, base_mask_work, usable=_surrounding_skin(base) & not_set_aside)
     # Normal skin of the baseline that later visits are colour-matched on: away from the patch.
     near_patch = _dilate_disk(base_seg.mask | ~not_set_aside, 0.03 * max(work_shape))
     base_shared = _surrounding_skin(base) & ~near_patch
@@ -666,7 +661,6 @@ def analyze_photos(
                                 skin_split=base_seg.skin_split,
                                 extra_skin=skin_as_taken if visit_method == "od-field" else None)
 
-    base_area_full = int(np.count_nonzero(base_mask_full))
     series_notes = []
     if base_seg.method == "colour-contrast" and base_seg.reason:
         series_notes.append(
@@ -720,11 +714,11 @@ def analyze_photos(
         try:
             if visit.error is None and segmentation is not None:
                 if index == 0:
-                    visit.mask_baseline = base_mask_work
+                    visit.mask_baseline = footprint.work
                 visit.threshold = segmentation.threshold
                 h_full = compose_scaling(h_work, moving_scale=1.0, baseline_scale=base.scale)
                 visit.homography_full = compose_scaling(h_work, moving_scale=staged.scale, baseline_scale=base.scale)
-                full_mask = base_mask_full if index == 0 else _full_resolution_mask(
+                full_mask = footprint.full if index == 0 else _full_resolution_mask(
                     segmentation.mask, h_work, work_shape, base.original_size)
                 if region_full is not None and index > 0:
                     full_mask &= region_full
@@ -733,21 +727,21 @@ def analyze_photos(
                 visible = None if staged.coverage >= 0.999 else visible_in_baseline(
                     segmentation.mask.shape, h_full, full_mask.shape)
                 visit.score, visit.intervals = _score_with_intervals(
-                    base_mask_full, full_mask, area_cm2, visible,
+                    footprint.full, full_mask, area_cm2, visible,
                     # Traced in the working frame (far fewer pixels) and scaled to full resolution.
                     boundary_px=_boundary_length(visit.mask_baseline) / base.scale,
-                    baseline_cases=base_cases,
-                    visit_cases=base_cases if index == 0 else _threshold_cases(
+                    baseline_cases=footprint.cases,
+                    visit_cases=footprint.cases if index == 0 else _threshold_cases(
                         segmentation, h_work, work_shape, region_work),
                     residual_px=visit.registration.residual_px / base.scale,
                     work_to_full_px=1.0 / base.scale**2,
                 )
                 if index > 0:
-                    _check_against_evidence(visit, staged.prepared, h_work, base_mask_work, base_evidence,
-                                            base_area_full)
+                    _check_against_evidence(visit, staged.prepared, h_work, footprint.work, footprint.evidence,
+                                            footprint.area_full)
                 if mask_writer is not None:
                     visit.mask_path = mask_writer(visit, full_mask)
-                if visit.score.new_depigmentation_px > 0.05 * base_area_full and index > 0:
+                if visit.score.new_depigmentation_px > 0.05 * footprint.area_full and index > 0:
                     visit.notes.append(
                         f"new depigmentation outside the baseline footprint: {visit.score.new_depigmentation_px} px"
                     )
@@ -798,7 +792,7 @@ def analyze_photos(
                     own_strokes = photo.name in with_strokes
                     aligned = _register_visit(
                         visit, prepared, features, deadline, base, base_features, base_features_wide,
-                        base_mask_work, region_work, keep_images=keep_images,
+                        footprint.work, region_work, keep_images=keep_images,
                         base_labels_work=base_labels_work, own_strokes=own_strokes,
                         match_colour=(base_shared, base_context, segment_matched),
                         base_set_aside=base_set_aside,
@@ -827,23 +821,11 @@ def analyze_photos(
             if len(early) >= _SPOT_EVIDENCE_VISITS or beyond or index == len(ordered) - 1:
                 settled = True
                 try:
-                    spots = _spots_early_visits_do_not_show(base_mask_work, early, work_shape)
+                    spots = _spots_early_visits_do_not_show(footprint.work, early, work_shape)
                     if spots.any():
-                        trimmed_work = base_mask_work & ~spots
-                        trimmed_full = _full_resolution_mask(base_seg.mask & ~spots, None, work_shape,
-                                                             base.original_size)
-                        if region_full is not None:
-                            trimmed_full &= region_full
-                        # The spots at the threshold's low end are a little larger: keep them out there
-                        # too, but not the patch beside them.
-                        keep = ~(_dilate_disk(spots, _SPOT_MARGIN * max(work_shape)) & ~trimmed_work)
-                        trimmed_cases = _threshold_cases(base_seg, np.eye(3), work_shape,
-                                                         keep if region_work is None else region_work & keep)
-                        trimmed_evidence = footprint_contrast(base.rgb, trimmed_work,
-                                                              usable=_surrounding_skin(base) & not_set_aside)
-                        base_mask_work, base_mask_full, base_cases = trimmed_work, trimmed_full, trimmed_cases
-                        base_area_full, base_evidence = int(np.count_nonzero(trimmed_full)), trimmed_evidence
-                        note = _spots_note(spots, base_mask_work, [s.visit.weeks_since_start for s in early])
+                        footprint = _baseline_footprint(base, region_work, region_full, usable=footprint.usable,
+                                                        left_out=spots)
+                        note = _spots_note(spots, footprint.work, [s.visit.weeks_since_start for s in early])
                         series_notes.append(note)
                         for entry in waiting:
                             entry.visit.notes.append(note)
@@ -982,6 +964,46 @@ class _StagedVisit:
     scale: float = 1.0  # its working scale
     coverage: float = 1.0  # the share of the baseline footprint it shows
     prepared: PreparedPhoto | None = None  # for the evidence checks; None for the baseline
+
+
+@dataclass(frozen=True)
+class _Footprint:
+    """The baseline's depigmented skin and what every visit is measured against."""
+
+    work: np.ndarray  # in the working frame, within the region of interest
+    full: np.ndarray  # at the baseline photo's full size
+    area_full: int
+    cases: tuple[int, int, int]  # working px at the low, nominal and high threshold
+    evidence: float | None  # its contrast with the skin around it (see footprint_contrast)
+    usable: np.ndarray  # the skin that contrast is measured against
+
+
+def _baseline_footprint(
+    base: PreparedPhoto,
+    region_work: np.ndarray | None,
+    region_full: np.ndarray | None,
+    *,
+    usable: np.ndarray,
+    left_out: np.ndarray | None = None,
+) -> _Footprint:
+    """The baseline footprint, with the working-frame spots ``left_out`` taken out of it."""
+    seg = base.segmentation
+    mask = seg.mask if left_out is None else seg.mask & ~left_out
+    work = mask if region_work is None else mask & region_work
+    full = _full_resolution_mask(mask, None, seg.mask.shape, base.original_size)
+    if region_full is not None:
+        full &= region_full
+    region = region_work
+    if left_out is not None:
+        # Spots are a little larger at the threshold's low end: keep them out there too, but
+        # not the patch beside them.
+        keep = ~(_dilate_disk(left_out, _SPOT_MARGIN * max(seg.mask.shape)) & ~work)
+        region = keep if region_work is None else region_work & keep
+    return _Footprint(
+        work=work, full=full, area_full=int(np.count_nonzero(full)),
+        cases=_threshold_cases(seg, np.eye(3), seg.mask.shape, region),
+        evidence=footprint_contrast(base.rgb, work, usable=usable), usable=usable,
+    )
 
 
 #: The baseline footprint is settled on this many visits of the first
