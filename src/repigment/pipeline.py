@@ -1135,6 +1135,13 @@ def _register_visit(
         if base_set_aside is not None:
             prepared.segmentation = _without_set_aside_skin(
                 prepared.segmentation, base_set_aside, registration.homography)
+        if prepared.segmentation.fine_score is not None:
+            # Pigment islands are judged at the fine scale within the patch, as at baseline;
+            # new depigmentation beyond it is judged smoothed, as it was found.
+            shape = prepared.segmentation.mask.shape
+            footprint = _baseline_to_visit(base_mask_work, registration.homography, shape)
+            near_patch = _dilate_disk(footprint, _NEW_REGION_MARGIN * max(shape))
+            prepared.segmentation = prepared.segmentation.with_fine_scale_within(near_patch, patch=footprint)
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work

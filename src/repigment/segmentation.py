@@ -172,6 +172,14 @@ class Segmentation:
         or, at a series' visit, the skin its baseline set aside. It covers
         the whole photo (a region of interest does not clip it), and stays
         out of :meth:`mask_at` too. ``None`` when nothing was.
+    fine_score : ndarray of float32, shape (H, W), or None
+        The optical-density score before the extra smoothing that
+        low-contrast (very light) skin gets, when it got it: ``score`` is
+        then the smoothed one, which decides where depigmented skin is, and
+        this one what of it is (see :meth:`with_fine_scale_within`).
+    fine_within, fine_patch : ndarray of bool, shape (H, W), or None
+        Where ``fine_score`` decides, and where a patch is known to lie,
+        once :meth:`with_fine_scale_within` has refined the mask.
     """
 
     mask: np.ndarray
@@ -190,6 +198,9 @@ class Segmentation:
     core_score: float | None = None
     skin_split: SkinSplit | None = None
     set_aside: np.ndarray | None = None
+    fine_score: np.ndarray | None = None
+    fine_within: np.ndarray | None = None
+    fine_patch: np.ndarray | None = None
 
     @property
     def area_px(self) -> int:
@@ -209,6 +220,49 @@ class Segmentation:
     def core_factor(self) -> float | None:
         """``core_score / threshold``: the ``core_factor`` a series passes later visits, or None."""
         return None if self.core_score is None else self.core_score / self.threshold
+
+    def with_fine_scale_within(self, region: np.ndarray | None = None, *, patch: np.ndarray | None = None
+                               ) -> Segmentation:
+        """This segmentation with the inside of its regions judged on the unsmoothed score.
+
+        On low-contrast skin the score is smoothed before the decision, so
+        that noise does not pass the threshold in speckles; that also fills
+        the small pigment islands of perifollicular repigmentation and thins
+        the depigmented skin left between merging ones. Within ``region``
+        (the whole photo when None) the smoothed mask's regions, holes
+        filled, say where depigmented skin may be, and the unsmoothed score
+        ``fine_score`` which of it is: islands show again, and no region is
+        added. :meth:`mask_at` applies the same at any threshold.
+
+        Parameters
+        ----------
+        region : ndarray of bool, shape (H, W), optional
+            Where the fine scale decides; elsewhere the mask is unchanged.
+        patch : ndarray of bool, shape (H, W), optional
+            Where a patch is known to lie (a series' baseline footprint in
+            this photo): depigmented skin on the unsmoothed score counts
+            there even outside the smoothed regions (the skin left between
+            merging islands, which the smoothing thins).
+
+        Returns
+        -------
+        Segmentation
+            ``self`` when the score was not smoothed (``fine_score`` None).
+        """
+        if self.fine_score is None:
+            return self
+        within = np.ones(self.mask.shape, bool) if region is None else np.asarray(region, bool)
+        refined = replace(self, fine_within=within, fine_patch=None if patch is None else np.asarray(patch, bool))
+        return replace(refined, mask=refined._at_fine_scale(self.mask, self.threshold))
+
+    def _at_fine_scale(self, mask: np.ndarray, threshold: float) -> np.ndarray:
+        if self.fine_score is None or self.fine_within is None:
+            return mask
+        outline = fill_holes(mask) if self.fine_patch is None else fill_holes(mask) | self.fine_patch
+        fine = outline & self.skin & (self.fine_score > threshold)
+        if self.set_aside is not None:
+            fine &= ~self.set_aside
+        return np.where(self.fine_within, fine, mask)
 
     def with_set_aside_within(self, region: np.ndarray) -> Segmentation:
         """This segmentation with the set-aside regions that ``region`` touches back in its mask.
@@ -235,7 +289,9 @@ class Segmentation:
             candidates &= ~self.set_aside
         if self.method == "od-field":
             mask = remove_small_regions(candidates, self.min_patch_px)
-            return mask if self.core_score is None else _keep_cores(mask, self.score >= self.core_score)
+            if self.core_score is not None:
+                mask = _keep_cores(mask, self.score >= self.core_score)
+            return self._at_fine_scale(mask, threshold)
         # The graph-cut mask is not a plain threshold of the score: a stricter
         # threshold trims it, a looser one adds what then stands out.
         if threshold >= self.threshold:
@@ -859,7 +915,8 @@ def depigmented_mask(
         skin_split=skin_split,
     )
     if threshold is not None:
-        return result
+        return result  # a series refines a visit's mask within its baseline footprint only
+    result = result.with_fine_scale_within()
     if result.contrast is not None and result.mask.any():
         sigmas = result.contrast / max(result.normal_sigma, 1e-6)
         confidence = _confidence(sigmas)
@@ -1327,10 +1384,14 @@ def _optical_density_segmentation(
     # Where depigmentation barely stands out from skin texture and noise (very
     # light skin), average over a wider neighbourhood before the decision, so
     # noise does not cross the threshold in speckles. Higher-contrast skin keeps
-    # the fine scale that small perifollicular islands need.
+    # the fine scale that small perifollicular islands need; on lower-contrast
+    # skin the unsmoothed score is kept to judge the inside of the regions the
+    # smoothed one finds (Segmentation.with_fine_scale_within).
     signal_to_noise = used_threshold / DEPIGMENTED_FRACTION / max(normal_sigma, 1e-6)
     extra_sigma = _extra_smoothing(signal_to_noise)
+    fine_score = None
     if extra_sigma > 0:
+        fine_score = np.where(skin, score, 0.0).astype(np.float32)
         score = np.where(skin, _masked_blur(score, skin, extra_sigma), 0.0).astype(np.float32)
         depig = skin & (score > used_threshold)
 
@@ -1374,6 +1435,7 @@ def _optical_density_segmentation(
         depigmented_level=depigmented_level,
         core_score=core_score,
         set_aside=set_aside,
+        fine_score=fine_score,
     )
 
 
