@@ -130,8 +130,7 @@ def missed_patch_series(tmp_path_factory):
         result = original(rgb, **options)
         if options.get("threshold") is None:  # the baseline
             return result
-        # Nothing left to find at any scale (the unsmoothed score of light skin too).
-        return dataclasses.replace(result, mask=np.zeros_like(result.mask), fine_score=None)
+        return dataclasses.replace(result, mask=np.zeros_like(result.mask))
 
     patch = pytest.MonkeyPatch()
     patch.setattr(pipeline, "depigmented_mask", empty_at_visits)

@@ -1025,8 +1025,9 @@ def _spots_early_visits_do_not_show(
     """Spots of the baseline footprint that the registered visits of the first weeks do not show.
 
     The early visits were registered against the footprint with its spots (its
-    coverage, and the faint new regions left out near it); the spots are a few
-    hundred pixels beside the patch, too little to change either.
+    coverage, the faint new regions left out near it, and the skin judged at
+    the fine scale on it); the spots are a few hundred pixels beside the
+    patch, too little to change any of them.
     """
     import math
 
@@ -1140,7 +1141,7 @@ def _register_visit(
             # new depigmentation beyond it is judged smoothed, as it was found.
             shape = prepared.segmentation.mask.shape
             footprint = _baseline_to_visit(base_mask_work, registration.homography, shape)
-            near_patch = _dilate_disk(footprint, _NEW_REGION_MARGIN * max(shape))
+            near_patch = _distance_from(footprint) <= _NEW_REGION_MARGIN * max(shape)
             prepared.segmentation = prepared.segmentation.with_fine_scale_within(near_patch, patch=footprint)
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
@@ -1345,8 +1346,7 @@ def _without_faint_new_regions(
     footprint = _baseline_to_visit(base_mask_work, homography, (height, width))
     if not footprint.any():
         return segmentation  # nothing to be new against (such a visit is refused for its framing)
-    # Within the margin: a distance transform costs a fraction of a wide dilation.
-    distance = cv2.distanceTransform((~footprint).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
+    distance = _distance_from(footprint)
     near = distance <= _NEW_REGION_MARGIN * max(height, width)
     far = distance > 2.0 * _NEW_REGION_MARGIN * max(height, width)
     # Each part of the mask outside the margin: a region apart from the patch whole, or what a
@@ -1374,6 +1374,13 @@ def _without_faint_new_regions(
             f"lighter skin beyond the baseline patch ({share:.1%} of its area), under "
             f"{_NEW_REGION_LEVEL_SHARE:.0%} of full depigmentation, is not counted as new depigmentation")
     return replace(segmentation, mask=mask & ~left_out)
+
+
+def _distance_from(footprint: np.ndarray) -> np.ndarray:
+    """Each pixel's distance (px) from ``footprint``: a margin costs a fraction of a wide dilation."""
+    import cv2
+
+    return cv2.distanceTransform((~footprint).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
 
 
 #: The baseline footprint's margin, as a share of the photo's longest side:

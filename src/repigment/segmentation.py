@@ -221,28 +221,29 @@ class Segmentation:
         """``core_score / threshold``: the ``core_factor`` a series passes later visits, or None."""
         return None if self.core_score is None else self.core_score / self.threshold
 
-    def with_fine_scale_within(self, region: np.ndarray | None = None, *, patch: np.ndarray | None = None
+    def with_fine_scale_within(self, within: np.ndarray | None = None, *, patch: np.ndarray | None = None
                                ) -> Segmentation:
-        """This segmentation with the inside of its regions judged on the unsmoothed score.
+        """This segmentation with its regions judged inside on the unsmoothed score.
 
         On low-contrast skin the score is smoothed before the decision, so
         that noise does not pass the threshold in speckles; that also fills
         the small pigment islands of perifollicular repigmentation and thins
-        the depigmented skin left between merging ones. Within ``region``
+        the depigmented skin left between merging ones. Within ``within``
         (the whole photo when None) the smoothed mask's regions, holes
-        filled, say where depigmented skin may be, and the unsmoothed score
-        ``fine_score`` which of it is: islands show again, and no region is
-        added. :meth:`mask_at` applies the same at any threshold.
+        filled, say where depigmented skin is, and the unsmoothed score
+        ``fine_score`` which of their pixels are: islands show again as
+        holes. :meth:`mask_at` applies the same rule at any threshold.
 
         Parameters
         ----------
-        region : ndarray of bool, shape (H, W), optional
-            Where the fine scale decides; elsewhere the mask is unchanged.
+        within : ndarray of bool, shape (H, W), optional
+            Where the unsmoothed score decides; elsewhere the mask is unchanged.
         patch : ndarray of bool, shape (H, W), optional
             Where a patch is known to lie (a series' baseline footprint in
-            this photo): depigmented skin on the unsmoothed score counts
-            there even outside the smoothed regions (the skin left between
-            merging islands, which the smoothing thins).
+            this photo): depigmented pixels on the unsmoothed score count
+            there beyond the smoothed regions too (the skin between merging
+            islands that the smoothing thinned away), as long as they join
+            one of them; nothing is found where the smoothed score found none.
 
         Returns
         -------
@@ -251,18 +252,23 @@ class Segmentation:
         """
         if self.fine_score is None:
             return self
-        within = np.ones(self.mask.shape, bool) if region is None else np.asarray(region, bool)
+        within = np.ones(self.mask.shape, bool) if within is None else np.asarray(within, bool)
         refined = replace(self, fine_within=within, fine_patch=None if patch is None else np.asarray(patch, bool))
         return replace(refined, mask=refined._at_fine_scale(self.mask, self.threshold))
 
     def _at_fine_scale(self, mask: np.ndarray, threshold: float) -> np.ndarray:
+        """``mask`` (smoothed, at ``threshold``) judged on ``fine_score`` where ``fine_within`` says."""
         if self.fine_score is None or self.fine_within is None:
             return mask
-        outline = fill_holes(mask) if self.fine_patch is None else fill_holes(mask) | self.fine_patch
-        fine = outline & self.skin & (self.fine_score > threshold)
+        fine = self.skin & (self.fine_score > threshold)
         if self.set_aside is not None:
             fine &= ~self.set_aside
-        return np.where(self.fine_within, fine, mask)
+        candidates = fill_holes(mask) & fine
+        if self.fine_patch is not None:
+            candidates |= self.fine_patch & fine
+        # Only what joins a smoothed region: specks of noise on their own (in a repigmented
+        # part of the footprint, or a hole) are what the smoothing is there to keep out.
+        return np.where(self.fine_within, _keep_cores(candidates, mask), mask)
 
     def with_set_aside_within(self, region: np.ndarray) -> Segmentation:
         """This segmentation with the set-aside regions that ``region`` touches back in its mask.
@@ -282,7 +288,8 @@ class Segmentation:
         """The mask this segmentation would give at another threshold.
 
         Used to see how a figure moves across the plausible decision range
-        (before any region of interest is applied).
+        (before any region of interest is applied). A mask judged at the fine
+        scale (:meth:`with_fine_scale_within`) is judged so here too.
         """
         candidates = self.skin & (self.score > threshold)
         if self.set_aside is not None:
@@ -802,6 +809,10 @@ def depigmented_mask(
     threshold : float, optional
         Score threshold to use instead of estimating one (a series passes its
         baseline's threshold to every later visit), in the units of ``method``.
+        On low-contrast skin the mask is then returned as the smoothed score
+        finds it: a series judges it at the fine scale within the baseline
+        footprint (:meth:`Segmentation.with_fine_scale_within`); without a
+        threshold the whole photo is judged so.
     method : {"od-field", "colour-contrast"}, optional
         With ``threshold``: the model the threshold belongs to (the baseline's
         :attr:`Segmentation.method`). Default ``"od-field"``.
@@ -916,7 +927,8 @@ def depigmented_mask(
     )
     if threshold is not None:
         return result  # a series refines a visit's mask within its baseline footprint only
-    result = result.with_fine_scale_within()
+    # Within the region of interest only: its holes filled, the mask could enclose skin beyond it.
+    result = result.with_fine_scale_within(region)
     if result.contrast is not None and result.mask.any():
         sigmas = result.contrast / max(result.normal_sigma, 1e-6)
         confidence = _confidence(sigmas)
