@@ -538,3 +538,31 @@ def test_skin_the_baseline_sets_aside_stays_out_of_the_patch_and_is_noted(combin
     # points (were it counted at a visit, a patch about half the size would read about -100 %).
     for visit, plain_visit in zip(result.visits[1:], plain.visits[1:]):
         assert abs(visit.score.repigmentation_pct - plain_visit.score.repigmentation_pct) < 10
+
+
+def test_a_visit_of_low_contrast_skin_is_judged_at_the_fine_scale_on_its_baseline_footprint(
+        tmp_path_factory, monkeypatch):
+    # Type I skin: the score is smoothed before the decision, and each visit's mask is judged on
+    # the unsmoothed score within the baseline footprint (warped into its frame) and a margin.
+    from repigment.segmentation import Segmentation
+
+    directory, truth = _write(tmp_path_factory, "fine_scale", seed=11, skin_type="I", course="perifollicular",
+                              weeks=(0, 24), light_casts=0.0)
+    calls = []
+    original = Segmentation.with_fine_scale_within
+
+    def spy(self, within=None, *, patch=None):
+        refined = original(self, within, patch=patch)
+        calls.append((within, patch, refined))
+        return refined
+
+    monkeypatch.setattr(Segmentation, "with_fine_scale_within", spy)
+    result = analyze_series(directory)
+    baseline_call, visit_call = calls[0], calls[-1]
+    assert baseline_call[0] is None and baseline_call[1] is None  # the baseline: the whole photo
+    within, patch, refined = visit_call
+    assert patch is not None and within is not None
+    # The footprint in the visit's frame (its framing differs a little), and a margin around it.
+    assert patch.sum() > 0.02 * patch.size and not (patch & ~within).any() and within.sum() < 0.5 * within.size
+    assert refined.fine_within is within and refined.mask.any()
+    assert abs(result.visits[1].score.repigmentation_pct - truth["visits"][1]["truth_repigmentation_pct"]) < 5
