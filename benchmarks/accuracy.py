@@ -12,6 +12,7 @@ Usage::
     python benchmarks/accuracy.py --series 30 --seed-offset 7000   # held-out seeds
     python benchmarks/accuracy.py --quick          # 6 series, for a fast check
     python benchmarks/accuracy.py --patch-share 0.3,0.6 --no-marker   # large patches, cut by the frame
+    python benchmarks/accuracy.py --series 12 --image-size 4000x3000  # 12 MP photos, as phones take them
 
 A quarter of the follow-up visits are photographed under a strong light of their
 own (tungsten, fluorescent, shade, flash, washed-out, +-1.5 EV; ``--light-casts``).
@@ -65,7 +66,8 @@ class VisitOutcome:
 
 
 def series_specs(count: int, seed_offset: int, light_casts: float = 0.25,
-                 patch_share: tuple[float, float] = (0.08, 0.20), marker: bool = True):
+                 patch_share: tuple[float, float] = (0.08, 0.20), marker: bool = True,
+                 image_size: tuple[int, int] = (1200, 900)):
     from repigment.synthetic import SeriesSpec
 
     rng = np.random.default_rng(seed_offset)
@@ -84,6 +86,7 @@ def series_specs(count: int, seed_offset: int, light_casts: float = 0.25,
                 wrong_place_visits=(3,) if i % 4 == 1 else (),
                 light_casts=light_casts,
                 patch_share=patch_share,
+                image_size=image_size,
             )
         )
     return specs
@@ -228,6 +231,8 @@ def main(argv=None) -> int:
                         help="range of the baseline patch's share of the frame, up to 0.6 (default 0.08,0.20)")
     parser.add_argument("--no-marker", action="store_true",
                         help="no scale marker in any photo (a large patch then may run past the frame)")
+    parser.add_argument("--image-size", default="1200x900", metavar="WxH",
+                        help="size of the generated photos (default 1200x900; 4000x3000 is 12 MP, minutes a series)")
     parser.add_argument("--json", type=Path, help="also write the figures and per-visit outcomes here")
     parser.add_argument("--verbose", action="store_true", help="print every visit")
     args = parser.parse_args(argv)
@@ -237,7 +242,12 @@ def main(argv=None) -> int:
     except ValueError:
         parser.error(f"--patch-share must be LOW,HIGH, got {args.patch_share!r}")
     try:
-        specs = series_specs(count, args.seed_offset, args.light_casts, (low, high), marker=not args.no_marker)
+        width, height = (int(part) for part in args.image_size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--image-size must be WIDTHxHEIGHT, got {args.image_size!r}")
+    try:
+        specs = series_specs(count, args.seed_offset, args.light_casts, (low, high), marker=not args.no_marker,
+                             image_size=(width, height))
     except ValueError as exc:  # the spec's own check, e.g. a share over 0.6
         parser.error(str(exc))
     started = time.perf_counter()
