@@ -413,7 +413,7 @@ def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
     segmentation = Segmentation(mask=mask, skin=np.ones_like(mask), score=score, threshold=0.5 * level,
                                 contrast=level, normal_lab=np.zeros(3), normal_sigma=0.05, depigmented_level=level)
     visit = VisitResult(image="visit.jpg", date=None, weeks_since_start=12.0)
-    kept = _without_faint_new_regions(visit, segmentation, np.eye(3), footprint)
+    kept = _without_faint_new_regions(visit, segmentation, footprint)
     assert kept.mask[100, 90] and kept.mask[160, 250] and kept.mask[100, 150] and kept.mask[20, 90]
     assert not kept.mask[40, 250]
     # The lighter skin joined to the patch counts within the margin (6 px here), not beyond it.

@@ -580,14 +580,19 @@ def test_a_set_aside_region_stays_out_at_every_threshold():
     assert segmentation.mask_at(0.5).sum() == 900
 
 
+def _textured_island_field():
+    """225 islands of 2 px radius in a faint patch on very light skin with strong texture (the smoothed path)."""
+    photo, truth = _island_field((240, 214, 200), (250, 234, 228), noise=0.0, radius=2, spacing=12)
+    texture = cv2.GaussianBlur(np.random.default_rng(1).standard_normal(photo.shape).astype(np.float32), (0, 0), 1.0)
+    return np.clip(photo + 16 * texture, 0, 255).astype(np.uint8), truth
+
+
 def test_pigment_islands_on_low_contrast_skin_stay_holes_of_the_mask():
     # Very light skin whose texture is strong against the patch's contrast: the score is smoothed
     # before the decision so that noise does not pass in speckles, which had also filled the
     # 225 islands of 2 px radius (the patch read 7.5 % too large). The regions the smoothed score
     # finds are judged inside on the unsmoothed one.
-    photo, truth = _island_field((240, 214, 200), (250, 234, 228), noise=0.0, radius=2, spacing=12)
-    texture = cv2.GaussianBlur(np.random.default_rng(1).standard_normal(photo.shape).astype(np.float32), (0, 0), 1.0)
-    photo = np.clip(photo + 16 * texture, 0, 255).astype(np.uint8)
+    photo, truth = _textured_island_field()
     result = depigmented_mask(photo)
     assert result.method == "od-field" and result.fine_score is not None  # the smoothed path
     assert abs(result.area_px / truth.sum() - 1.0) < 0.04, result.area_px / truth.sum()
@@ -645,9 +650,7 @@ def test_fine_scale_refines_only_within_its_region_and_joins_the_known_patch():
 def test_fine_scale_keeps_a_polygon_region_of_interest():
     # A ring-shaped polygon encloses skin beyond it: with the mask's holes filled, the unsmoothed
     # score would have put it back.
-    photo, _ = _island_field((240, 214, 200), (250, 234, 228), noise=0.0, radius=2, spacing=12)
-    texture = cv2.GaussianBlur(np.random.default_rng(1).standard_normal(photo.shape).astype(np.float32), (0, 0), 1.0)
-    photo = np.clip(photo + 16 * texture, 0, 255).astype(np.uint8)
+    photo, _ = _textured_island_field()
     outer = [(40, 40), (260, 40), (260, 260), (40, 260), (40, 150)]
     inner = [(100, 150.4), (100, 200), (200, 200), (200, 100), (100, 100), (100, 149.6)]
     ring = np.array(outer[:-1] + [(40, 149.6)] + inner[::-1] + [(40, 150.4)], float)

@@ -1130,19 +1130,20 @@ def _register_visit(
                                   resegment=not own_strokes)
     if base_labels_work is not None and not own_strokes:
         prepared.segmentation = _segment_with_carried_labels(prepared, base_labels_work, registration.homography)
-    if not own_strokes:
-        prepared.segmentation = _without_faint_new_regions(
-            visit, prepared.segmentation, registration.homography, base_mask_work)
-        if base_set_aside is not None:
-            prepared.segmentation = _without_set_aside_skin(
-                prepared.segmentation, base_set_aside, registration.homography)
-        if prepared.segmentation.fine_score is not None:
-            # Pigment islands are judged at the fine scale within the patch, as at baseline;
-            # new depigmentation beyond it is judged smoothed, as it was found.
-            shape = prepared.segmentation.mask.shape
-            footprint = _baseline_to_visit(base_mask_work, registration.homography, shape)
-            near_patch = _distance_from(footprint) <= _NEW_REGION_MARGIN * max(shape)
-            prepared.segmentation = prepared.segmentation.with_fine_scale_within(near_patch, patch=footprint)
+    od_field = not own_strokes and prepared.segmentation.method == "od-field"
+    if od_field:
+        # The footprint in this photo's frame and the distance from it, once for both rules below.
+        shape = prepared.segmentation.mask.shape
+        footprint = _baseline_to_visit(base_mask_work, registration.homography, shape)
+        distance = _distance_from(footprint)
+        prepared.segmentation = _without_faint_new_regions(visit, prepared.segmentation, footprint, distance)
+    if not own_strokes and base_set_aside is not None:
+        prepared.segmentation = _without_set_aside_skin(prepared.segmentation, base_set_aside, registration.homography)
+    if od_field and prepared.segmentation.fine_score is not None:
+        # Pigment islands are judged at the fine scale within the patch, as at baseline;
+        # new depigmentation beyond it is judged smoothed, as it was found.
+        near_patch = distance <= _NEW_REGION_MARGIN * max(shape)
+        prepared.segmentation = prepared.segmentation.with_fine_scale_within(near_patch, patch=footprint)
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
@@ -1319,7 +1320,7 @@ def _without_set_aside_skin(
 
 
 def _without_faint_new_regions(
-    visit: VisitResult, segmentation: Segmentation, homography: np.ndarray, base_mask_work: np.ndarray
+    visit: VisitResult, segmentation: Segmentation, footprint: np.ndarray, distance: np.ndarray | None = None
 ) -> Segmentation:
     """Leave out new depigmentation that is only lighter skin, noting how much when it matters.
 
@@ -1333,7 +1334,9 @@ def _without_faint_new_regions(
     reaches that far is a band of milk-white skin, while lighter skin along
     the edge of a body part or a phone's tone-mapping halo beside a dark
     background stays faint; only the part outside the margin is left out.
-    Only the optical-density model has such a level.
+    Only the optical-density model has such a level. ``footprint`` is the
+    baseline footprint in this photo's frame, ``distance`` each pixel's
+    distance from it (:func:`_distance_from`; computed here when None).
     """
     import cv2
 
@@ -1343,10 +1346,10 @@ def _without_faint_new_regions(
     mask = segmentation.mask
     count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
     height, width = mask.shape
-    footprint = _baseline_to_visit(base_mask_work, homography, (height, width))
     if not footprint.any():
         return segmentation  # nothing to be new against (such a visit is refused for its framing)
-    distance = _distance_from(footprint)
+    if distance is None:
+        distance = _distance_from(footprint)
     near = distance <= _NEW_REGION_MARGIN * max(height, width)
     far = distance > 2.0 * _NEW_REGION_MARGIN * max(height, width)
     # Each part of the mask outside the margin: a region apart from the patch whole, or what a
