@@ -55,7 +55,7 @@ def _peak_rss_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 
-_ANALYZE_CHILD = _CHILD_PREAMBLE + """from repigment.pipeline import analyze_series
+_ANALYZE_CHILD = _CHILD_PREAMBLE + """from repigment.series.pipeline import analyze_series
 started, cpu_started = time.perf_counter(), time.process_time()
 result = analyze_series(sys.argv[1], sys.argv[2])
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -91,6 +91,7 @@ def _weeks(n: int) -> tuple[int, ...]:
 def _write_12mp_series(directory: Path, n_visits: int, *, upscale: bool) -> list[Path]:
     """``n_visits`` 4000 x 3000 JPEG visits of one series, earliest first."""
     import cv2
+
     from repigment.synthetic import SeriesSpec, generate_series, write_series
 
     stamp = directory / ".complete"
@@ -248,7 +249,7 @@ def profile_series(folder: Path, work: Path, path: str) -> None:
     import cProfile
     import pstats
 
-    from repigment.pipeline import analyze_series
+    from repigment.series.pipeline import analyze_series
 
     analyze_series(folder, work / "warm-up")  # imports and first-call costs out of the profile
     profiler = cProfile.Profile()

@@ -21,14 +21,13 @@ from typing import Callable
 import cv2
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, png_declaring, run_cli
 from PIL import Image
 
 from repigment import errors
 from repigment.limits import Limits
-from repigment.pipeline import analyze_series, segment_image
+from repigment.series.pipeline import analyze_series, segment_image
 from repigment.synthetic import SeriesSpec, generate_series, write_series
-
-from conftest import assert_one_line_error, png_declaring, run_cli
 
 pillow_heif = pytest.importorskip("pillow_heif")
 HEIF_ENCODER = bool(pillow_heif.libheif_info().get("HEIF"))
@@ -485,7 +484,8 @@ def cli(monkeypatch):
 
     from typer.testing import CliRunner
 
-    from repigment import cli as cli_module, pipeline
+    from repigment import cli as cli_module
+    from repigment.series import pipeline
 
     monkeypatch.setattr(pipeline, "analyze_series", functools.partial(analyze_series, working_size=FAST))
     monkeypatch.setattr(pipeline, "segment_image", functools.partial(segment_image, working_size=FAST))

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from repigment import io as rio
-from repigment.pipeline import analyze_series
+from repigment.series.pipeline import analyze_series
 from repigment.synthetic import SeriesSpec, generate_series, write_series
 
 GUARD = '''

@@ -21,10 +21,10 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from repigment import io as rio
+from repigment.core.scoring import find_milestones, score_visit, vasi_residual_level
+from repigment.core.segmentation import roi_mask
 from repigment.errors import ImageLoadError, InvalidParameterError, SeriesError
-from repigment.scoring import find_milestones, score_visit, vasi_residual_level
-from repigment.segmentation import roi_mask
-from repigment.series import date_from_filename, parse_iso_date, read_visits_csv, resolve_inside
+from repigment.series.discovery import date_from_filename, parse_iso_date, read_visits_csv, resolve_inside
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 

@@ -1,9 +1,9 @@
 """repigment: measure vitiligo repigmentation from serial photos.
 
 The core stages are pure functions in one module each (:mod:`repigment.io`,
-:mod:`repigment.calibration`, :mod:`repigment.color`,
-:mod:`repigment.registration`, :mod:`repigment.segmentation`,
-:mod:`repigment.scoring`); :func:`analyze_series` and :func:`segment_image`
+:mod:`repigment.core.calibration`, :mod:`repigment.core.color`,
+:mod:`repigment.core.registration`, :mod:`repigment.core.segmentation`,
+:mod:`repigment.core.scoring`); :func:`analyze_series` and :func:`segment_image`
 run them on a series folder or a single photo.
 """
 
@@ -16,13 +16,13 @@ from ._version import __version__
 __all__ = ["__version__", "analyze_series", "segment_image"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .pipeline import analyze_series, segment_image
+    from .series.pipeline import analyze_series, segment_image
 
 
 def __getattr__(name: str) -> Any:
     # Lazy so that `repigment --help` does not import OpenCV and scikit-image.
     if name in ("analyze_series", "segment_image"):
-        from . import pipeline
+        from .series import pipeline
 
         return getattr(pipeline, name)
     raise AttributeError(f"module 'repigment' has no attribute {name!r}")

@@ -100,11 +100,11 @@ def analyze(
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from .clinical import clinical_summary, resolve_hand_unit
+        from .clinical.summary import clinical_summary, resolve_hand_unit
+        from .clinical.vasi import vasi_index_name
         from .io import LabelsByImage, read_labels
         from .limits import Limits
-        from .pipeline import analyze_series
-        from .vasi import vasi_index_name
+        from .series.pipeline import analyze_series
 
         limits = Limits.from_env()
         file_limits = {"max_pixels": limits.max_pixels, "max_file_bytes": limits.max_file_bytes}
@@ -223,7 +223,7 @@ def segment(
     def action():
         from .io import atomic_write_bytes, encode_png, read_labels
         from .limits import Limits
-        from .pipeline import segment_image
+        from .series.pipeline import segment_image
 
         if out.suffix.lower() != ".png":
             _fail(f"--out must be a .png file, got {out.name!r}")
@@ -305,7 +305,7 @@ def marker(
     """Write a printable PDF sheet of ArUco scale markers, with a 50 mm check line."""
 
     def action():
-        from .markersheet import marker_sheet_pdf
+        from .report.marker_sheet import marker_sheet_pdf
 
         if out.suffix.lower() != ".pdf":
             _fail(f"--out must be a .pdf file, got {out.name!r}")
@@ -330,7 +330,7 @@ def report(
     """Write the PDF report of an analysed series."""
 
     def action():
-        from .report import write_report
+        from .report.pdf import write_report
 
         if out.suffix.lower() != ".pdf":
             _fail(f"--out must be a .pdf file, got {out.name!r}")
@@ -362,7 +362,7 @@ def add_clinician(
     """Create a clinician's account (the password is asked for twice, never echoed)."""
 
     def action():
-        from . import accounts
+        from .store import accounts
 
         if password_stdin:
             password = sys.stdin.readline().rstrip("\n")
@@ -380,7 +380,7 @@ def remove_clinician(username: str = typer.Argument(..., help="The clinician's u
     """Delete a clinician's account (refused for the last one); their open sessions end."""
 
     def action():
-        from . import accounts
+        from .store import accounts
 
         with _store() as store:
             accounts.remove_clinician(store, username)
@@ -394,7 +394,7 @@ def check_accounts() -> None:
     """Exit 0 when clinic accounts are set up (the app may then serve a network), else 2 with the reason."""
 
     def action():
-        from . import accounts
+        from .store import accounts
 
         with _store() as store:
             if not accounts.accounts_enabled(store):
@@ -417,7 +417,7 @@ def patient_code(code: str = typer.Argument(..., help="The patient's pseudonymou
     """Issue a new personal access code for a patient and print it (shown once; only its hash is kept)."""
 
     def action():
-        from . import accounts
+        from .store import accounts
 
         with _store() as store:
             typer.echo(accounts.issue_patient_code(store, _patient_id(store, code)))
@@ -430,7 +430,7 @@ def revoke_codes(code: str = typer.Argument(..., help="The patient's pseudonymou
     """Revoke every access code of a patient."""
 
     def action():
-        from . import accounts
+        from .store import accounts
 
         with _store() as store:
             count = accounts.revoke_patient_codes(store, _patient_id(store, code))
@@ -447,7 +447,7 @@ def audit(
     """Print the audit log, newest first: when, who, what, which patient, detail (tab-separated)."""
 
     def action():
-        from . import accounts
+        from .store import accounts
 
         with _store() as store:
             patient_id = None if patient is None else _patient_id(store, patient)

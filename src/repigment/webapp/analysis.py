@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..clinical.vasi import HandUnit
 from ..errors import RepigmentError
 from ..io import encode_png  # noqa: F401  (re-exported: masks and images of derived results)
-from ..pipeline import DEFAULT_WORKING_SIZE
+from ..series.pipeline import DEFAULT_WORKING_SIZE
 from ..store import Patch, Patient, Store, StoredAnalysis, StoredAnalysisVisit, Visit, content_path
-from ..vasi import HandUnit
 
 __all__ = [
     "AnalysisRequest",
@@ -85,7 +85,7 @@ class AnalysisRequest:
     marker_mm: float
     roi: tuple[float, ...] | None
     working_size: int = DEFAULT_WORKING_SIZE  # the library's, so the app and the CLI give the same figures
-    body_region: str | None = None  # as repigment.vasi names it ("upper-limbs")
+    body_region: str | None = None  # as repigment.clinical.vasi names it ("upper-limbs")
     hand_unit: HandUnit | None = None
     labels_png: bytes | None = None  # a clinician's strokes on the baseline photo (PNG of labels 0-3)
     # Strokes on later visits' own photos: (image name, PNG of labels 0-3), in visit order.
@@ -93,7 +93,7 @@ class AnalysisRequest:
 
     @property
     def key(self) -> str:
-        from ..pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
+        from ..series.pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
 
         payload = {
             "photos": [[p.sha256, p.date.isoformat(), p.image] for p in self.photos],
@@ -196,7 +196,7 @@ def _image_names(visits: list[Visit]) -> list[str]:
 
 
 def vasi_region(body_region: str) -> str:
-    """The store's body region (``upper_limbs``) as :mod:`repigment.vasi` names it (``upper-limbs``)."""
+    """The store's body region (``upper_limbs``) as :mod:`repigment.clinical.vasi` names it (``upper-limbs``)."""
     return body_region.replace("_", "-")
 
 
@@ -298,19 +298,19 @@ def analyse(
     progress : callable, optional
         ``progress(done, total, image_name)`` after each photo.
     analyze : callable, optional
-        Stand-in for :func:`repigment.pipeline.analyze_photos` (tests).
+        Stand-in for :func:`repigment.series.pipeline.analyze_photos` (tests).
 
     Returns
     -------
     PatchAnalysis
         With ``error`` set (and cached) when the series cannot be analysed at all.
     """
-    from ..clinical import clinical_summary
+    from ..clinical.summary import clinical_summary
+    from ..core.quality import framing_difference
     from ..io import LabelsByImage, read_labels
-    from ..pipeline import analyze_photos
-    from ..quality import framing_difference
-    from ..results import result_to_dict, results_csv_text
-    from ..series import VisitPhoto
+    from ..series.discovery import VisitPhoto
+    from ..series.pipeline import analyze_photos
+    from ..series.results import result_to_dict, results_csv_text
 
     analyze = analyze or analyze_photos
     masks = _MaskStore(store)

@@ -107,7 +107,7 @@ def _strokes_outline(data_dir: str, sha256: str, extension: str, labels_digest: 
                      working_shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
     from ..errors import RepigmentError
     from ..io import read_labels
-    from ..pipeline import segment_image
+    from ..series.pipeline import segment_image
 
     try:
         result = segment_image(content_path(data_dir, "photos", sha256, extension), labels=read_labels(_labels))

@@ -1,6 +1,6 @@
 """Altair charts of a patch's course, and the region-of-interest picker.
 
-Colours are the Okabe-Ito palette of :mod:`repigment.visualize`, distinct for
+Colours are the Okabe-Ito palette of :mod:`repigment.core.visualize`, distinct for
 colour-blind readers; failed visits are vermillion crosses on the zero line.
 """
 

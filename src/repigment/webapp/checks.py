@@ -4,10 +4,10 @@ Two levels, so that a whole series can be checked at once:
 
 - :func:`check_photo` (about 0.1 s a photo): decodes the file, reads its date,
   finds the scale marker and judges focus, exposure and glare
-  (:func:`repigment.quality.assess_photo`);
+  (:func:`repigment.core.quality.assess_photo`);
 - :func:`check_alignment` (about 1.5 s a photo): registers the photo onto the
   patch's stored baseline and says how its framing differs
-  (:func:`repigment.quality.framing_difference`).
+  (:func:`repigment.core.quality.framing_difference`).
 
 No Streamlit here; :mod:`repigment.webapp.caching` caches both by content hash.
 """
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.quality import FramingDifference, QualityIssue
+from ..core.segmentation import SkinSplit
 from ..errors import RepigmentError
-from ..quality import FramingDifference, QualityIssue
-from ..segmentation import SkinSplit
 
 __all__ = ["AlignmentCheck", "BaselineReference", "UploadCheck", "baseline_reference", "check_alignment",
            "check_photo"]
@@ -90,12 +90,12 @@ def check_photo(data: bytes, name: str, *, working_size: int = 1024, max_file_by
     """
     import io
 
-    from ..calibration import detect_marker, marker_exclusion_mask
-    from ..color import normalize_color
+    from ..core.calibration import detect_marker, marker_exclusion_mask
+    from ..core.color import normalize_color
+    from ..core.quality import assess_photo
+    from ..core.segmentation import skin_mask
     from ..io import load_image, strip_location
-    from ..quality import assess_photo
-    from ..segmentation import skin_mask
-    from ..series import date_from_filename
+    from ..series.discovery import date_from_filename
 
     buffer = io.BytesIO(data)
     buffer.name = name
@@ -147,7 +147,7 @@ class BaselineReference:
 
 def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1024) -> BaselineReference:
     """Prepare the baseline photo (path or bytes) once for :func:`check_alignment`."""
-    from ..pipeline import prepare_photo
+    from ..series.pipeline import prepare_photo
 
     prepared = prepare_photo(source, marker_mm=marker_mm, working_size=working_size, learn_own_classes=False)
     segmentation = prepared.segmentation
@@ -187,10 +187,10 @@ def check_alignment(reference: BaselineReference, data: bytes, name: str = "phot
     """Register an uploaded photo onto the baseline (never raises for a bad photo)."""
     import io
 
-    from ..pipeline import prepare_photo
-    from ..quality import framing_difference
-    from ..registration import register_to_baseline
-    from ..visualize import ghost_overlay
+    from ..core.quality import framing_difference
+    from ..core.registration import register_to_baseline
+    from ..core.visualize import ghost_overlay
+    from ..series.pipeline import prepare_photo
 
     buffer = io.BytesIO(data)
     buffer.name = name

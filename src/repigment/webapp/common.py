@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from .. import accounts
 from ..errors import RepigmentError
-from ..store import Patch, Patient, Store
+from ..store import Patch, Patient, Store, accounts
 from . import analysis, caching
 from .course_data import week_label  # noqa: F401  (the views format weeks through common)
 from .wording import Words, words

@@ -346,7 +346,7 @@ class PatientVasi:
     ----------
     totals : dict of str to VasiSeries
         ``"F-VASI"`` and/or ``"T-VASI"`` over weeks since treatment start
-        (:func:`repigment.vasi.patient_totals`).
+        (:func:`repigment.clinical.vasi.patient_totals`).
     contributions : tuple of dict
         Per scored patch: ``label``, ``index``, ``baseline`` and ``latest`` VASI
         and ``change`` (latest minus baseline; negative is improvement).
@@ -366,8 +366,8 @@ def patient_vasi(store: Store, patient_id: int) -> PatientVasi:
     its own); a patch without one, without a hand unit or without a marker is
     left out and named with the reason.
     """
-    from ..clinical import vasi_series_from_clinical
-    from ..vasi import patient_totals
+    from ..clinical.summary import vasi_series_from_clinical
+    from ..clinical.vasi import patient_totals
 
     scored, contributions, left_out = [], [], []
     for patch in store.patches(patient_id):

@@ -63,7 +63,7 @@ def import_series(
     check : callable, optional
         ``check(data, name) -> quality records`` stored with each photo.
     """
-    from ..series import discover_series, parse_iso_date
+    from ..series.discovery import discover_series, parse_iso_date
 
     folder = Path(folder)
     label = label or _series_label(folder)

@@ -27,7 +27,7 @@ def marker_sheet_name(marker_mm: float | None = None) -> str:
 
 def marker_sheet(marker_mm: float | None = None) -> bytes:
     """A printable PDF sheet of ArUco scale markers of the given side (default 20 mm)."""
-    from ..markersheet import marker_sheet_pdf
+    from ..report.marker_sheet import marker_sheet_pdf
 
     return marker_sheet_pdf(marker_mm=float(marker_mm or DEFAULT_MARKER_MM))
 
@@ -38,7 +38,7 @@ def report_name(patient: Patient) -> str:
 
 
 def report_pdf_bytes(store: Store, patient: Patient, patch: Patch, result: PatchAnalysis) -> bytes:
-    """The PDF report of a patch's stored analysis (:func:`repigment.report.report_pdf`).
+    """The PDF report of a patch's stored analysis (:func:`repigment.report.pdf.report_pdf`).
 
     With a hand unit, a page on the whole patient (F-VASI and T-VASI across
     every analysed patch) comes after the photos.
@@ -53,7 +53,7 @@ def report_pdf_bytes(store: Store, patient: Patient, patch: Patch, result: Patch
     RepigmentError
         If the patch has no results (the series could not be analysed).
     """
-    from ..report import report_pdf
+    from ..report.pdf import report_pdf
 
     document = result.document
     if document is None:

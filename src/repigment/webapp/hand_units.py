@@ -6,9 +6,9 @@ with one-line messages, which the page shows as they are.
 
 from __future__ import annotations
 
+from ..clinical.vasi import HandUnit
 from ..errors import InvalidParameterError
 from ..store import Patient, Store
-from ..vasi import HandUnit
 
 __all__ = ["describe", "enter_and_save", "estimate_and_save", "measure_and_save", "save"]
 
@@ -23,8 +23,8 @@ def save(store: Store, patient: Patient, unit: HandUnit) -> Patient:
 
 
 def enter_and_save(store: Store, patient: Patient, cm2: float | None) -> Patient:
-    """A typed-in hand unit (checked for plausibility by :func:`repigment.vasi.entered_hand_unit`)."""
-    from ..vasi import entered_hand_unit
+    """A typed-in hand unit (checked for plausibility by :func:`repigment.clinical.vasi.entered_hand_unit`)."""
+    from ..clinical.vasi import entered_hand_unit
 
     if cm2 is None:
         raise InvalidParameterError("type the hand unit in cm²")
@@ -33,7 +33,7 @@ def enter_and_save(store: Store, patient: Patient, cm2: float | None) -> Patient
 
 def estimate_and_save(store: Store, patient: Patient, height_cm: float | None, weight_kg: float | None) -> Patient:
     """The hand unit as 1 % of the Mosteller body surface area."""
-    from ..vasi import hand_unit_from_height_weight
+    from ..clinical.vasi import hand_unit_from_height_weight
 
     if not height_cm or not weight_kg:
         raise InvalidParameterError("give both height (cm) and weight (kg) to estimate the hand unit")
@@ -45,10 +45,10 @@ def measure_and_save(store: Store, patient: Patient, photo: bytes, *, marker_mm:
 
     Raises
     ------
-    repigment.handunit.HandPhotoError
+    repigment.clinical.hand_units.HandPhotoError
         If the photo shows no marker or no whole hand.
     """
-    from ..handunit import measure_hand_unit
+    from ..clinical.hand_units import measure_hand_unit
 
     measured = measure_hand_unit(photo, marker_mm=marker_mm)
     save(store, patient, measured.hand_unit)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from .. import accounts
 from ..errors import RepigmentError
+from ..store import accounts
 from . import caching, common
 from .wording import Words
 
@@ -44,7 +44,7 @@ def sign_in() -> accounts.Identity:
 
     Without any clinician account the app is the single user's, on this
     computer only (Streamlit binds to localhost), and says so in the sidebar.
-    A session idle for longer than :data:`repigment.accounts.SESSION_IDLE`
+    A session idle for longer than :data:`repigment.store.accounts.SESSION_IDLE`
     signs in again.
     """
     try:

@@ -1,14 +1,14 @@
 """A clinician's strokes drawn on a canvas in the app, turned into labels for the library.
 
 No Streamlit here: the Review page draws, this converts, and
-:func:`repigment.segmentation.depigmented_mask` learns from the result.
+:func:`repigment.core.segmentation.depigmented_mask` learns from the result.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..segmentation import LABEL_DEPIGMENTED, LABEL_NORMAL_SKIN, LABEL_NOT_SKIN, resize_labels
+from ..core.segmentation import LABEL_DEPIGMENTED, LABEL_NORMAL_SKIN, LABEL_NOT_SKIN, resize_labels
 
 __all__ = ["STROKE_CLASSES", "labels_from_canvas", "labels_at_size", "add_strokes", "paint_strokes"]
 

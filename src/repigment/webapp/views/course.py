@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from repigment.clinical.summary import TOTAL_IN_REVIEW_NOTE, TOTAL_IN_REVIEW_NOTE_PATIENT, total_milestone_words
 from repigment.store import BODY_REGIONS
-from repigment.clinical import TOTAL_IN_REVIEW_NOTE, TOTAL_IN_REVIEW_NOTE_PATIENT, total_milestone_words
 from repigment.webapp import charts, common, course_data
 from repigment.webapp.analysis import PatchAnalysis
 from repigment.webapp.shell import page

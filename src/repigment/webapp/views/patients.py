@@ -10,9 +10,7 @@ import datetime as _dt
 import pandas as pd
 import streamlit as st
 
-from repigment import accounts
-
-from repigment.store import BODY_REGIONS, DEFAULT_REGIMEN, EVENT_KINDS
+from repigment.store import BODY_REGIONS, DEFAULT_REGIMEN, EVENT_KINDS, accounts
 from repigment.webapp import common, downloads, hand_units
 
 

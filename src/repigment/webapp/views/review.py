@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from repigment import scoring, visualize
+from repigment.core import scoring, visualize
 from repigment.store import StoreError
 from repigment.webapp import caching, charts, common, course_data, strokes
 from repigment.webapp.analysis import PatchAnalysis, encode_png
