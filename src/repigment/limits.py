@@ -25,13 +25,9 @@ import time
 from dataclasses import dataclass, fields
 from typing import Mapping
 
-from .errors import InvalidParameterError, RepigmentError
+from .errors import InvalidParameterError, ProcessingTimeLimitError
 
 __all__ = ["Limits", "ProcessingTimeLimitError", "Deadline"]
-
-
-class ProcessingTimeLimitError(RepigmentError):
-    """A photo took longer to analyse than the configured limit."""
 
 
 @dataclass(frozen=True)

@@ -801,7 +801,7 @@ def test_threads_loading_at_once_leave_the_warning_filters_as_they_were():
     import time
     import warnings
 
-    from repigment.io import _quiet_pillow
+    from repigment.io.reading import _quiet_pillow
 
     before = list(warnings.filters)
     first_inside, release_first, release_second = threading.Event(), threading.Event(), threading.Event()

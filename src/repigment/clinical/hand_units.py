@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.calibration import DEFAULT_MARKER_MM, MarkerDetection, detect_marker, marker_exclusion_mask, plane_area_mm2
-from ..errors import RepigmentError
+from ..errors import HandPhotoError
 from .vasi import HAND_UNIT_RANGE_CM2, HandUnit
 
 __all__ = [
@@ -30,10 +30,6 @@ __all__ = [
 
 #: Longest side at which hand photos are analysed.
 HAND_WORKING_SIZE = 1600
-
-
-class HandPhotoError(RepigmentError):
-    """A hand photo cannot give a hand unit (no marker, no hand, hand cut off)."""
 
 
 @dataclass(frozen=True)

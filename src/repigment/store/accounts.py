@@ -32,7 +32,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from ..errors import InvalidParameterError, RepigmentError
+from ..errors import AccountError, InvalidParameterError
 from . import AccessCodeRow, AuditRow, LoginAttemptRow, PatientRow, Store, UserRow
 
 __all__ = [
@@ -66,10 +66,6 @@ MIN_PASSWORD_LENGTH = 10
 _USERNAME = re.compile(r"[A-Za-z0-9._-]{2,40}")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 _CODE_SUBJECT = "access code"
-
-
-class AccountError(RepigmentError):
-    """A sign-in refused (wrong credentials, too many attempts) or an account that cannot be made."""
 
 
 @dataclass(frozen=True)
