@@ -1,11 +1,11 @@
-"""The app's upload checks against known truth: a visit of the same patch lines up, another patch does not."""
+"""Upload checks against known truth: a visit of the same patch lines up, another patch does not."""
 
 from __future__ import annotations
 
 import pytest
 
 from repigment.synthetic import SeriesSpec, generate_series, write_series
-from repigment.webapp import checks
+from repigment.series import intake as checks
 
 
 @pytest.fixture(scope="module")

@@ -336,13 +336,15 @@ def test_blas_runs_one_thread_while_the_prefetcher_runs_its_own(combined_series,
         pytest.skip("numpy is not linked to a BLAS that threadpoolctl can see")
     before = blas_threads()
     seen = []
-    original = pipeline.register_to_baseline  # runs in the calling thread, once per visit
+    import repigment.series.visit as visit_stage
+
+    original = visit_stage.register_to_baseline  # runs in the calling thread, once per visit
 
     def recording(*args, **kwargs):
         seen.append(blas_threads())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "register_to_baseline", recording)
+    monkeypatch.setattr(visit_stage, "register_to_baseline", recording)
     directory, _ = combined_series
     pipeline.analyze_photos(discover_series(directory), prefetch=True)
     assert seen and all(threads == {1} for threads in seen)
@@ -394,7 +396,8 @@ def test_a_patch_over_a_third_of_the_frame_and_cut_by_its_edge_is_scored(tmp_pat
 def test_new_depigmentation_that_is_only_lighter_skin_is_left_out_with_a_note():
     # Also beside the patch: a phone's tone-mapping halo along a dark background, joined to a patch
     from repigment.core.segmentation import Segmentation
-    from repigment.series.pipeline import VisitResult, _without_faint_new_regions
+    from repigment.series.pipeline import VisitResult
+    from repigment.series.visit import _without_faint_new_regions
 
     level = 1.0
     score = np.zeros((200, 300), np.float32)
@@ -446,17 +449,17 @@ def test_a_phone_that_lightens_the_skin_around_the_patch_is_flagged_not_read_as_
 def test_a_series_baseline_keeps_the_border_its_threshold_describes(combined_series, tmp_path, monkeypatch):
     # Every visit is judged at the baseline's threshold: a border learned from the baseline photo
     # alone would not follow it, so the series asks for none (a single photo gets one).
-    import repigment.series.pipeline as pipeline
-    from repigment.webapp.checks import baseline_reference
+    import repigment.series.photos as photos
+    from repigment.series.intake import baseline_reference
 
     calls = []
-    original = pipeline.depigmented_mask
+    original = photos.depigmented_mask
 
     def spy(*args, **kwargs):
         calls.append(kwargs)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "depigmented_mask", spy)
+    monkeypatch.setattr(photos, "depigmented_mask", spy)
     directory, truth = combined_series
     analyze_series(directory, tmp_path / "out")
     baseline_calls = [kwargs for kwargs in calls if kwargs.get("threshold") is None and kwargs.get("labels") is None]
@@ -487,7 +490,8 @@ def test_a_light_too_strong_to_undo_keeps_the_figure_without_new_depigmentation_
     import datetime
 
     from repigment.core.scoring import VisitScore
-    from repigment.series.pipeline import VisitResult, _check_against_evidence, prepare_photo
+    from repigment.series.pipeline import VisitResult, prepare_photo
+    from repigment.series.visit import _check_against_evidence
 
     photo = np.full((300, 400, 3), (170, 120, 90), np.uint8)
     photo[100:200, 120:280] = (238, 212, 202)

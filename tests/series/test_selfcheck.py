@@ -123,6 +123,7 @@ def missed_patch_series(tmp_path_factory):
     (a segmentation that fails the way a washed-out light made it fail)."""
     import dataclasses
 
+    import repigment.series.photos as photos
     import repigment.series.pipeline as pipeline
 
     folder = tmp_path_factory.mktemp("missed") / "series"
@@ -138,6 +139,7 @@ def missed_patch_series(tmp_path_factory):
 
     patch = pytest.MonkeyPatch()
     patch.setattr(pipeline, "depigmented_mask", empty_at_visits)
+    patch.setattr(photos, "depigmented_mask", empty_at_visits)
     try:
         out = folder.parent / "out"
         return analyze_series(folder, out), out

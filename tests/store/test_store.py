@@ -29,7 +29,8 @@ from repigment.store import (
     migrate,
     schema_version,
 )
-from repigment.webapp import analysis, demo
+from repigment.store import analyses as analysis
+from repigment.webapp import demo
 
 
 def jpeg(seed: int = 0, *, gps: bool = False, size=(320, 240)) -> bytes:

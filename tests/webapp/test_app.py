@@ -23,8 +23,10 @@ CHART = "vega_lite_chart"
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory, samples_root) -> Path:
     """A data folder with the demo patient imported and its first patch analysed (built once per run)."""
+    from repigment.series import intake as checks
     from repigment.store import Store
-    from repigment.webapp import analysis, checks, demo
+    from repigment.store import analyses as analysis
+    from repigment.webapp import demo
 
     folder = tmp_path_factory.mktemp("demo") / "data"
     with Store(folder) as store:
@@ -213,7 +215,7 @@ def test_region_of_interest_rescores(app_env):
     assert any("x 100–1100, y 50–850" in c.value for c in at.caption)
     # The store keeps corners; the analysis gets x, y, width, height (it was given the corners as a size).
     from repigment.store import Store
-    from repigment.webapp import analysis
+    from repigment.store import analyses as analysis
 
     with Store(app_env) as store:
         patch = store.patch(at.session_state["patch"])
@@ -224,7 +226,7 @@ def test_region_of_interest_rescores(app_env):
 
 def test_strokes_for_another_baseline_photo_are_not_used(app_env):
     from repigment.store import Store
-    from repigment.webapp import analysis
+    from repigment.store import analyses as analysis
 
     with Store(app_env) as store:
         patient = store.patients()[0]
@@ -250,7 +252,8 @@ def test_export_offers_csv_and_json_in_the_cli_schema(app_env):
 
 def test_the_report_and_marker_sheet_are_pdfs_named_by_code_only(app_env):
     from repigment.store import Store
-    from repigment.webapp import analysis, downloads
+    from repigment.store import analyses as analysis
+    from repigment.webapp import downloads
 
     with Store(app_env) as store:
         [patient] = store.patients()
@@ -271,7 +274,8 @@ def test_the_report_has_a_whole_patient_page_with_a_hand_unit(app_env, tmp_path)
     import subprocess
 
     from repigment.store import Store
-    from repigment.webapp import analysis, downloads
+    from repigment.store import analyses as analysis
+    from repigment.webapp import downloads
 
     with Store(app_env) as store:
         [patient] = store.patients()

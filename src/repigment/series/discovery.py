@@ -24,6 +24,7 @@ __all__ = [
     "discover_series",
     "read_visits_csv",
     "date_from_filename",
+    "photo_date",
     "parse_iso_date",
     "resolve_inside",
 ]
@@ -78,6 +79,34 @@ def parse_iso_date(text: str, *, what: str = "date") -> _dt.date:
         return _dt.date.fromisoformat(cleaned)
     except ValueError:
         raise SeriesError(f"{what} {cleaned!r} is not a real calendar date") from None
+
+
+def photo_date(taken_at: _dt.datetime | None, name: str) -> tuple[_dt.date | None, Literal["exif", "filename"] | None]:
+    """A photo's date and where it was found: its EXIF date, else a date in its file name.
+
+    Parameters
+    ----------
+    taken_at : datetime or None
+        When the camera says the photo was taken (``ImageInfo.taken_at``).
+    name : str
+        The photo's file name.
+
+    Returns
+    -------
+    date : datetime.date or None
+    source : {"exif", "filename"} or None
+
+    Examples
+    --------
+    >>> photo_date(None, "visit_2026-03-01.jpg")
+    (datetime.date(2026, 3, 1), 'filename')
+    >>> photo_date(None, "IMG_1234.jpg")
+    (None, None)
+    """
+    if taken_at is not None:
+        return taken_at.date(), "exif"
+    from_name = date_from_filename(name)
+    return (from_name, "filename") if from_name is not None else (None, None)
 
 
 def date_from_filename(name: str) -> _dt.date | None:
@@ -210,14 +239,11 @@ def discover_series(series_dir: str | Path) -> list[VisitPhoto]:
                 taken = read_image_info(file).taken_at
             except ImageLoadError:
                 taken = None  # the visit will report the load error itself
-            if taken is not None:
-                photos.append(VisitPhoto(path=file, date=taken.date(), date_source="exif"))
-                continue
-            from_name = date_from_filename(file.name)
-            if from_name is None:
+            date, source = photo_date(taken, file.name)
+            if date is None:
                 raise MissingDateError(
                     f"{file.name} has no date in its EXIF data or file name; add a visits.csv with columns date,image"
                 )
-            photos.append(VisitPhoto(path=file, date=from_name, date_source="filename"))
+            photos.append(VisitPhoto(path=file, date=date, date_source=source))
     # Stable sort keeps visits.csv / name order within a date.
     return sorted(photos, key=lambda p: p.date)

@@ -9,7 +9,10 @@ Two levels, so that a whole series can be checked at once:
   patch's stored baseline and says how its framing differs
   (:func:`repigment.core.quality.framing_difference`).
 
-No Streamlit here; :mod:`repigment.webapp.caching` caches both by content hash.
+Both read the photo as the analysis does (:func:`repigment.series.photos.calibrate_photo`
+and :func:`~repigment.series.photos.prepare_photo`, at the library's working size) and
+date it by the rule a series folder follows (:func:`repigment.series.discovery.photo_date`).
+The app caches both by content hash (:mod:`repigment.webapp.caching`).
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.calibration import DEFAULT_MARKER_MM
 from ..core.quality import FramingDifference, QualityIssue
 from ..core.segmentation import SkinSplit
 from ..errors import RepigmentError
+from ..limits import Limits
+from .photos import DEFAULT_WORKING_SIZE
 
 __all__ = ["AlignmentCheck", "BaselineReference", "UploadCheck", "baseline_reference", "check_alignment",
            "check_photo"]
@@ -83,37 +89,32 @@ def _preview(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
 
 
-def check_photo(data: bytes, name: str, *, working_size: int = 1024, max_file_bytes: int = 50 * 1024**2) -> UploadCheck:
+def check_photo(data: bytes, name: str, *, working_size: int = DEFAULT_WORKING_SIZE,
+                max_file_bytes: int = 50 * 1024**2) -> UploadCheck:
     """Decode an uploaded photo and judge whether it can be compared.
 
     Never raises for a bad file: the reason is in ``error``.
     """
     import io
 
-    from ..core.calibration import detect_marker, marker_exclusion_mask
-    from ..core.color import normalize_color
     from ..core.quality import assess_photo
     from ..core.segmentation import skin_mask
-    from ..io import load_image, strip_location
-    from ..series.discovery import date_from_filename
+    from ..io import strip_location
+    from .discovery import photo_date
+    from .photos import calibrate_photo
 
     buffer = io.BytesIO(data)
     buffer.name = name
     try:
-        loaded = load_image(buffer, max_side=working_size, max_file_bytes=max_file_bytes)
-        stored = strip_location(data) if loaded.info.has_location else data
+        calibrated = calibrate_photo(buffer, working_size=working_size,
+                                     limits=Limits(max_file_bytes=max_file_bytes))
+        stored = strip_location(data) if calibrated.loaded.info.has_location else data
     except RepigmentError as exc:
         return UploadCheck(name=name, error=str(exc))
+    loaded, marker = calibrated.loaded, calibrated.marker
     info = loaded.info
-    if info.taken_at is not None:
-        date, source = info.taken_at.date(), "exif"
-    else:
-        date = date_from_filename(name)
-        source = None if date is None else "filename"
-    marker = detect_marker(loaded.rgb)
-    normalized = normalize_color(loaded.rgb, white_rgb=None if marker is None else marker.white_rgb)
-    exclude = None if marker is None else marker_exclusion_mask(loaded.rgb.shape[:2], marker)
-    skin = skin_mask(normalized.rgb, exclude=exclude)
+    date, source = photo_date(info.taken_at, name)
+    skin = skin_mask(calibrated.normalized.rgb, exclude=calibrated.exclude)
     quality = assess_photo(loaded.rgb, marker=marker, skin=skin)
     return UploadCheck(
         name=name,
@@ -145,9 +146,10 @@ class BaselineReference:
     skin_split: SkinSplit | None = None
 
 
-def baseline_reference(source, *, marker_mm: float = 20.0, working_size: int = 1024) -> BaselineReference:
+def baseline_reference(source, *, marker_mm: float = DEFAULT_MARKER_MM,
+                       working_size: int = DEFAULT_WORKING_SIZE) -> BaselineReference:
     """Prepare the baseline photo (path or bytes) once for :func:`check_alignment`."""
-    from ..series.pipeline import prepare_photo
+    from .photos import prepare_photo
 
     prepared = prepare_photo(source, marker_mm=marker_mm, working_size=working_size, learn_own_classes=False)
     segmentation = prepared.segmentation
@@ -183,14 +185,14 @@ class AlignmentCheck:
 
 
 def check_alignment(reference: BaselineReference, data: bytes, name: str = "photo",
-                    *, working_size: int = 1024) -> AlignmentCheck:
+                    *, working_size: int = DEFAULT_WORKING_SIZE) -> AlignmentCheck:
     """Register an uploaded photo onto the baseline (never raises for a bad photo)."""
     import io
 
     from ..core.quality import framing_difference
     from ..core.registration import register_to_baseline
     from ..core.visualize import ghost_overlay
-    from ..series.pipeline import prepare_photo
+    from .photos import prepare_photo
 
     buffer = io.BytesIO(data)
     buffer.name = name

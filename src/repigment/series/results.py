@@ -1,4 +1,4 @@
-"""Series results as records, JSON and CSV, written so nothing is half-written.
+"""Series results: what a series run found, as typed results, records, JSON and CSV.
 
 Every figure is also kept as a measurement record (what it is, its value, its
 unit, the method that made it), in the manner of PlantCV's observations, and
@@ -16,15 +16,21 @@ import io as _io
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import datetime as _dt
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._version import __version__
+from ..core.registration import Registration
+from ..core.scoring import Milestones, VisitScore
 from ..io import atomic_write_bytes, encode_png
 
 __all__ = [
+    "VisitResult",
+    "SeriesResult",
     "SCHEMA_VERSION",
     "CSV_COLUMNS",
     "Measurement",
@@ -58,6 +64,173 @@ CSV_COLUMNS = (
     "needs_review",
     "review_reasons",
 )
+
+
+@dataclass
+class VisitResult:
+    """The scores of one visit photo.
+
+    Attributes
+    ----------
+    image : str
+        Photo file name.
+    date : datetime.date
+    weeks_since_start : float
+    registration : Registration or None
+        ``None`` when the photo could not even be loaded.
+    score : VisitScore or None
+        ``None`` when the visit could not be scored (see ``error``).
+    error : str or None
+        Why the visit has no figures.
+    notes : list of str
+        Remarks that do not prevent scoring.
+    mask_baseline : ndarray of bool or None
+        The visit's depigmented mask in the baseline's *working* frame (for
+        display); the full-resolution mask is written to disk when an output
+        folder is given.
+    mask_path : str or None
+        Mask file, relative to the output folder.
+    registered_rgb : ndarray of uint8 or None
+        With ``keep_images``: the visit photo (colour-normalised, working
+        resolution) warped onto the baseline's working frame.
+    intervals : dict of str to (float, float)
+        Plausible range of ``depigmented_area_px``, ``depigmented_area_cm2``
+        and ``repigmentation_pct`` (see :func:`repigment.series.intervals.figure_intervals`).
+    homography_full : ndarray, shape (3, 3), or None
+        Maps this photo's full-resolution upright pixels to the baseline
+        photo's full-resolution pixels (when aligned).
+    threshold : float or None
+        Depigmentation score threshold applied to this photo (the baseline's,
+        scaled by this photo's level of full depigmentation).
+    evidence_residual : float or None
+        Share of the baseline patch still depigmented judged by the footprint's
+        contrast with the skin around it alone, without the mask
+        (:func:`repigment.series.selfcheck.evidence_residual_fraction`).
+    review_reasons : list of str
+        Why this visit's figure is contradicted by evidence its mask did not
+        use (see :mod:`repigment.series.selfcheck`); empty when it is not. A visit
+        with reasons *needs review*: its range covers what the evidence
+        allows, and it is left out of the milestones until reviewed.
+    light_change : str or None
+        How far this photo's light was from the baseline's when that is more
+        than the colour matching can undo without loss (a visit taken under
+        it needs review, unless its own strokes judge it); ``None`` otherwise.
+    own_strokes : bool
+        Whether this visit was judged by strokes on its own photo (see
+        ``visit_labels`` of :func:`repigment.series.pipeline.analyze_photos`) rather than the baseline's
+        threshold.
+    lighter_skin_share : float
+        Lighter skin beyond the baseline footprint that was left out as not
+        depigmented, as a share of the footprint's area (0 when none, and
+        where the baseline's model has no level of full depigmentation).
+    """
+
+    image: str
+    date: _dt.date
+    weeks_since_start: float
+    registration: Registration | None = None
+    score: VisitScore | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    mask_baseline: np.ndarray | None = None
+    mask_path: str | None = None
+    registered_rgb: np.ndarray | None = None
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    homography_full: np.ndarray | None = None
+    threshold: float | None = None
+    evidence_residual: float | None = None
+    review_reasons: list[str] = field(default_factory=list)
+    light_change: str | None = None
+    own_strokes: bool = False
+    lighter_skin_share: float = 0.0
+
+    @property
+    def needs_review(self) -> bool:
+        """Whether evidence contradicts this visit's figure (see ``review_reasons``)."""
+        return bool(self.review_reasons)
+
+    def flag_for_review(self, reason: str, *, plausible_pct: float | tuple[float, ...] | None = None) -> None:
+        """Mark the figure as contradicted, and widen its range to cover ``plausible_pct``."""
+        self.review_reasons.append(reason)
+        self.notes.append(f"needs review: {reason}")
+        if plausible_pct is not None:
+            self.widen_range(plausible_pct)
+
+    def widen_range(self, plausible_pct: float | tuple[float, ...]) -> None:
+        """Widen the repigmentation range to cover ``plausible_pct``."""
+        if "repigmentation_pct" in self.intervals:
+            values = np.atleast_1d(np.asarray(plausible_pct, float))
+            low, high = self.intervals["repigmentation_pct"]
+            self.intervals["repigmentation_pct"] = (min(low, float(values.min())), max(high, float(values.max())))
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.score is not None
+
+
+@dataclass
+class SeriesResult:
+    """Result of :func:`repigment.series.pipeline.analyze_series`.
+
+    Attributes
+    ----------
+    treatment_start : datetime.date
+    baseline : str
+        File name of the baseline photo.
+    baseline_size : tuple of int
+        ``(width, height)`` of the baseline photo (the frame of every mask).
+    mm_per_px : float or None
+        Millimetres per baseline-frame pixel, from the marker.
+    marker_mm : float
+    marker_id : int or None
+    threshold : float
+        Depigmentation threshold of the baseline; each visit applies it scaled
+        by its own level of full depigmentation (``VisitResult.threshold``).
+    contrast : float or None
+        Depigmentation contrast measured at baseline.
+    milestones : Milestones
+    visits : list of VisitResult
+        In date order; the first is the baseline.
+    roi : tuple or None
+        Region of interest in baseline pixels.
+    working_size : int
+    segmentation_model : str
+        The baseline's segmentation model (:attr:`Segmentation.method`).
+    segmentation_confidence : float
+        0-1, how clearly the baseline's depigmented skin stands out.
+    segmentation_reason : str or None
+        Why that confidence is below 1.
+    labels_used : bool
+        Whether a clinician's strokes guided the segmentation.
+    repigment_version : str
+    created_utc : str
+        ISO 8601 time of the run, UTC.
+    """
+
+    treatment_start: _dt.date
+    baseline: str
+    baseline_size: tuple[int, int]
+    mm_per_px: float | None
+    marker_mm: float
+    marker_id: int | None
+    threshold: float
+    contrast: float | None
+    milestones: Milestones
+    visits: list[VisitResult]
+    roi: tuple | None
+    working_size: int
+    repigment_version: str = __version__
+    created_utc: str = ""
+    baseline_working_rgb: np.ndarray | None = None
+    segmentation_model: str = "od-field"
+    segmentation_confidence: float = 1.0
+    segmentation_reason: str | None = None
+    labels_used: bool = False
+    series_dir: str | None = None
+
+    @property
+    def failed_visits(self) -> list[VisitResult]:
+        return [v for v in self.visits if not v.ok]
 
 
 @dataclass(frozen=True)
@@ -180,7 +353,8 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
         its meaning.
     """
     from ..core.segmentation import DEPIGMENTED_FRACTION, LEVEL_RATIO_WORDS
-    from .pipeline import DECISION_RANGE, DECISION_RANGE_WORDS, REGISTRATION_METHOD, SEGMENTATION_METHOD
+    from .intervals import DECISION_RANGE, DECISION_RANGE_WORDS
+    from .pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
 
     width, height = result.baseline_size
     baseline_visit = result.visits[0]

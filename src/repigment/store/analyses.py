@@ -12,8 +12,8 @@ CLI's schema), the full-resolution masks (for export) and, per visit, the
 working-frame mask and the registered visit image (for review), so reopening
 the app shows results without computing anything again.
 
-No Streamlit here: the app calls these functions through
-:mod:`repigment.webapp.caching`.
+The app analyses its patches through these functions
+(:func:`repigment.webapp.common.patch_analysis`).
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ import numpy as np
 from .._version import __version__
 from ..clinical.vasi import HandUnit
 from ..errors import RepigmentError
-from ..io import encode_png  # noqa: F401  (re-exported: masks and images of derived results)
+from ..io import encode_png
 from ..series.pipeline import DEFAULT_WORKING_SIZE
-from ..store import Patch, Patient, Store, StoredAnalysis, StoredAnalysisVisit, Visit, content_path
+from .blobs import content_path
+from .database import Store
+from .records import Patch, Patient, StoredAnalysis, StoredAnalysisVisit, Visit
 
 __all__ = [
     "AnalysisRequest",
@@ -48,7 +50,6 @@ __all__ = [
     "cached_analysis",
     "decode_image",
     "encode_jpeg",
-    "encode_png",
     "get_or_analyse",
     "link_photos",
     "patient_hand_unit",

@@ -6,9 +6,7 @@ Layers, top down:
 - :mod:`repigment.webapp.views`: one render function per page, and
   :mod:`repigment.webapp.pages`: the page scripts ``st.navigation`` runs;
 - :mod:`repigment.webapp.caching`: every ``st.cache_data``/``st.cache_resource``;
-- no Streamlit below this line: :mod:`~repigment.webapp.analysis` (analyse a
-  stored patch once, cache the result in the store), :mod:`~repigment.webapp.checks`
-  (photo checks on upload), :mod:`~repigment.webapp.demo` (the demo patient),
+- no Streamlit below this line: :mod:`~repigment.webapp.demo` (the demo patient),
   :mod:`~repigment.webapp.charts` (Altair charts), :mod:`~repigment.webapp.wording`
   (the words of each mode).
 """

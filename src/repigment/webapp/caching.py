@@ -7,7 +7,7 @@
 - derived images read back from the store, keyed by content hash (immutable).
 
 Analyses are not cached here: the store is their cache (see
-:mod:`repigment.webapp.analysis`), so they survive restarts.
+:mod:`repigment.store.analyses`), so they survive restarts.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from ..series import intake
 from ..store import Store, content_path
-from . import analysis, checks, demo
+from ..store import analyses as analysis
+from . import demo
 
 __all__ = [
     "alignment_check",
@@ -51,7 +53,7 @@ def get_store() -> Store:
 
 
 def _quality_records(data: bytes, name: str) -> tuple[dict[str, str], ...]:
-    check = checks.check_photo(data, name)
+    check = intake.check_photo(data, name)
     return check.quality_records
 
 
@@ -70,22 +72,22 @@ def ensure_demo(samples: str | Path) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def photo_check(sha256: str, _data: bytes, name: str) -> checks.UploadCheck:
-    """:func:`repigment.webapp.checks.check_photo`, once per uploaded content."""
-    return checks.check_photo(_data, name)
+def photo_check(sha256: str, _data: bytes, name: str) -> intake.UploadCheck:
+    """:func:`repigment.series.intake.check_photo`, once per uploaded content."""
+    return intake.check_photo(_data, name)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def baseline_reference(data_dir: str, sha256: str, extension: str, marker_mm: float) -> checks.BaselineReference:
+def baseline_reference(data_dir: str, sha256: str, extension: str, marker_mm: float) -> intake.BaselineReference:
     """A patch's baseline photo prepared for alignment checks (shared, read-only arrays)."""
-    return checks.baseline_reference(content_path(data_dir, "photos", sha256, extension), marker_mm=marker_mm)
+    return intake.baseline_reference(content_path(data_dir, "photos", sha256, extension), marker_mm=marker_mm)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def alignment_check(baseline_sha256: str, sha256: str, _reference: checks.BaselineReference, _data: bytes,
-                    name: str) -> checks.AlignmentCheck:
-    """:func:`repigment.webapp.checks.check_alignment`, once per (baseline, upload) pair."""
-    return checks.check_alignment(_reference, _data, name)
+def alignment_check(baseline_sha256: str, sha256: str, _reference: intake.BaselineReference, _data: bytes,
+                    name: str) -> intake.AlignmentCheck:
+    """:func:`repigment.series.intake.check_alignment`, once per (baseline, upload) pair."""
+    return intake.check_alignment(_reference, _data, name)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

@@ -20,7 +20,8 @@ import streamlit as st
 
 from ..errors import RepigmentError
 from ..store import Patch, Patient, Store, accounts
-from . import analysis, caching
+from ..store import analyses as analysis
+from . import caching
 from .course_data import week_label  # noqa: F401  (the views format weeks through common)
 from .wording import Words, words
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..store import Patch, Store, Visit
-from .analysis import PatchAnalysis, cached_analysis, request_for_patch
+from ..store.analyses import PatchAnalysis, cached_analysis, request_for_patch
 from .charts import CoursePoint, EventMark
 
 __all__ = [

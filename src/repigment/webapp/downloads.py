@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import RepigmentError
 from ..store import Patch, Patient, Store
-from .analysis import PatchAnalysis, link_or_copy, link_photos
+from ..store.analyses import PatchAnalysis, link_or_copy, link_photos
 from .course_data import patient_vasi
 
 __all__ = ["marker_sheet", "marker_sheet_name", "report_name", "report_pdf_bytes"]

@@ -6,7 +6,7 @@ one day translated) together.
 
 from __future__ import annotations
 
-from ..series.pipeline import DECISION_RANGE_WORDS
+from ..series.intervals import DECISION_RANGE_WORDS
 
 __all__ = ["CAPTURE_CHECKLIST", "CLINICIAN_PHOTO_NOTES", "Words", "words"]
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from repigment.series.intake import AlignmentCheck, UploadCheck
 from repigment.store import NewPhoto, NewVisit
 from repigment.webapp import caching, common, course_data, wording
-from repigment.webapp.checks import AlignmentCheck, UploadCheck
 from repigment.webapp.shell import page
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "heic", "heif", "tif", "tiff", "webp"]

@@ -13,8 +13,8 @@ import streamlit as st
 
 from repigment.clinical.summary import TOTAL_IN_REVIEW_NOTE, TOTAL_IN_REVIEW_NOTE_PATIENT, total_milestone_words
 from repigment.store import BODY_REGIONS
+from repigment.store.analyses import PatchAnalysis
 from repigment.webapp import charts, common, course_data
-from repigment.webapp.analysis import PatchAnalysis
 from repigment.webapp.shell import page
 
 

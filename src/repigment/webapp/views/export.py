@@ -13,8 +13,8 @@ import zipfile
 import pandas as pd
 import streamlit as st
 
+from repigment.store.analyses import PatchAnalysis
 from repigment.webapp import common, downloads
-from repigment.webapp.analysis import PatchAnalysis
 
 
 def render() -> None:

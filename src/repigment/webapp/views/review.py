@@ -11,9 +11,10 @@ import numpy as np
 import streamlit as st
 
 from repigment.core import scoring, visualize
+from repigment.io import encode_png
 from repigment.store import StoreError
+from repigment.store.analyses import PatchAnalysis
 from repigment.webapp import caching, charts, common, course_data, strokes
-from repigment.webapp.analysis import PatchAnalysis, encode_png
 
 _LEGEND = (
     (visualize.REPIGMENTED_RGB, "repigmented since baseline", "colour came back"),
