@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidParameterError
+from .arrays import as_rgb
 
 __all__ = [
     "DEFAULT_MARKER_MM",
@@ -109,9 +110,7 @@ def detect_marker(rgb: np.ndarray, *, marker_mm: float = DEFAULT_MARKER_MM) -> M
 
     if not (np.isfinite(marker_mm) and 1.0 <= marker_mm <= 500.0):
         raise InvalidParameterError(f"marker_mm must be between 1 and 500 mm, got {marker_mm}")
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    rgb = as_rgb(rgb)
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     params = cv2.aruco.DetectorParameters()
     params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX

@@ -17,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 
+from .arrays import as_rgb
+
 __all__ = [
     "ColorNormalization",
     "srgb_to_linear",
@@ -134,11 +136,7 @@ def normalize_color(
     does not need it either, because it judges every pixel against the normal
     skin of the same photo, which cancels any per-channel gain.
     """
-    import cv2
-
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    rgb = as_rgb(rgb)
     if white_rgb is not None:
         white = np.asarray(white_rgb, dtype=np.float64).reshape(3)
         if np.any(white <= 1e-4):

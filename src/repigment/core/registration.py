@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arrays import as_rgb
+
 __all__ = [
     "Registration",
     "ImageFeatures",
@@ -135,8 +137,7 @@ def image_features(rgb: np.ndarray, mask: np.ndarray | None = None) -> ImageFeat
     """
     import cv2
 
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    rgb = as_rgb(rgb)
     grey = _prepare(rgb)
     # SIFT doubles its input for the first octave, so a reduced copy still
     # reaches near the working resolution's finest scale, at a fraction of the cost.

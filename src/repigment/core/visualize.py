@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import as_rgb
+
 __all__ = [
     "REPIGMENTED_RGB",
     "STILL_DEPIGMENTED_RGB",
@@ -27,9 +29,7 @@ OUTLINE_RGB = (240, 228, 66)
 
 
 def _check_rgb(rgb: np.ndarray, mask_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    rgb = as_rgb(rgb)
     if mask_shape is not None and rgb.shape[:2] != tuple(mask_shape):
         raise ValueError(f"image {rgb.shape[:2]} and mask {tuple(mask_shape)} must have the same size")
     return rgb
