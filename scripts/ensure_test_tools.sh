@@ -16,5 +16,5 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq >/dev/null
   apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-  echo "warning: ${missing[*]} missing and cannot be installed here (needs root and apt-get); those tests will be skipped" >&2
+  echo "warning: ${missing[*]} missing and cannot be installed here (needs root and apt-get); without poppler-utils the report tests fail, without chromium or postgresql their tests are skipped" >&2
 fi

@@ -15,12 +15,19 @@ from repigment.report.marker_sheet import CHECK_LINE_MM, marker_sheet_pdf
 DPI = 300
 PX_PER_MM = DPI / 25.4
 
-pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs pdftoppm (poppler-utils)")
+
+def _poppler(tool):
+    """The path of poppler's ``tool``; a missing one fails the test, since ``make test`` installs it."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} (poppler-utils) is missing: run `bash scripts/ensure_test_tools.sh` "
+                    "(or `make test`), which installs it", pytrace=False)
+    return path
 
 
 def _rasterise(pdf_path, tmp_path, dpi=DPI):
     prefix = tmp_path / "page"
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", str(pdf_path), str(prefix)], check=True)
+    subprocess.run([_poppler("pdftoppm"), "-r", str(dpi), "-png", str(pdf_path), str(prefix)], check=True)
     pages = sorted(tmp_path.glob("page*.png"))
     return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in pages]
 
@@ -83,9 +90,8 @@ def test_check_line_is_50_mm_long(sheet):
 
 def test_sheet_states_size_and_instructions(sheet):
     pdf, _ = sheet
-    if shutil.which("pdftotext") is None:
-        pytest.skip("needs pdftotext")
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run([_poppler("pdftotext"), "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
     assert "20 mm" in text
     assert "50 mm" in text
     assert "Actual size" in text

@@ -14,20 +14,26 @@ from repigment.errors import InvalidParameterError, SeriesError
 from repigment.report.pdf import load_results, report_pdf, write_report
 from repigment.synthetic import SeriesSpec, generate_series, write_series
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None, reason="needs poppler-utils"
-)
 ACCENT = np.array([0, 114, 178])  # the chart's line colour
+
+
+def _poppler(tool):
+    """The path of poppler's ``tool``; a missing one fails the test, since ``make test`` installs it."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} (poppler-utils) is missing: run `bash scripts/ensure_test_tools.sh` "
+                    "(or `make test`), which installs it", pytrace=False)
+    return path
 
 
 def _pages(pdf, tmp_path, dpi=60):
     prefix = tmp_path / "page"
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", str(pdf), str(prefix)], check=True)
+    subprocess.run([_poppler("pdftoppm"), "-r", str(dpi), "-png", str(pdf), str(prefix)], check=True)
     return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(tmp_path.glob("page*.png"))]
 
 
 def _text(pdf):
-    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+    return subprocess.run([_poppler("pdftotext"), "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
 
 

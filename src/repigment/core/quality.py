@@ -16,7 +16,7 @@ from .calibration import MarkerDetection
 
 __all__ = ["QualityIssue", "PhotoQuality", "assess_photo", "FramingDifference", "framing_difference"]
 
-# Thresholds, checked on the synthetic series (see tests/test_quality.py).
+# Thresholds, checked on the synthetic series (see tests/core/test_quality.py).
 _MIN_SHARPNESS = 0.02
 _MAX_CLIPPED_HIGH = 0.03
 _MAX_CLIPPED_LOW = 0.20
