@@ -34,7 +34,7 @@ FAILURES_FILE = "failures.csv"
 
 
 def _working_size() -> int:
-    from ..series.pipeline import DEFAULT_WORKING_SIZE
+    from ..series.photos import DEFAULT_WORKING_SIZE
 
     return DEFAULT_WORKING_SIZE
 
@@ -46,7 +46,8 @@ def _expected_record(series: ManifestSeries, working_size: int) -> dict[str, Any
     (say, re-copying a damaged one) re-scores its series on the next run.
     """
     from .._version import __version__
-    from ..series.pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
+    from ..core.registration import REGISTRATION_METHOD
+    from ..core.segmentation import SEGMENTATION_METHOD
 
     inputs = []
     for visit in series.visits:

@@ -23,6 +23,7 @@ import numpy as np
 from .arrays import as_rgb
 
 __all__ = [
+    "REGISTRATION_METHOD",
     "Registration",
     "ImageFeatures",
     "image_features",
@@ -31,6 +32,10 @@ __all__ = [
     "compose_scaling",
     "visible_in_baseline",
 ]
+
+#: Identifies this registration in every saved record; bump when results would change. (The
+#: name is the method's, not a module path: it keeps the spelling of the records already saved.)
+REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 
 _RATIO = 0.8
 _MIN_INLIERS = 25

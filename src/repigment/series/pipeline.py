@@ -23,9 +23,16 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ..core.calibration import DEFAULT_MARKER_MM, MarkerDetection, plane_area_mm2
-from ..core.registration import ImageFeatures, Registration, compose_scaling, image_features, visible_in_baseline
+from ..core.registration import (
+    REGISTRATION_METHOD,  # noqa: F401  (re-exported)
+    ImageFeatures,
+    Registration,
+    compose_scaling,
+    image_features,
+    visible_in_baseline,
+)
 from ..core.scoring import find_milestones, weeks_since
-from ..core.segmentation import Segmentation, depigmented_mask, resize_labels, roi_mask
+from ..core.segmentation import SEGMENTATION_METHOD, Segmentation, depigmented_mask, resize_labels, roi_mask
 from ..errors import InvalidParameterError, RepigmentError, SeriesError
 from ..limits import Deadline, Limits
 from .discovery import VisitPhoto, discover_series
@@ -42,7 +49,7 @@ from .footprint import (
 )
 from .intervals import _boundary_length, _score_with_intervals, _threshold_cases, figure_intervals
 from .photos import DEFAULT_WORKING_SIZE, PreparedPhoto, prepare_photo
-from .results import SeriesResult, VisitResult
+from .results import SeriesResult, VisitErrorCode, VisitResult
 from .selfcheck import neighbour_course, temporal_outliers
 from .visit import _check_against_evidence, _register_visit, _surrounding_skin
 
@@ -60,9 +67,6 @@ __all__ = [
     "segment_image",
 ]
 
-#: Identifies the method in every saved record; bump when results would change.
-SEGMENTATION_METHOD = "repigment.segmentation.depigmented_mask/od-field-colour-contrast-v11"
-REGISTRATION_METHOD = "repigment.registration.register_to_baseline/sift-magsac-v2"
 # Below this many noise levels of contrast at baseline, every visit carries a warning.
 _LOW_CONTRAST_SIGMAS = 5.0
 # A third of the patch repigmented within the first 8 weeks (_EARLY_WEEKS) more
@@ -497,9 +501,9 @@ def _register(
                 staged.segmentation, staged.h_work, staged.scale, staged.coverage = aligned
                 staged.prepared = prepared
     except RepigmentError as exc:
-        visit.error = str(exc)
+        visit.fail(VisitErrorCode.of(exc), str(exc))
     except (MemoryError, OSError, ValueError, np.linalg.LinAlgError, cv2_error()) as exc:
-        visit.error = _one_line_error(exc)
+        visit.fail(VisitErrorCode.FAILED, _one_line_error(exc))
     return staged
 
 
@@ -573,9 +577,9 @@ def _score_visit(ctx: _SeriesContext, footprint: _Footprint, staged: _StagedVisi
                 )
             del full_mask
     except RepigmentError as exc:
-        visit.error = str(exc)
+        visit.fail(VisitErrorCode.of(exc), str(exc))
     except (MemoryError, OSError, ValueError, np.linalg.LinAlgError, cv2_error()) as exc:
-        visit.error = _one_line_error(exc)
+        visit.fail(VisitErrorCode.FAILED, _one_line_error(exc))
     staged.prepared = None  # the photo is not needed any more
     return implausibly_fast
 

@@ -12,23 +12,28 @@ place, so an interrupted run leaves either the old file or the new one.
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import io as _io
 import json
 import os
 from collections.abc import Iterable, Sequence
-import datetime as _dt
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._version import __version__
-from ..core.registration import Registration
+from ..core.registration import REGISTRATION_METHOD, Registration
 from ..core.scoring import Milestones, VisitScore
+from ..core.segmentation import SEGMENTATION_METHOD
+from ..errors import ImageLoadError, InvalidParameterError, ProcessingTimeLimitError
 from ..io import atomic_write_bytes, encode_png
+from .intervals import DECISION_RANGE, DECISION_RANGE_WORDS
 
 __all__ = [
+    "VisitErrorCode",
     "VisitResult",
     "SeriesResult",
     "SCHEMA_VERSION",
@@ -66,6 +71,34 @@ CSV_COLUMNS = (
 )
 
 
+class VisitErrorCode(StrEnum):
+    """Why a visit has no figures, for programs (``VisitResult.error`` says it for people)."""
+
+    #: The photo could not be read (damaged, unsupported, too large or too small).
+    UNREADABLE = "unreadable"
+    #: The photo could not be lined up with the baseline (another patch, or too little in common).
+    NOT_ALIGNED = "not_aligned"
+    #: Lined up, but it shows too little of the baseline patch to score.
+    OUT_OF_FRAME = "out_of_frame"
+    #: Something given for this visit is unusable (its strokes do not fit the photo).
+    INVALID_INPUT = "invalid_input"
+    #: The photo took longer than the time limit.
+    TIME_LIMIT = "time_limit"
+    #: Any other failure (out of memory, an unexpected error in a library).
+    FAILED = "failed"
+
+    @classmethod
+    def of(cls, exc: BaseException) -> VisitErrorCode:
+        """The code of an exception that stopped a visit."""
+        if isinstance(exc, ImageLoadError):
+            return cls.UNREADABLE
+        if isinstance(exc, ProcessingTimeLimitError):
+            return cls.TIME_LIMIT
+        if isinstance(exc, InvalidParameterError):
+            return cls.INVALID_INPUT
+        return cls.FAILED
+
+
 @dataclass
 class VisitResult:
     """The scores of one visit photo.
@@ -81,7 +114,9 @@ class VisitResult:
     score : VisitScore or None
         ``None`` when the visit could not be scored (see ``error``).
     error : str or None
-        Why the visit has no figures.
+        Why the visit has no figures, in one line for people.
+    error_code : VisitErrorCode or None
+        The same for programs; set with ``error`` (see :meth:`fail`).
     notes : list of str
         Remarks that do not prevent scoring.
     mask_baseline : ndarray of bool or None
@@ -123,6 +158,8 @@ class VisitResult:
         Lighter skin beyond the baseline footprint that was left out as not
         depigmented, as a share of the footprint's area (0 when none, and
         where the baseline's model has no level of full depigmentation).
+    footprint_coverage : float or None
+        Share of the baseline footprint this photo shows, once registered.
     """
 
     image: str
@@ -143,6 +180,13 @@ class VisitResult:
     light_change: str | None = None
     own_strokes: bool = False
     lighter_skin_share: float = 0.0
+    error_code: VisitErrorCode | None = None
+    footprint_coverage: float | None = None
+
+    def fail(self, code: VisitErrorCode, message: str) -> None:
+        """Record why the visit has no figures: ``code`` for programs, ``message`` for people."""
+        self.error_code = VisitErrorCode(code)
+        self.error = message
 
     @property
     def needs_review(self) -> bool:
@@ -299,6 +343,8 @@ def _visit_dict(visit) -> dict[str, Any]:
         "mask": visit.mask_path if score else None,
         "threshold": _round(visit.threshold, 5) if score else None,
         "error": visit.error,
+        "error_code": None if visit.error_code is None else str(visit.error_code),
+        "footprint_coverage": _round(visit.footprint_coverage, 4),
         "evidence_residual_fraction": _round(visit.evidence_residual, 4) if score else None,
         "lighter_skin_share": _round(visit.lighter_skin_share, 4) if score else None,
         "needs_review": visit.needs_review,
@@ -313,7 +359,6 @@ def _visit_dict(visit) -> dict[str, Any]:
 
 def measurements(result) -> list[Measurement]:
     """Every figure of a series result as a measurement record."""
-    from .pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
 
     records: list[Measurement] = []
     for visit in result.visits:
@@ -353,8 +398,6 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
         its meaning.
     """
     from ..core.segmentation import DEPIGMENTED_FRACTION, LEVEL_RATIO_WORDS
-    from .intervals import DECISION_RANGE, DECISION_RANGE_WORDS
-    from .pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
 
     width, height = result.baseline_size
     baseline_visit = result.visits[0]

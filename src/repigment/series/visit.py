@@ -22,7 +22,7 @@ from ..core.segmentation import CLIPPED_SRGB, LABEL_NOT_SKIN, Segmentation
 from ..limits import Deadline
 from .footprint import _dilate_disk
 from .photos import PreparedPhoto
-from .results import VisitResult
+from .results import VisitErrorCode, VisitResult
 from .selfcheck import evidence_residual_fraction, footprint_contrast, looks_like_skin
 
 # Share of the baseline footprint a visit photo must show to be scored at all,
@@ -82,14 +82,14 @@ def _register_visit(
         height, width = base_mask_work.shape
         visit.registered_rgb = cv2.warpPerspective(prepared.rgb, registration.homography, (width, height))
     if not registration.ok:
-        visit.error = f"not aligned to the baseline: {registration.reason}"
+        visit.fail(VisitErrorCode.NOT_ALIGNED, f"not aligned to the baseline: {registration.reason}")
         return None
     visible = visible_in_baseline(prepared.segmentation.mask.shape, registration.homography, base_mask_work.shape)
     coverage = float(np.count_nonzero(visible & base_mask_work) / max(np.count_nonzero(base_mask_work), 1))
+    visit.footprint_coverage = coverage
     if coverage < _MIN_FOOTPRINT_COVERAGE:
-        visit.error = (
-            f"the photo shows only {coverage:.0%} of the baseline patch; frame the whole patch as at baseline"
-        )
+        visit.fail(VisitErrorCode.OUT_OF_FRAME,
+                   f"the photo shows only {coverage:.0%} of the baseline patch; frame the whole patch as at baseline")
         return None
     if coverage < _FULL_FOOTPRINT_COVERAGE:
         visit.notes.append(

@@ -37,7 +37,7 @@ from .._version import __version__
 from ..clinical.vasi import HandUnit
 from ..errors import RepigmentError
 from ..io import encode_png
-from ..series.pipeline import DEFAULT_WORKING_SIZE
+from ..series.photos import DEFAULT_WORKING_SIZE
 from .blobs import content_path
 from .database import Store
 from .records import Patch, Patient, StoredAnalysis, StoredAnalysisVisit, Visit
@@ -59,7 +59,7 @@ __all__ = [
 
 Progress = Callable[[int, int, str], None]
 # Bump when what the app keeps per analysis changes (forces recomputation).
-_APP_CACHE_LAYOUT = 2
+_APP_CACHE_LAYOUT = 3
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -94,7 +94,8 @@ class AnalysisRequest:
 
     @property
     def key(self) -> str:
-        from ..series.pipeline import REGISTRATION_METHOD, SEGMENTATION_METHOD
+        from ..core.registration import REGISTRATION_METHOD
+        from ..core.segmentation import SEGMENTATION_METHOD
 
         payload = {
             "photos": [[p.sha256, p.date.isoformat(), p.image] for p in self.photos],

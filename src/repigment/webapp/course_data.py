@@ -7,10 +7,10 @@ and the store's records to chart points and a table.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..series.results import VisitErrorCode
 from ..store import Patch, Store, Visit
 from ..store.analyses import PatchAnalysis, cached_analysis, request_for_patch
 from .charts import CoursePoint, EventMark
@@ -48,24 +48,29 @@ MISSING = "—"
 _LONG_TEXT = ("Reason", "Photo check", "What to do")
 
 
-def plain_reason(reason: str | None) -> str:
+def plain_reason(reason: str | None, code: str | None = None, coverage: float | None = None) -> str:
     """A failure reason in plain words for patients.
+
+    ``code`` is the visit's ``error_code`` in the results document (see
+    :class:`repigment.series.results.VisitErrorCode`) and ``coverage`` its
+    ``footprint_coverage``; a series' own error has neither.
 
     Examples
     --------
-    >>> plain_reason("not aligned to the baseline: only 3 skin features match the baseline; is this the same patch?")
+    >>> plain_reason("not aligned to the baseline: only 3 skin features match the baseline; is this the same patch?",
+    ...              "not_aligned")
     'This photo could not be lined up with your first photo. Take it again from the same distance and angle, with the whole patch in view.'
-    >>> plain_reason("the photo shows only 80% of the baseline patch; frame the whole patch as at baseline")
+    >>> plain_reason("the photo shows only 80% of the baseline patch; frame the whole patch as at baseline",
+    ...              "out_of_frame", 0.8)
     'The photo shows only 80% of the patch in your first photo. Take it again with the whole patch in view.'
     """
     if not reason:
         return ""
-    if reason.startswith("not aligned"):
+    if code == VisitErrorCode.NOT_ALIGNED:
         return ("This photo could not be lined up with your first photo. Take it again from the same distance "
                 "and angle, with the whole patch in view.")
-    match = re.match(r"the photo shows only (\d+%) of the baseline patch", reason)
-    if match:
-        return (f"The photo shows only {match.group(1)} of the patch in your first photo. "
+    if code == VisitErrorCode.OUT_OF_FRAME and coverage is not None:
+        return (f"The photo shows only {coverage:.0%} of the patch in your first photo. "
                 "Take it again with the whole patch in view.")
     text = (reason.replace("the baseline ghost", "the faint copy of your first photo")
             .replace("the baseline photo", "your first photo").replace("baseline", "first photo"))
@@ -76,8 +81,7 @@ def visit_status(entry: dict[str, Any]) -> tuple[bool, str]:
     """``(measured, short status)`` of a visit of the results document."""
     if entry.get("repigmentation_pct") is not None and not entry.get("error"):
         return True, "Needs review" if entry.get("needs_review") else "Measured"
-    error = entry.get("error") or ""
-    if error.startswith("not aligned") or not (entry.get("registration") or {}).get("ok", True):
+    if entry.get("error_code") == VisitErrorCode.NOT_ALIGNED or not (entry.get("registration") or {}).get("ok", True):
         return False, "Not aligned"
     return False, "Not measured"
 
@@ -266,7 +270,8 @@ def visits_table(
                 "White area (cm²)": entry["depigmented_area_cm2"] if measured else None,
                 "Result": ("✗ Could not be measured" if not measured else
                            "⚠ Measured, to be checked by your clinician" if entry.get("needs_review") else "✓ Measured"),
-                "What to do": (plain_reason(entry["error"]) if entry.get("error") else
+                "What to do": (plain_reason(entry["error"], entry.get("error_code"), entry.get("footprint_coverage"))
+                               if entry.get("error") else
                                "Your clinician will look at this photo before its figure counts."
                                if entry.get("needs_review") else check),
             })
