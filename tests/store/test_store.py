@@ -247,12 +247,13 @@ def test_migration_2_adds_the_hand_unit_and_keeps_schema_1_data(tmp_path, db_url
     assert "hand_unit_cm2" not in {c["name"] for c in sa.inspect(engine).get_columns("patients")}
     engine.dispose()
     with Store(tmp_path, url=db_url) as store:
-        assert schema_version(store.engine) == SCHEMA_VERSION == 5
+        assert schema_version(store.engine) == SCHEMA_VERSION == 6
         [kept] = store.patients()
         assert (kept.code, kept.notes, kept.hand_unit_cm2, kept.hand_unit_source) == ("P-0007", "first release",
                                                                                      None, None)
         [kept_patch] = store.patches(kept.id)
-        assert (kept_patch.label, kept_patch.body_region, kept_patch.regimen) == ("left shin", "lower_limbs",
+        # Stored as "lower_limbs" by the first release; migration 6 gives it the one spelling.
+        assert (kept_patch.label, kept_patch.body_region, kept_patch.regimen) == ("left shin", "lower-limbs",
                                                                                   "ruxolitinib")
         assert kept_patch.treatment_start == dt.date(2026, 1, 5)
         updated = store.set_hand_unit(kept.id, 182.5, source="photo", detail="from a palm photo",
@@ -485,3 +486,32 @@ def test_strokes_on_a_visit_photo_are_kept_with_it_and_go_with_it(store, patch):
     store.set_photo_labels(photo.id, png)
     store.delete_visit(visit.id)
     assert store.photo_labels([photo.id]) == {}
+
+
+def test_migration_6_rewrites_body_regions_to_one_spelling(tmp_path, db_url):
+    # A database written before schema 6 kept the underscore spelling.
+    engine = _engine(tmp_path, db_url)
+    assert migrate(engine, MIGRATIONS[:5]) == 5
+    now = dt.datetime(2026, 1, 5, 9, 0)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO patients (id, code, notes, created_at) VALUES (1, 'P-0009', '', :now)"),
+                     {"now": now})
+        for key, (label, region) in enumerate([("forearm", "upper_limbs"), ("shin", "lower_limbs"),
+                                               ("cheek", "face")], start=1):
+            conn.execute(sa.text("INSERT INTO patches (id, patient_id, label, body_region, notes, marker_mm, "
+                                 "created_at) VALUES (:id, 1, :label, :region, '', 20.0, :now)"),
+                         {"id": key, "label": label, "region": region, "now": now})
+    engine.dispose()
+    with Store(tmp_path, url=db_url) as store:
+        assert schema_version(store.engine) == SCHEMA_VERSION
+        patches = store.patches(1)
+        assert [p.body_region for p in patches] == ["upper-limbs", "lower-limbs", "face"]
+        assert [p.region_label for p in patches] == ["Upper limbs", "Lower limbs", "Face"]
+
+
+def test_the_store_reads_either_region_spelling_and_keeps_one(store, patch):
+    assert (patch.body_region, patch.region_label) == ("upper-limbs", "Upper limbs")  # created as "upper_limbs"
+    assert store.update_patch(patch.id, body_region="lower_limbs").body_region == "lower-limbs"
+    assert store.patch(patch.id).body_region == "lower-limbs"
+    with pytest.raises(InvalidParameterError, match="body region must be one of face, hands, upper-limbs"):
+        store.update_patch(patch.id, body_region="elbow")

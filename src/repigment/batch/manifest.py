@@ -24,12 +24,12 @@ from pathlib import Path
 
 from ..errors import SeriesError
 from ..series.discovery import parse_iso_date, resolve_inside
+from ..vocabulary import DEFAULT_MARKER_MM
 
 #: Required manifest columns; ``treatment_start`` and ``marker_mm`` are optional.
 MANIFEST_COLUMNS = ("patient", "patch", "date", "image")
 OPTIONAL_COLUMNS = ("treatment_start", "marker_mm")
 MAX_MANIFEST_BYTES = 64 * 1024**2
-_DEFAULT_MARKER_MM = 20.0  # repigment.core.calibration.DEFAULT_MARKER_MM, without importing NumPy here
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
                 folder=folder_name,
                 visits=tuple(visits),
                 treatment_start=None if start is None else parse_iso_date(start[0]),
-                marker_mm=_DEFAULT_MARKER_MM if marker is None else _parse_marker_mm(marker[0], "marker_mm"),
+                marker_mm=DEFAULT_MARKER_MM if marker is None else _parse_marker_mm(marker[0], "marker_mm"),
             )
         )
     return Manifest(path=path, series=tuple(series))

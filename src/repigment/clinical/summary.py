@@ -31,6 +31,7 @@ import numpy as np
 
 from ..core.scoring import find_milestones
 from ..errors import InvalidParameterError, SeriesError
+from ..vocabulary import DEFAULT_MARKER_MM, BodyRegion
 from .vasi import (
     HandUnit,
     VasiSeries,
@@ -109,7 +110,7 @@ def resolve_hand_unit(
     height_cm: float | None = None,
     weight_kg: float | None = None,
     hand_photo=None,
-    marker_mm: float = 20.0,
+    marker_mm: float = DEFAULT_MARKER_MM,
 ) -> HandUnit | None:
     """The hand unit from whichever one source was given.
 
@@ -161,8 +162,9 @@ def resolve_hand_unit(
     return None
 
 
-def _check_region(body_region: str | None) -> None:
-    vasi_index_name(body_region)  # raises for an unknown region
+def _check_region(body_region: str | None) -> str | None:
+    """The region as ``results.json`` spells it (either spelling in); raises for an unknown one."""
+    return None if body_region is None else BodyRegion.parse(body_region).value
 
 
 def _as_hand_unit(hand_unit: HandUnit | float | None) -> HandUnit | None:
@@ -237,7 +239,7 @@ def checkpoint(
     """
     if target_week not in CHECKPOINT_WEEKS:
         raise InvalidParameterError(f"checkpoints are at weeks {CHECKPOINT_WEEKS}, got {target_week!r}")
-    _check_region(body_region)
+    body_region = _check_region(body_region)
     candidates = [
         k for k, (w, value) in enumerate(zip(weeks, improvement_pct))
         if value is not None and w >= target_week - CHECKPOINT_TOLERANCE_WEEKS and k > 0
@@ -582,7 +584,8 @@ def clinical_summary(
         ``keep_images=True`` the registered photos are used to see a diffuse
         darkening that has not crossed the segmentation threshold yet.
     body_region : str, optional
-        One of :data:`repigment.clinical.vasi.BODY_REGIONS`.
+        One of :data:`repigment.clinical.vasi.BODY_REGIONS` (``upper_limbs`` is read as ``upper-limbs``);
+        the block records it in that one spelling.
     hand_unit : HandUnit or float, optional
         The patient's hand unit (cm² when a number). Without it, or without a
         scale marker, VASI is null with the reason.
@@ -599,7 +602,7 @@ def clinical_summary(
     """
     from ..series.results import result_to_dict
 
-    _check_region(body_region)
+    body_region = _check_region(body_region)
     unit = _as_hand_unit(hand_unit)
     document = result_to_dict(result)
     masks = [v.mask_baseline if v.ok else None for v in result.visits]
@@ -662,7 +665,7 @@ def clinical_summary_from_results(
     Without the registered photos, a diffuse darkening is seen only once it
     has crossed the segmentation threshold somewhere.
     """
-    _check_region(body_region)
+    body_region = _check_region(body_region)
     unit = _as_hand_unit(hand_unit)
     if not document.get("visits"):
         raise SeriesError("results.json has no visits; rerun `repigment analyze`")
@@ -707,7 +710,7 @@ def clinical_from_document(
     InvalidParameterError
         If the masks do not match the visits, or the region or hand unit is not usable.
     """
-    _check_region(body_region)
+    body_region = _check_region(body_region)
     unit = _as_hand_unit(hand_unit)
     visits = document.get("visits") or []
     if len(masks) != len(visits) or not visits:

@@ -33,6 +33,7 @@ from typing import Sequence
 
 from ..core.scoring import VASI_LEVELS, Milestones, find_milestones
 from ..errors import InvalidParameterError
+from ..vocabulary import BodyRegion
 
 __all__ = [
     "BODY_REGIONS",
@@ -52,8 +53,9 @@ __all__ = [
     "patient_totals",
 ]
 
-#: Body regions a patch can belong to (VASI regions, with the face for F-VASI).
-BODY_REGIONS = ("face", "hands", "upper-limbs", "trunk", "lower-limbs", "feet")
+#: Body regions a patch can belong to (VASI regions, with the face for F-VASI): the values of
+#: :class:`repigment.vocabulary.BodyRegion`.
+BODY_REGIONS: tuple[str, ...] = tuple(region.value for region in BodyRegion)
 #: Share of body surface area taken as one hand unit (palm with the five digits).
 HAND_UNIT_BSA_FRACTION = 0.01
 #: How a hand unit was obtained.
@@ -263,16 +265,25 @@ def entered_hand_unit(hand_unit_cm2: float) -> HandUnit:
 def vasi_index_name(body_region: str | None) -> str:
     """The VASI index a patch of this region contributes to.
 
+    Parameters
+    ----------
+    body_region : str or None
+        One of :data:`BODY_REGIONS` (either spelling, see
+        :meth:`repigment.vocabulary.BodyRegion.parse`); ``None`` when not given.
+
+    Raises
+    ------
+    InvalidParameterError
+        For an unknown region.
+
     Examples
     --------
-    >>> vasi_index_name("face"), vasi_index_name("hands")
-    ('F-VASI', 'T-VASI')
+    >>> vasi_index_name("face"), vasi_index_name("hands"), vasi_index_name("upper_limbs")
+    ('F-VASI', 'T-VASI', 'T-VASI')
     """
-    if body_region is not None and body_region not in BODY_REGIONS:
-        raise InvalidParameterError(
-            f"body region must be one of {', '.join(BODY_REGIONS)}, got {body_region!r}"
-        )
-    return "F-VASI" if body_region == "face" else "T-VASI"
+    if body_region is None:
+        return "T-VASI"
+    return "F-VASI" if BodyRegion.parse(body_region) is BodyRegion.FACE else "T-VASI"
 
 
 def patch_vasi(area_cm2: float, hand_unit_cm2: float) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidParameterError
+from ..vocabulary import DEFAULT_MARKER_MM  # printed side, outer black edge to edge; kept importable here
 from .arrays import as_rgb
 
 __all__ = [
@@ -21,9 +22,6 @@ __all__ = [
     "marker_exclusion_mask",
     "plane_area_mm2",
 ]
-
-#: Printed side of the marker (outer black border to outer black border), mm.
-DEFAULT_MARKER_MM = 20.0
 
 # A DICT_4X4 marker is 4x4 data cells inside a one-cell black border.
 _CELLS = 6

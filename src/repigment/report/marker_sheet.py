@@ -17,6 +17,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InvalidParameterError
+from ..vocabulary import DEFAULT_MARKER_MM
 
 __all__ = [
     "PAPER_SIZES_MM",
@@ -115,7 +116,7 @@ def _marker_patches(x: float, y: float, side: float, cells: np.ndarray):
 def marker_sheet_pdf(
     path_or_buffer: str | os.PathLike | BinaryIO | None = None,
     *,
-    marker_mm: float = 20.0,
+    marker_mm: float = DEFAULT_MARKER_MM,
     ids: Sequence[int] = (0, 1, 2, 3, 4, 5),
     paper: str = "A4",
 ) -> bytes:

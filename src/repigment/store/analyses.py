@@ -38,6 +38,7 @@ from ..clinical.vasi import HandUnit
 from ..errors import RepigmentError
 from ..io import encode_png
 from ..series.photos import DEFAULT_WORKING_SIZE
+from ..vocabulary import BodyRegion
 from .blobs import content_path
 from .database import Store
 from .records import Patch, Patient, StoredAnalysis, StoredAnalysisVisit, Visit
@@ -86,7 +87,7 @@ class AnalysisRequest:
     marker_mm: float
     roi: tuple[float, ...] | None
     working_size: int = DEFAULT_WORKING_SIZE  # the library's, so the app and the CLI give the same figures
-    body_region: str | None = None  # as repigment.clinical.vasi names it ("upper-limbs")
+    body_region: str | None = None  # a BodyRegion value, as the store keeps it ("upper-limbs")
     hand_unit: HandUnit | None = None
     labels_png: bytes | None = None  # a clinician's strokes on the baseline photo (PNG of labels 0-3)
     # Strokes on later visits' own photos: (image name, PNG of labels 0-3), in visit order.
@@ -198,8 +199,14 @@ def _image_names(visits: list[Visit]) -> list[str]:
 
 
 def vasi_region(body_region: str) -> str:
-    """The store's body region (``upper_limbs``) as :mod:`repigment.clinical.vasi` names it (``upper-limbs``)."""
-    return body_region.replace("_", "-")
+    """A body region in its one spelling (the store now keeps it so; ``upper_limbs`` -> ``upper-limbs``).
+
+    Examples
+    --------
+    >>> vasi_region("upper_limbs"), vasi_region("face")
+    ('upper-limbs', 'face')
+    """
+    return BodyRegion.parse(body_region).value
 
 
 def patient_hand_unit(patient: Patient) -> HandUnit | None:
@@ -238,7 +245,7 @@ def request_for_patch(
         labels_png=labels,
         visit_labels=visit_labels,
         working_size=working_size,
-        body_region=vasi_region(patch.body_region),
+        body_region=patch.body_region,
         hand_unit=patient_hand_unit(store.patient(patch.patient_id)),
     )
 

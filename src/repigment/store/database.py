@@ -26,8 +26,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import InvalidParameterError
+from ..vocabulary import DEFAULT_MARKER_MM, BodyRegion, EventKind
 from .blobs import _DERIVED_EXTENSIONS, _PreparedPhoto, _display_name, _prepare_photo, content_path
-from .common import BODY_REGIONS, DEFAULT_REGIMEN, EVENT_KINDS, StoreError, _utcnow
+from .common import DEFAULT_REGIMEN, StoreError, _utcnow
 from .records import (
     NewPhoto,
     NewVisit,
@@ -276,7 +277,7 @@ class Store:
         notes: str = "",
         treatment_start: _dt.date | None = None,
         regimen: str = DEFAULT_REGIMEN,
-        marker_mm: float = 20.0,
+        marker_mm: float = DEFAULT_MARKER_MM,
     ) -> Patch:
         """Add a patch (with its treatment) to a patient.
 
@@ -288,7 +289,7 @@ class Store:
             If the patient is missing or already has a patch with this label.
         """
         label = _check_label(label)
-        _check_region(body_region)
+        body_region = _check_region(body_region)
         _check_marker(marker_mm)
         try:
             with self._sessions.begin() as session:
@@ -413,8 +414,7 @@ class Store:
     # -- treatment events -------------------------------------------------
 
     def add_event(self, patch_id: int, date: _dt.date, kind: str, description: str = "") -> TreatmentEvent:
-        if kind not in EVENT_KINDS:
-            raise InvalidParameterError(f"event kind must be one of {', '.join(EVENT_KINDS)}, got {kind!r}")
+        kind = EventKind.parse(kind).value
         if not isinstance(date, _dt.date):
             raise InvalidParameterError("an event needs a date")
         with self._sessions.begin() as session:
@@ -672,9 +672,8 @@ def _check_label(label: str) -> str:
 
 
 def _check_region(region: str) -> str:
-    if region not in BODY_REGIONS:
-        raise InvalidParameterError(f"body region must be one of {', '.join(BODY_REGIONS)}, got {region!r}")
-    return region
+    # Either spelling in ("upper_limbs" from older callers), one out: the VASI spelling.
+    return BodyRegion.parse(region).value
 
 
 def _check_marker(marker_mm: float) -> float:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import ForeignKey, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from ..vocabulary import DEFAULT_MARKER_MM
 from .common import DEFAULT_REGIMEN, StoreError, _utcnow
 
 
@@ -54,7 +55,7 @@ class PatchRow(Base):
     label: Mapped[str] = mapped_column(sa.String(80))
     body_region: Mapped[str] = mapped_column(sa.String(20))
     notes: Mapped[str] = mapped_column(sa.Text, default="")
-    marker_mm: Mapped[float] = mapped_column(sa.Float, default=20.0)
+    marker_mm: Mapped[float] = mapped_column(sa.Float, default=DEFAULT_MARKER_MM)
     roi: Mapped[list[float] | None] = mapped_column(sa.JSON, nullable=True)
     labels_png: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
     labels_photo_sha256: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
@@ -399,10 +400,17 @@ def _migration_5_photo_labels(conn: sa.Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE photos ADD COLUMN labels_png {kind}"))
 
 
+def _migration_6_region_spelling(conn: sa.Connection) -> None:
+    """Patches' body regions in the one spelling results.json and the CLI use: ``upper-limbs``, not ``upper_limbs``."""
+    update = sa.text("UPDATE patches SET body_region = :new WHERE body_region = :old")
+    for old, new in (("upper_limbs", "upper-limbs"), ("lower_limbs", "lower-limbs")):
+        conn.execute(update, {"old": old, "new": new})
+
+
 #: Schema steps in order; step ``n`` (1-based) brings the schema to version ``n``.
 MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (
     _migration_1_initial, _migration_2_hand_unit, _migration_3_patch_labels, _migration_4_accounts,
-    _migration_5_photo_labels)
+    _migration_5_photo_labels, _migration_6_region_spelling)
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

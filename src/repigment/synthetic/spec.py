@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from repigment.errors import InvalidParameterError
+from repigment.vocabulary import DEFAULT_MARKER_MM, Course
 
 from .skin import FITZPATRICK_TYPES
 
-COURSES = ("perifollicular", "marginal", "combined", "stable", "spreading", "diffuse")
+#: The courses a synthetic patch can take (the values of :class:`repigment.vocabulary.Course`).
+COURSES: tuple[str, ...] = tuple(course.value for course in Course)
 
 _FIELD_DIAG_MM = 165.0  # diagonal of the photo at the nominal pose, for a 20 mm marker
 _MIN_MARKER_PX = 46.0  # smallest nominal marker side that cv2.aruco reliably detects
@@ -126,7 +128,7 @@ class SeriesSpec:
     treatment_start: datetime.date = datetime.date(2026, 1, 5)
     image_size: tuple[int, int] = (1200, 900)
     marker: bool = True
-    marker_mm: float = 20.0
+    marker_mm: float = DEFAULT_MARKER_MM
     clutter: bool = False
     final_residual: float = 0.3
     camera_variation: float = 1.0
@@ -149,8 +151,8 @@ class SeriesSpec:
                 f"skin_type must be one of {', '.join(FITZPATRICK_TYPES)} (Fitzpatrick type "
                 f"as a Roman numeral), got {self.skin_type!r}"
             )
-        if self.course not in COURSES:
-            raise bad(f"course must be one of {', '.join(COURSES)}, got {self.course!r}")
+        # One spelling kept; anything else raises "course must be one of ...".
+        object.__setattr__(self, "course", Course.parse(self.course).value)
         try:
             weeks = tuple(self.weeks)
         except TypeError:

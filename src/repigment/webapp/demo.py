@@ -14,8 +14,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import RepigmentError
-from ..store import BODY_REGIONS, NewPhoto, NewVisit, Patch, Patient, Store, StoreError
+from ..errors import InvalidParameterError, RepigmentError
+from ..store import NewPhoto, NewVisit, Patch, Patient, Store, StoreError
+from ..vocabulary import DEFAULT_MARKER_MM, BodyRegion
 
 __all__ = ["DEMO_CODE", "ensure_demo", "import_series", "sample_series_dirs"]
 
@@ -75,7 +76,10 @@ def import_series(
             start = parse_iso_date(truth["treatment_start"], what="treatment start")
         except RepigmentError:
             start = None
-    region = truth.get("body_region") if truth.get("body_region") in BODY_REGIONS else "upper_limbs"
+    try:
+        region = BodyRegion.parse(truth.get("body_region"))
+    except InvalidParameterError:
+        region = BodyRegion.UPPER_LIMBS
     notes = "Synthetic sample photos bundled with repigment"
     if spec:
         notes += f" (Fitzpatrick type {spec.get('skin_type', '?')}, {spec.get('course', '?')} course)"
@@ -83,7 +87,7 @@ def import_series(
     if patch is None:
         patch = store.create_patch(
             patient_id, label, region, notes=notes + ".", treatment_start=start,
-            marker_mm=float(spec.get("marker_mm", 20.0)),
+            marker_mm=float(spec.get("marker_mm", DEFAULT_MARKER_MM)),
         )
     photos = discover_series(folder)
     by_date: dict[_dt.date, list[NewPhoto]] = {}

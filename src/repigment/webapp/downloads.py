@@ -13,11 +13,10 @@ from pathlib import Path
 from ..errors import RepigmentError
 from ..store import Patch, Patient, Store
 from ..store.analyses import PatchAnalysis, link_or_copy, link_photos
+from ..vocabulary import DEFAULT_MARKER_MM
 from .course_data import patient_vasi
 
 __all__ = ["marker_sheet", "marker_sheet_name", "report_name", "report_pdf_bytes"]
-
-DEFAULT_MARKER_MM = 20.0
 
 
 def marker_sheet_name(marker_mm: float | None = None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..clinical.vasi import HandUnit
 from ..errors import InvalidParameterError
 from ..store import Patient, Store
+from ..vocabulary import DEFAULT_MARKER_MM
 
 __all__ = ["describe", "enter_and_save", "estimate_and_save", "measure_and_save", "save"]
 
@@ -40,7 +41,9 @@ def estimate_and_save(store: Store, patient: Patient, height_cm: float | None, w
     return save(store, patient, hand_unit_from_height_weight(float(height_cm), float(weight_kg)))
 
 
-def measure_and_save(store: Store, patient: Patient, photo: bytes, *, marker_mm: float = 20.0) -> tuple[str, ...]:
+def measure_and_save(
+    store: Store, patient: Patient, photo: bytes, *, marker_mm: float = DEFAULT_MARKER_MM
+) -> tuple[str, ...]:
     """Measure the hand unit on a palm photo with the scale marker; returns the measurement's notes.
 
     Raises

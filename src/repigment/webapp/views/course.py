@@ -12,7 +12,6 @@ import pandas as pd
 import streamlit as st
 
 from repigment.clinical.summary import TOTAL_IN_REVIEW_NOTE, TOTAL_IN_REVIEW_NOTE_PATIENT, total_milestone_words
-from repigment.store import BODY_REGIONS
 from repigment.store.analyses import PatchAnalysis
 from repigment.webapp import charts, common, course_data
 from repigment.webapp.shell import page
@@ -47,7 +46,7 @@ def _header(ctx: common.Context) -> None:
         return
     st.title(f"{patch.label}")
     start = patch.treatment_start.isoformat() if patch.treatment_start else "the baseline photo's date"
-    st.caption(f"Patient **{ctx.patient.code}** · {BODY_REGIONS[patch.body_region]} · {patch.regimen}; "
+    st.caption(f"Patient **{ctx.patient.code}** · {patch.region_label} · {patch.regimen}; "
                f"week 0 = {start}" + (f"  \n{patch.notes}" if patch.notes else ""))
 
 

@@ -10,8 +10,12 @@ import datetime as _dt
 import pandas as pd
 import streamlit as st
 
-from repigment.store import BODY_REGIONS, DEFAULT_REGIMEN, EVENT_KINDS, accounts
+from repigment.store import DEFAULT_REGIMEN, accounts
+from repigment.vocabulary import DEFAULT_MARKER_MM, BodyRegion, EventKind
 from repigment.webapp import common, downloads, hand_units
+
+_REGIONS = [region.value for region in BodyRegion]
+_EVENT_KINDS = [kind.value for kind in EventKind]
 
 
 def render() -> None:
@@ -57,6 +61,11 @@ def _region_label(ctx: common.Context) -> str:
     return "Part of the body" if ctx.patient_mode else "Body region (VASI)"
 
 
+def _region_name(region: str) -> str:
+    # Either spelling ("upper_limbs" as older databases kept it) shows as the same option.
+    return BodyRegion.parse(region).label
+
+
 def _new_patient(ctx: common.Context) -> None:
     st.subheader("New patient" if not ctx.patient_mode else "Set up")
     with st.form("new_patient", clear_on_submit=True, border=True):
@@ -79,14 +88,15 @@ def _new_patch(ctx: common.Context) -> None:
         label = columns[0].text_input("Where is the patch?", placeholder="e.g. back of left hand", max_chars=80,
                                       key="new_patch_label")
         # No default: a wrong body region silently changes the VASI weights and the week-24 level.
-        region = columns[1].selectbox(_region_label(ctx), list(BODY_REGIONS), format_func=BODY_REGIONS.get,
+        region = columns[1].selectbox(_region_label(ctx), _REGIONS, format_func=_region_name,
                                       index=None, placeholder="Choose…", key="new_patch_region")
         columns = st.columns(3)
         start = columns[0].date_input("Treatment start", value=None, format="YYYY-MM-DD",
                                       help="Week 0 of the chart. Leave empty to count from the first photo.")
         regimen = columns[1].text_input("Treatment", value=DEFAULT_REGIMEN, max_chars=200)
-        marker = columns[2].number_input("Scale marker side (mm)", min_value=1.0, max_value=500.0, value=20.0,
-                                         step=1.0, help="Printed side of the ArUco marker, black edge to black edge.")
+        marker = columns[2].number_input("Scale marker side (mm)", min_value=1.0, max_value=500.0,
+                                         value=DEFAULT_MARKER_MM, step=1.0,
+                                         help="Printed side of the ArUco marker, black edge to black edge.")
         notes = st.text_area("Notes (optional)")
         if st.form_submit_button("Create patch", type="primary"):
             if region is None:
@@ -109,9 +119,9 @@ def _edit_patch(ctx: common.Context) -> None:
     with st.form(f"edit_patch_{patch.id}", border=True):
         columns = st.columns(2)
         label = columns[0].text_input("Where is the patch?", value=patch.label, max_chars=80)
-        regions = list(BODY_REGIONS)
-        region = columns[1].selectbox(_region_label(ctx), regions, index=regions.index(patch.body_region),
-                                      format_func=BODY_REGIONS.get)
+        region = columns[1].selectbox(_region_label(ctx), _REGIONS,
+                                      index=_REGIONS.index(BodyRegion.parse(patch.body_region)),
+                                      format_func=_region_name)
         columns = st.columns(3)
         start = columns[0].date_input("Treatment start", value=patch.treatment_start, format="YYYY-MM-DD",
                                       help="Week 0 of the chart. Empty: the first photo's date.")
@@ -141,7 +151,7 @@ def _hand_unit(ctx: common.Context) -> None:
 
 def _hand_unit_form(ctx: common.Context) -> None:
     patient = ctx.patient
-    marker_mm = ctx.patch.marker_mm if ctx.patch is not None else downloads.DEFAULT_MARKER_MM
+    marker_mm = ctx.patch.marker_mm if ctx.patch is not None else DEFAULT_MARKER_MM
     if ctx.patient_mode:
         st.subheader("Size of your hand")
         st.caption("Your doctor's score (VASI) counts the white area in hand-sized units: your palm with your "
@@ -201,7 +211,7 @@ def _events(ctx: common.Context) -> None:
     with st.form(f"new_event_{patch.id}", clear_on_submit=True, border=False):
         columns = st.columns([1, 1, 2])
         date = columns[0].date_input("Date", value=_dt.date.today(), format="YYYY-MM-DD")
-        kind = columns[1].selectbox("Event", list(EVENT_KINDS), format_func=EVENT_KINDS.get)
+        kind = columns[1].selectbox("Event", _EVENT_KINDS, format_func=lambda k: EventKind.parse(k).label)
         description = columns[2].text_input("Details", placeholder="e.g. NB-UVB twice weekly")
         if st.form_submit_button("Add event"):
             ctx.store.add_event(patch.id, date, kind, description)
