@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import analyze_to
 
-from repigment import analyze_series
 from repigment._version import __version__
 from repigment.series import results
 from repigment.series.results import (
@@ -50,7 +50,7 @@ FAILED_ERROR = "the photo could not be aligned with the baseline: retake it"
 def analysed(small_series, tmp_path_factory):
     """The three-visit series analysed, with its output folder."""
     out = tmp_path_factory.mktemp("results_out")
-    result = analyze_series(small_series, out, working_size=FAST)
+    result = analyze_to(small_series, out, working_size=FAST)
     assert all(visit.ok for visit in result.visits), [visit.error for visit in result.visits]
     return result, out
 
@@ -253,6 +253,16 @@ def test_csv_text_quotes_commas_quotes_and_line_breaks():
         ["two\nlines.jpg", "", ""],
         ["plain.jpg", "x", "0"],
     ]
+
+
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\").jpg", "+1.jpg", "-1.jpg", "@SUM(A1).jpg",
+                                  "\tx.jpg", "\rx.jpg"])
+def test_csv_text_keeps_a_spreadsheet_from_running_a_cell_as_a_formula(name):
+    """A photo's name is the user's: a spreadsheet opening results.csv must show it, not run it."""
+    text = csv_text(("image", "pct", "area"), [{"image": name, "pct": -12.5, "area": 3}])
+    (row,) = list(csv.DictReader(io.StringIO(text, newline="")))
+    # A carriage return would split the row (the csv module leaves it unquoted): it is a line feed.
+    assert row == {"image": "'" + name.replace("\r", "\n"), "pct": "-12.5", "area": "3"}  # numbers as they are
 
 
 # -- writing -------------------------------------------------------------------------

@@ -453,13 +453,37 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
 
 
 def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
-    """CSV with a header row, ``\\n`` line ends, and missing or ``None`` values empty."""
+    """CSV with a header row, ``\\n`` line ends, and missing or ``None`` values empty.
+
+    A text cell that a spreadsheet would run as a formula (it starts with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: a photo named
+    ``=HYPERLINK(...).jpg``) is written with a leading apostrophe, which
+    spreadsheets show as text. Numbers, negative ones too, are written as
+    they are. A carriage return in text becomes a line feed: with ``\\n``
+    line ends the csv module would leave it unquoted, splitting the row.
+
+    Examples
+    --------
+    >>> print(csv_text(["image", "pct"], [{"image": "=1+1.jpg", "pct": -2.5}]), end="")
+    image,pct
+    '=1+1.jpg,-2.5
+    """
     buffer = _io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+        writer.writerow({k: _spreadsheet_safe(row.get(k)) for k in columns})
     return buffer.getvalue()
+
+
+def _spreadsheet_safe(value: Any) -> Any:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def results_csv_text(result) -> str:
