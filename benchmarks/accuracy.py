@@ -102,6 +102,7 @@ def run_series(spec, workdir: str) -> list[VisitOutcome]:
 
     from repigment import analyze_series
     from repigment.errors import RepigmentError
+    from repigment.series.results import MaskWriter, write_results
     from repigment.synthetic import generate_series, write_series
 
     name = f"s{spec.seed}_{spec.skin_type}_{spec.course}"
@@ -111,7 +112,8 @@ def run_series(spec, workdir: str) -> list[VisitOutcome]:
     out_dir = Path(workdir) / f"{name}_out"
     outcomes = []
     try:
-        result = analyze_series(series_dir, out_dir)
+        result = analyze_series(series_dir, mask_writer=MaskWriter(out_dir))
+        write_results(result, out_dir)
     except RepigmentError as exc:
         for t in truth["visits"]:
             outcomes.append(VisitOutcome(name, spec.skin_type, spec.course, t["image"], t["week"], t["wrong_place"],

@@ -56,8 +56,10 @@ def _peak_rss_kb():
 """
 
 _ANALYZE_CHILD = _CHILD_PREAMBLE + """from repigment.series.pipeline import analyze_series
+from repigment.series.results import MaskWriter, write_results
 started, cpu_started = time.perf_counter(), time.process_time()
-result = analyze_series(sys.argv[1], sys.argv[2])
+result = analyze_series(sys.argv[1], mask_writer=MaskWriter(sys.argv[2]))
+write_results(result, sys.argv[2])
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 failed = [v.image for v in result.visits if not v.ok]
 print(json.dumps({"seconds": seconds, "cpu": cpu, "maxrss_kb": _peak_rss_kb(), "failed": failed}))
@@ -250,11 +252,15 @@ def profile_series(folder: Path, work: Path, path: str) -> None:
     import pstats
 
     from repigment.series.pipeline import analyze_series
+    from repigment.series.results import MaskWriter, write_results
 
-    analyze_series(folder, work / "warm-up")  # imports and first-call costs out of the profile
+    def analyse(out: Path) -> None:
+        write_results(analyze_series(folder, mask_writer=MaskWriter(out)), out)
+
+    analyse(work / "warm-up")  # imports and first-call costs out of the profile
     profiler = cProfile.Profile()
     profiler.enable()
-    analyze_series(folder, work / "profiled")
+    analyse(work / "profiled")
     profiler.disable()
     profiler.dump_stats(path)
     stats = pstats.Stats(profiler, stream=sys.stderr)

@@ -213,3 +213,17 @@ def db_url(request) -> str | None:
     if request.param == "sqlite":
         return None
     return new_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+def analyze_to(series_dir, out_dir, **options):
+    """:func:`repigment.analyze_series` with its files written as the CLI writes them.
+
+    The full-resolution masks while the series runs, then ``results.json`` and
+    ``results.csv`` into ``out_dir``; returns the result.
+    """
+    from repigment import analyze_series
+    from repigment.series.results import MaskWriter, write_results
+
+    result = analyze_series(series_dir, mask_writer=MaskWriter(out_dir), **options)
+    write_results(result, out_dir)
+    return result

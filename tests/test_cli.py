@@ -7,10 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_cli
 
 from repigment.synthetic import SeriesSpec, generate_series, write_series
-
-from conftest import assert_one_line_error, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_images" / "series_a"

@@ -21,7 +21,7 @@ from typing import Callable
 import cv2
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, png_declaring, run_cli
+from conftest import analyze_to, assert_one_line_error, png_declaring, run_cli
 from PIL import Image
 
 from repigment import errors
@@ -557,7 +557,7 @@ def test_analyze_series_library(built, name, tmp_path):
 
     def run():
         limits = Limits.from_env(case.env)
-        return analyze_series(folder, tmp_path / "out", treatment_start=case.treatment_start, limits=limits,
+        return analyze_to(folder, tmp_path / "out", treatment_start=case.treatment_start, limits=limits,
                               working_size=FAST)
 
     if case.error is not None:

@@ -18,10 +18,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import analyze_to
 from PIL import Image
 
 from repigment import io as rio
-from repigment.series.pipeline import analyze_series
 from repigment.synthetic import SeriesSpec, generate_series, write_series
 
 GUARD = '''
@@ -120,7 +120,7 @@ def test_the_guard_catches_outbound_connections(guard):
 
 
 def test_analyze_series_makes_no_network_connection(guard, series, tmp_path):
-    result = analyze_series(series, tmp_path / "out", working_size=256)
+    result = analyze_to(series, tmp_path / "out", working_size=256)
     assert all(v.error is None for v in result.visits)
     assert guard == []
 

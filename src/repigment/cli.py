@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from .errors import RepigmentError
+from .vocabulary import DEFAULT_MARKER_MM, BodyRegion
 
 app = typer.Typer(
     name="repigment",
@@ -69,10 +70,10 @@ def analyze(
     treatment_start: Optional[str] = typer.Option(
         None, "--treatment-start", help="Treatment start date, YYYY-MM-DD (default: the baseline date)."
     ),
-    marker_mm: float = typer.Option(20.0, "--marker-mm", help="Printed side of the ArUco scale marker, mm."),
+    marker_mm: float = typer.Option(DEFAULT_MARKER_MM, "--marker-mm", help="Printed side of the ArUco scale marker, mm."),
     roi: Optional[str] = typer.Option(None, "--roi", help="Region of interest x,y,w,h in baseline-photo pixels."),
     body_region: Optional[str] = typer.Option(
-        None, "--region", help="Body region of the patch: face, hands, upper-limbs, trunk, lower-limbs or feet."
+        None, "--region", help=f"Body region of the patch: {BodyRegion.choices()}."
     ),
     hand_unit_cm2: Optional[float] = typer.Option(None, "--hand-unit-cm2", help="The patient's hand unit, cm²."),
     height_cm: Optional[float] = typer.Option(None, "--height-cm", help="Height, cm (with --weight-kg: hand unit)."),
@@ -105,6 +106,7 @@ def analyze(
         from .io import LabelsByImage, read_labels
         from .limits import Limits
         from .series.pipeline import analyze_series
+        from .series.results import MaskWriter, write_results
 
         limits = Limits.from_env()
         file_limits = {"max_pixels": limits.max_pixels, "max_file_bytes": limits.max_file_bytes}
@@ -135,18 +137,13 @@ def analyze(
             def progress(done: int, total: int, name: str) -> None:
                 bar.update(task, completed=done, total=total, description=f"Analysed {name}")
 
-            summaries = []
-
-            def clinical_block(series_result):
-                summaries.append(clinical_summary(series_result, body_region=body_region, hand_unit=hand_unit))
-                return summaries[0]
-
             result = analyze_series(
-                series_dir, out, treatment_start=treatment_start, marker_mm=marker_mm, roi=region, labels=strokes,
+                series_dir, treatment_start=treatment_start, marker_mm=marker_mm, roi=region, labels=strokes,
                 visit_labels=visit_strokes, progress=progress, limits=limits, keep_images=True,
-                clinical=clinical_block,
+                mask_writer=MaskWriter(out),
             )
-        clinical = summaries[0]
+        clinical = clinical_summary(result, body_region=body_region, hand_unit=hand_unit)
+        write_results(result, out, clinical=clinical)
         if not quiet:
             _print_table(result)
             for record in [clinical.get("latest"), *clinical["checkpoints"].values()]:
@@ -210,7 +207,7 @@ def _print_table(result) -> None:
 def segment(
     image: Path = typer.Argument(..., help="The photo."),
     out: Path = typer.Option(..., "--out", help="Mask PNG to write (0/255, the upright photo's size)."),
-    marker_mm: float = typer.Option(20.0, "--marker-mm", help="Printed side of the ArUco scale marker, mm."),
+    marker_mm: float = typer.Option(DEFAULT_MARKER_MM, "--marker-mm", help="Printed side of the ArUco scale marker, mm."),
     roi: Optional[str] = typer.Option(None, "--roi", help="Region of interest x,y,w,h in photo pixels."),
     labels: Optional[Path] = typer.Option(
         None, "--labels",
@@ -299,7 +296,7 @@ def batch(
 @app.command()
 def marker(
     out: Path = typer.Option(..., "--out", help="PDF to write."),
-    mm: float = typer.Option(20.0, "--mm", help="Printed side of each marker, mm (10-100)."),
+    mm: float = typer.Option(DEFAULT_MARKER_MM, "--mm", help="Printed side of each marker, mm (10-100)."),
     paper: str = typer.Option("A4", "--paper", help="A4 or letter."),
 ) -> None:
     """Write a printable PDF sheet of ArUco scale markers, with a 50 mm check line."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import cli_env, run_cli
+from conftest import analyze_to, cli_env, run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -174,11 +174,10 @@ def test_run_writes_each_series_like_analyze_and_a_long_summary(photos, pool_run
 
 
 def test_series_output_equals_analyze_on_the_same_photos(photos, pool_run, tmp_path):
-    from repigment.series.pipeline import analyze_series
 
     root, _ = photos
     result, out, _ = pool_run
-    analyze_series(root / "P-001", tmp_path)
+    analyze_to(root / "P-001", tmp_path)
     assert (out / result.series[0].folder / "results.csv").read_bytes() == (tmp_path / "results.csv").read_bytes()
 
 

@@ -5,7 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import analyze_to, assert_one_line_error, run_cli
 from test_segmentation import _dice, _finish, _paint, _patch_mask, _photo
 
 from repigment.core.segmentation import depigmented_mask, resize_labels, validate_labels
@@ -231,13 +231,11 @@ def test_cli_bad_labels_file_is_a_one_line_error(tmp_path, make, fragment):
 
 
 def test_analyze_carries_baseline_strokes_to_every_visit(small_series, tmp_path):
-    import repigment
-
     truth = json.loads((small_series / "truth.json").read_text())
     baseline_truth = cv2.imread(str(small_series / truth["visits"][0]["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 127
     strokes = _strokes(baseline_truth)
     strokes[-12:-4, 10:60] = 3  # a "not skin" stroke along the bottom edge, carried to every visit
-    result = repigment.analyze_series(small_series, tmp_path / "out", labels=strokes)
+    result = analyze_to(small_series, tmp_path / "out", labels=strokes)
     assert result.segmentation_model == "strokes" and result.labels_used
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert document["method"]["baseline_model"] == "strokes" and document["method"]["labels"] is True
@@ -305,7 +303,7 @@ def test_strokes_on_a_later_visit_judge_that_visit_alone(small_series, tmp_path)
     visit = truth["visits"][1]
     own = cv2.imread(str(small_series / visit["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 127
     plain = repigment.analyze_series(small_series)
-    result = repigment.analyze_series(small_series, tmp_path / "out", visit_labels={visit["image"]: _own_strokes(own)})
+    result = analyze_to(small_series, tmp_path / "out", visit_labels={visit["image"]: _own_strokes(own)})
     judged = result.visits[1]
     assert judged.ok, judged.error
     assert judged.own_strokes and any("strokes on this photo" in note for note in judged.notes)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from repigment.synthetic import SeriesSpec, generate_series, write_series
 from repigment.series import intake as checks
+from repigment.synthetic import SeriesSpec, generate_series, write_series
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import analyze_to
 
 from repigment import analyze_series, segment_image
 from repigment.core.color import linear_to_srgb, srgb_to_linear
@@ -38,7 +39,7 @@ def combined_series(tmp_path_factory):
 def combined_result(combined_series, tmp_path_factory):
     directory, _ = combined_series
     out = tmp_path_factory.mktemp("combined_out")
-    return analyze_series(directory, out), out
+    return analyze_to(directory, out), out
 
 
 def test_repigmentation_matches_truth(combined_series, combined_result):
@@ -388,7 +389,7 @@ def test_a_patch_over_a_third_of_the_frame_and_cut_by_its_edge_is_scored(tmp_pat
     baseline_truth = cv2.imread(str(directory / truth["visits"][0]["truth_mask_photo"]), cv2.IMREAD_GRAYSCALE) > 0
     assert baseline_truth.mean() > 0.35
     assert np.concatenate([baseline_truth[0], baseline_truth[-1], baseline_truth[:, 0], baseline_truth[:, -1]]).any()
-    result = analyze_series(directory, tmp_path_factory.mktemp("large_out"))
+    result = analyze_to(directory, tmp_path_factory.mktemp("large_out"))
     assert all(visit.ok for visit in result.visits)
     assert all(abs(visit.score.repigmentation_pct) <= 1.5 for visit in result.visits)  # stable: truth 0 %
 
@@ -461,7 +462,7 @@ def test_a_series_baseline_keeps_the_border_its_threshold_describes(combined_ser
 
     monkeypatch.setattr(photos, "depigmented_mask", spy)
     directory, truth = combined_series
-    analyze_series(directory, tmp_path / "out")
+    analyze_to(directory, tmp_path / "out")
     baseline_calls = [kwargs for kwargs in calls if kwargs.get("threshold") is None and kwargs.get("labels") is None]
     assert len(baseline_calls) == 1 and baseline_calls[0]["learn_own_classes"] is False
     calls.clear()
@@ -479,7 +480,7 @@ def test_the_baseline_finds_a_large_patch_on_dark_skin_that_the_frame_cuts(tmp_p
     expected = cv2.imread(str(directory / truth["visits"][0]["truth_mask_baseline"]), cv2.IMREAD_GRAYSCALE) > 0
     assert np.concatenate([expected[0], expected[-1], expected[:, 0], expected[:, -1]]).any()  # cut by the frame
     out = tmp_path_factory.mktemp("cut_out")
-    result = analyze_series(directory, out)
+    result = analyze_to(directory, out)
     measured = cv2.imread(str(out / result.visits[0].mask_path), cv2.IMREAD_GRAYSCALE) > 0
     assert _dice(measured, expected) > 0.95
 

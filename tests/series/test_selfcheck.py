@@ -9,8 +9,8 @@ import re
 import cv2
 import numpy as np
 import pytest
+from conftest import analyze_to
 
-from repigment import analyze_series
 from repigment.core.color import linear_to_srgb, srgb_to_linear
 from repigment.series.selfcheck import (
     evidence_residual_fraction,
@@ -99,7 +99,7 @@ def washed_out_series(tmp_path_factory):
     truth = json.loads((folder / "truth.json").read_text())
     _washed_out(folder / truth["visits"][1]["image"])
     out = folder.parent / "out"
-    return analyze_series(folder, out), out
+    return analyze_to(folder, out), out
 
 
 def test_no_visit_is_far_off_without_a_flag_and_its_range_covers_the_truth(washed_out_series):
@@ -142,7 +142,7 @@ def missed_patch_series(tmp_path_factory):
     patch.setattr(photos, "depigmented_mask", empty_at_visits)
     try:
         out = folder.parent / "out"
-        return analyze_series(folder, out), out
+        return analyze_to(folder, out), out
     finally:
         patch.undo()
 
@@ -186,7 +186,7 @@ def dark_visit_series(tmp_path_factory):
     linear = srgb_to_linear(cv2.imread(str(path))[..., ::-1].copy())
     cv2.imwrite(str(path), linear_to_srgb(linear * np.float32(0.354))[..., ::-1].copy(),
                 [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return analyze_series(folder, folder.parent / "out")
+    return analyze_to(folder, folder.parent / "out")
 
 
 def test_a_visit_under_a_light_far_from_the_baseline_needs_review_with_a_wider_range(dark_visit_series):
@@ -209,7 +209,7 @@ def overexposed_visit_series(tmp_path_factory):
                       light_casts=0.25)
     write_series(generate_series(spec), folder)
     assert json.loads((folder / "truth.json").read_text())["visits"][3]["light"] == "+1.5 EV"
-    return analyze_series(folder, folder.parent / "out")
+    return analyze_to(folder, folder.parent / "out")
 
 
 def test_a_patch_overexposed_to_white_stays_depigmented_through_the_colour_match(overexposed_visit_series):
@@ -233,7 +233,7 @@ def warm_light_series(tmp_path_factory):
     linear = srgb_to_linear(cv2.imread(str(path))[..., ::-1].copy())
     warm = linear_to_srgb(np.clip(linear * np.array([1.4, 1.0, 0.7], np.float32), 0, 1))
     cv2.imwrite(str(path), warm[..., ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return analyze_series(folder, folder.parent / "out"), warm
+    return analyze_to(folder, folder.parent / "out"), warm
 
 
 def test_a_patch_whose_red_clips_under_a_warm_light_stays_skin_through_the_colour_match(warm_light_series):
@@ -296,7 +296,7 @@ def test_a_baseline_that_shows_a_quarter_of_the_patch_puts_every_visit_in_review
     normal = np.median(photo[~cv2.dilate(patch.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)], axis=0)
     photo[hidden] = normal.astype(np.uint8)
     cv2.imwrite(str(baseline), photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    result = analyze_series(folder, tmp_path / "out")
+    result = analyze_to(folder, tmp_path / "out")
     followups = [visit for visit in result.visits[1:] if visit.ok]
     assert followups and all(visit.score.repigmentation_pct < -200 for visit in followups)
     assert all(any("times the baseline's" in reason for reason in visit.review_reasons) for visit in followups)
@@ -391,7 +391,7 @@ def glare_at_baseline(tmp_path_factory):
     folder = tmp_path_factory.mktemp("glare") / "series"
     spec = SeriesSpec(seed=106, skin_type="III", course="stable", image_size=(640, 480), weeks=(0, 4, 8))
     write_series(generate_series(spec), folder)
-    return folder, analyze_series(folder, folder.parent / "out")
+    return folder, analyze_to(folder, folder.parent / "out")
 
 
 def test_glare_spots_at_baseline_that_later_visits_do_not_show_leave_the_footprint(glare_at_baseline):
@@ -413,7 +413,7 @@ def test_weeks_after_treatment_start_the_baseline_footprint_is_kept(glare_at_bas
     folder, _ = glare_at_baseline
     truth = json.loads((folder / "truth.json").read_text())
     baseline_date = datetime.date.fromisoformat(truth["visits"][0]["date"])
-    result = analyze_series(folder, tmp_path / "out", treatment_start=baseline_date - datetime.timedelta(weeks=20))
+    result = analyze_to(folder, tmp_path / "out", treatment_start=baseline_date - datetime.timedelta(weeks=20))
     assert [round(v.weeks_since_start) for v in result.visits] == [20, 24, 28]
     assert not any("light spot" in note for visit in result.visits for note in visit.notes)
 
@@ -423,7 +423,7 @@ def test_without_visits_in_the_first_weeks_the_baseline_footprint_is_kept(tmp_pa
     folder = tmp_path / "series"
     spec = SeriesSpec(seed=106, skin_type="III", course="stable", image_size=(640, 480), weeks=(0, 24))
     write_series(generate_series(spec), folder)
-    result = analyze_series(folder, tmp_path / "out")
+    result = analyze_to(folder, tmp_path / "out")
     assert not any("light spot" in note for visit in result.visits for note in visit.notes)
     truth = json.loads((folder / "truth.json").read_text())
     expected = cv2.imread(str(folder / truth["visits"][0]["truth_mask_baseline"]), cv2.IMREAD_GRAYSCALE) > 0

@@ -103,6 +103,7 @@ def analyze_photos(
     keep_images: bool = False,
     limits: Limits | None = None,
     prefetch: bool = True,
+    series_dir: str | None = None,
 ) -> SeriesResult:
     """Score visit photos against the earliest one.
 
@@ -159,6 +160,8 @@ def analyze_photos(
         resolution for JPEGs, which are decoded straight to it, briefly at full
         size for other formats. Turn off where every process should use one
         core (batch workers with a core each do).
+    series_dir : str, optional
+        The folder the photos came from, kept in the result.
 
     Returns
     -------
@@ -265,6 +268,7 @@ def analyze_photos(
         segmentation_confidence=base_seg.confidence,
         segmentation_reason=base_seg.reason,
         labels_used=labels is not None,
+        series_dir=series_dir,
     )
 
 
@@ -731,7 +735,6 @@ def _check_course(visits: list[VisitResult], weeks: list[float], improvement: li
 
 def analyze_series(
     series_dir: str | Path,
-    out_dir: str | Path | None = None,
     *,
     treatment_start: _dt.date | str | None = None,
     marker_mm: float = DEFAULT_MARKER_MM,
@@ -742,18 +745,22 @@ def analyze_series(
     progress: Callable[[int, int, str], None] | None = None,
     keep_images: bool = False,
     limits: Limits | None = None,
-    clinical: Callable[[SeriesResult], dict] | None = None,
+    mask_writer: Callable[[VisitResult, np.ndarray], str] | None = None,
 ) -> SeriesResult:
     """Score every visit of a series folder against its baseline photo.
+
+    Nothing is written here: the caller writes what it wants, such as
+    :func:`repigment.series.results.write_results` for ``results.json`` and
+    ``results.csv`` (with the clinical block it computed from the result),
+    and passes a ``mask_writer`` such as
+    :class:`repigment.series.results.MaskWriter` for the full-resolution masks,
+    which are written as each visit is scored and never kept.
 
     Parameters
     ----------
     series_dir : str or Path
         Folder with the photos and optionally ``visits.csv`` (columns
         ``date,image``). Without it dates come from EXIF, then file names.
-    out_dir : str or Path, optional
-        When given, ``results.json``, ``results.csv`` and ``masks/<stem>.png``
-        are written there (see :mod:`repigment.series.results`).
     treatment_start : datetime.date or str, optional
         Start of treatment (ISO date string accepted); default the baseline date.
     marker_mm : float, optional
@@ -777,11 +784,9 @@ def analyze_series(
         Keep registered visit images for display (see :func:`analyze_photos`).
     limits : Limits, optional
         Processing limits (see :class:`repigment.limits.Limits`).
-    clinical : callable, optional
-        ``clinical(result) -> dict``, for example a
-        :func:`repigment.clinical.summary.clinical_summary` with the patch's region
-        and hand unit; its block is written into ``results.json`` (with
-        ``out_dir``), which is then written once, complete.
+    mask_writer : callable, optional
+        ``mask_writer(visit, full_resolution_mask) -> relative_path`` (see
+        :func:`analyze_photos`).
 
     Returns
     -------
@@ -796,29 +801,23 @@ def analyze_series(
         is not a later visit of the series.
     """
     from .discovery import parse_iso_date
-    from .results import MaskWriter, write_results
 
     if isinstance(treatment_start, str):
         treatment_start = parse_iso_date(treatment_start, what="treatment start")
-    photos = discover_series(series_dir)
-    writer = MaskWriter(Path(out_dir)) if out_dir is not None else None
-    result = analyze_photos(
-        photos,
+    return analyze_photos(
+        discover_series(series_dir),
         treatment_start=treatment_start,
         marker_mm=marker_mm,
         roi=roi,
         labels=labels,
         visit_labels=visit_labels,
         working_size=working_size,
-        mask_writer=writer,
+        mask_writer=mask_writer,
         progress=progress,
         keep_images=keep_images,
         limits=limits,
+        series_dir=str(series_dir),
     )
-    result.series_dir = str(series_dir)
-    if out_dir is not None:
-        write_results(result, Path(out_dir), clinical=None if clinical is None else clinical(result))
-    return result
 
 
 @dataclass(frozen=True)
