@@ -115,6 +115,8 @@ def _score_series(job: _SeriesJob) -> _SeriesOutcome:
     out_dir = Path(job.out_dir)
     tmp = out_dir / job.tmp_name
     photos = [VisitPhoto(path=v.path, date=v.date, date_source="given") for v in series.visits]
+    # As analyze records it: the folder in which the visits' file names are found.
+    folders = {v.path.parent for v in series.visits}
     try:
         # Left by an earlier attempt of this very job whose worker died (the name is unique to the job).
         shutil.rmtree(tmp, ignore_errors=True)
@@ -127,13 +129,10 @@ def _score_series(job: _SeriesJob) -> _SeriesOutcome:
                 working_size=job.record["options"]["working_size"],
                 mask_writer=MaskWriter(tmp),
                 prefetch=job.threads > 1,  # see _configure_worker
+                series_dir=str(next(iter(folders))) if len(folders) == 1 else None,
             )
         except RepigmentError as exc:  # the baseline is unusable: nothing to measure against
             return _SeriesOutcome(series.folder, "failed", _first_line(exc))
-        folders = {v.path.parent for v in series.visits}
-        if len(folders) == 1 and hasattr(result, "series_dir"):
-            # As analyze records it: the folder in which the visits' file names are found.
-            result.series_dir = str(folders.pop())
         write_results(result, tmp)
         del result
         digest = hashlib.sha256((tmp / "results.json").read_bytes()).hexdigest()

@@ -212,9 +212,12 @@ class VisitResult:
         return self.error is None and self.score is not None
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeriesResult:
     """Result of :func:`repigment.series.pipeline.analyze_series`.
+
+    Built once, when every visit has been scored and checked, and not changed
+    afterwards (frozen).
 
     Attributes
     ----------
@@ -359,7 +362,6 @@ def _visit_dict(visit) -> dict[str, Any]:
 
 def measurements(result) -> list[Measurement]:
     """Every figure of a series result as a measurement record."""
-
     records: list[Measurement] = []
     for visit in result.visits:
         score = visit.score if visit.ok else None
