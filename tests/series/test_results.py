@@ -170,6 +170,20 @@ def test_measurements_round_trip_through_results_json(result, document):
     assert [Measurement(**saved) for saved in document["measurements"]] == measurements(result)
 
 
+def test_each_measured_figure_carries_the_range_its_visit_reports(result, document):
+    ranged = {("depigmented_area", "px"): "depigmented_area_px", ("depigmented_area", "cm2"): "depigmented_area_cm2",
+              ("repigmentation", "percent"): "repigmentation_pct"}
+    for visit, saved in zip(result.visits, document["visits"]):
+        for record in (r for r in measurements(result) if r.image == visit.image):
+            key = ranged.get((record.variable, record.unit))
+            if key is None:
+                assert record.interval is None, record
+            else:
+                assert record.interval == tuple(saved["intervals"][key]), (visit.image, key)
+                low, high = record.interval
+                assert low <= record.value <= high
+
+
 def test_measurement_values_are_the_visit_figures_in_their_units(result, document):
     for visit, saved in zip(result.visits, document["visits"]):
         values = {(r.variable, r.unit): r.value for r in measurements(result) if r.image == visit.image}

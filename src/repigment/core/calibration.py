@@ -17,11 +17,15 @@ from .arrays import as_rgb
 
 __all__ = [
     "DEFAULT_MARKER_MM",
+    "MARKER_METHOD",
     "MarkerDetection",
     "detect_marker",
     "marker_exclusion_mask",
     "plane_area_mm2",
 ]
+
+#: The method id saved with each area this module's marker put in cm² (its first saved name).
+MARKER_METHOD = "repigment.calibration.detect_marker"
 
 # A DICT_4X4 marker is 4x4 data cells inside a one-cell black border.
 _CELLS = 6

@@ -15,6 +15,10 @@ import numpy as np
 from ..errors import InvalidParameterError
 
 __all__ = [
+    "SCORE_METHOD",
+    "REPIGMENTATION_METHOD",
+    "VASI_LEVEL_METHOD",
+    "WEEKS_METHOD",
     "VASI_LEVELS",
     "VisitScore",
     "Milestones",
@@ -25,6 +29,13 @@ __all__ = [
     "score_visit",
     "find_milestones",
 ]
+
+#: The method ids saved with each figure these functions measure (the names of the methods, kept
+#: as first saved so records stay comparable; see :class:`repigment.series.results.Measurement`).
+SCORE_METHOD = "repigment.scoring.score_visit"
+REPIGMENTATION_METHOD = "repigment.scoring.repigmentation_pct"
+VASI_LEVEL_METHOD = "repigment.scoring.vasi_residual_level"
+WEEKS_METHOD = "repigment.scoring.weeks_since"
 
 #: Residual depigmentation levels of the VASI (Hamzavi et al. 2004), percent.
 VASI_LEVELS = (0, 10, 25, 50, 75, 90, 100)

@@ -25,8 +25,16 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..core.calibration import MARKER_METHOD
 from ..core.registration import REGISTRATION_METHOD, Registration
-from ..core.scoring import Milestones, VisitScore
+from ..core.scoring import (
+    REPIGMENTATION_METHOD,
+    SCORE_METHOD,
+    VASI_LEVEL_METHOD,
+    WEEKS_METHOD,
+    Milestones,
+    VisitScore,
+)
 from ..core.segmentation import SEGMENTATION_METHOD
 from ..errors import ImageLoadError, InvalidParameterError, ProcessingTimeLimitError
 from ..io import atomic_write_bytes, encode_png
@@ -43,6 +51,7 @@ __all__ = [
     "atomic_write_bytes",
     "result_to_dict",
     "measurements",
+    "visit_measurements",
     "write_results",
     "csv_text",
     "results_csv_text",
@@ -294,7 +303,10 @@ class Measurement:
     unit : str
         ``px``, ``cm2``, ``percent``, ``weeks`` or ``1``.
     method : str
-        Fully qualified function (and method version) that produced it.
+        The id of the method that produced it (the stage's ``*_METHOD``
+        constant, with the segmentation model it scored).
+    interval : tuple of (float, float) or None
+        Its plausible range (``VisitResult.intervals``), where it has one.
     """
 
     image: str
@@ -302,6 +314,16 @@ class Measurement:
     value: float | int | None
     unit: str
     method: str
+    interval: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if self.interval is not None:  # read back from JSON as a list
+            object.__setattr__(self, "interval", tuple(self.interval))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON holds it (its interval a list)."""
+        return {"image": self.image, "variable": self.variable, "value": self.value, "unit": self.unit,
+                "method": self.method, "interval": None if self.interval is None else list(self.interval)}
 
 
 class MaskWriter:
@@ -361,31 +383,44 @@ def _visit_dict(visit) -> dict[str, Any]:
 
 
 def measurements(result) -> list[Measurement]:
-    """Every figure of a series result as a measurement record."""
-    records: list[Measurement] = []
-    for visit in result.visits:
-        score = visit.score if visit.ok else None
-        reg = visit.registration
-        # A visit judged by strokes on its own photo was segmented by the model learned from them.
-        model = SEGMENTATION_METHOD + ("+own-strokes" if visit.own_strokes else "")
-        area_method = f"repigment.scoring.score_visit<{model}>"
-        records += [
-            Measurement(visit.image, "weeks_since_start", visit.weeks_since_start, "weeks",
-                        "repigment.scoring.weeks_since"),
-            Measurement(visit.image, "registration_score", None if reg is None else _round(reg.score, 4), "1",
-                        REGISTRATION_METHOD),
-            Measurement(visit.image, "depigmented_area", score.area_px if score else None, "px", area_method),
-            Measurement(visit.image, "depigmented_area", _round(score.area_cm2, 4) if score else None, "cm2",
-                        area_method + "+repigment.calibration.detect_marker"),
-            Measurement(visit.image, "repigmentation", _round(score.repigmentation_pct, 3) if score else None,
-                        "percent", "repigment.scoring.repigmentation_pct"),
-            Measurement(visit.image, "vasi_residual_depigmentation",
-                        score.vasi_residual_depigmentation if score else None, "percent",
-                        "repigment.scoring.vasi_residual_level"),
-            Measurement(visit.image, "new_depigmentation", score.new_depigmentation_px if score else None, "px",
-                        "repigment.scoring.score_visit"),
-        ]
-    return records
+    """Every figure of a series result as a measurement record, with its range where it has one."""
+    return [record for visit in result.visits for record in visit_measurements(visit)]
+
+
+def visit_measurements(visit: VisitResult) -> list[Measurement]:
+    """A visit's figures as measurement records: value, unit, the id of the method and the range.
+
+    A visit without figures still has its records, with no value, so every
+    visit has the same rows.
+    """
+    score = visit.score if visit.ok else None
+    reg = visit.registration
+
+    def interval(key: str) -> tuple[float, float] | None:
+        # Rounded as the visit's "intervals" block of results.json rounds them.
+        if score is None or key not in visit.intervals:
+            return None
+        low, high = visit.intervals[key]
+        return _round(low, 3), _round(high, 3)
+
+    # A visit judged by strokes on its own photo was segmented by the model learned from them.
+    model = SEGMENTATION_METHOD + ("+own-strokes" if visit.own_strokes else "")
+    area_method = f"{SCORE_METHOD}<{model}>"
+    return [
+        Measurement(visit.image, "weeks_since_start", visit.weeks_since_start, "weeks", WEEKS_METHOD),
+        Measurement(visit.image, "registration_score", None if reg is None else _round(reg.score, 4), "1",
+                    REGISTRATION_METHOD),
+        Measurement(visit.image, "depigmented_area", score.area_px if score else None, "px", area_method,
+                    interval("depigmented_area_px")),
+        Measurement(visit.image, "depigmented_area", _round(score.area_cm2, 4) if score else None, "cm2",
+                    f"{area_method}+{MARKER_METHOD}", interval("depigmented_area_cm2")),
+        Measurement(visit.image, "repigmentation", _round(score.repigmentation_pct, 3) if score else None,
+                    "percent", REPIGMENTATION_METHOD, interval("repigmentation_pct")),
+        Measurement(visit.image, "vasi_residual_depigmentation",
+                    score.vasi_residual_depigmentation if score else None, "percent", VASI_LEVEL_METHOD),
+        Measurement(visit.image, "new_depigmentation", score.new_depigmentation_px if score else None, "px",
+                    SCORE_METHOD),
+    ]
 
 
 def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
@@ -447,7 +482,7 @@ def result_to_dict(result, *, clinical: dict | None = None) -> dict[str, Any]:
             "vasi90_week": result.milestones.vasi90_week,
         },
         "visits": [_visit_dict(v) for v in result.visits],
-        "measurements": [m.__dict__ for m in measurements(result)],
+        "measurements": [m.to_dict() for m in measurements(result)],
     }
     if clinical is not None:
         document["clinical"] = clinical
