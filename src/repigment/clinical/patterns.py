@@ -413,11 +413,12 @@ def remaining_contrast(
     """
     import cv2
 
+    from ..core.arrays import as_rgb
     from ..core.segmentation import MELANIN_WEIGHTS, optical_density, skin_mask
 
     base, visit = _check_masks(footprint, visit_mask)
-    rgb = np.asarray(rgb)
-    if rgb.shape[:2] != base.shape or rgb.ndim != 3 or rgb.dtype != np.uint8:
+    rgb = as_rgb(rgb)
+    if rgb.shape[:2] != base.shape:
         raise InvalidParameterError(f"rgb must be a uint8 (H, W, 3) image of the masks' size {base.shape}")
     density = optical_density(rgb) @ MELANIN_WEIGHTS
     if ring is None:

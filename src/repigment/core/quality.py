@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .arrays import as_rgb
 from .calibration import MarkerDetection
 
 __all__ = ["QualityIssue", "PhotoQuality", "assess_photo", "FramingDifference", "framing_difference"]
@@ -108,9 +109,7 @@ def assess_photo(
     """
     import cv2
 
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    rgb = as_rgb(rgb)
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     region = np.ones(grey.shape, bool) if skin is None or not skin.any() else skin
     sharpness = _sharpness(grey)

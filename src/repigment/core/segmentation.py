@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import InvalidParameterError
+from .arrays import as_rgb
 from .color import rgb_to_lab, srgb_to_linear
 
 # Skin detection (.skin), the colour-contrast and strokes models (.guided) and
@@ -77,8 +78,8 @@ from .regions import (
     validate_labels,
 )
 from .skin import (
-    CLIPPED_SRGB,
     _REDNESS_SHARE,
+    CLIPPED_SRGB,
     _clipped_share,
     _frame_cut_patches,  # noqa: F401  (re-exported)
     _skin_from_lab,
@@ -583,9 +584,7 @@ def depigmented_mask(
     >>> abs(result.area_px - 80 * 100) <= 8, result.method
     (True, 'od-field')
     """
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got shape {rgb.shape} dtype {rgb.dtype}")
+    rgb = as_rgb(rgb)
     if extra_skin is not None and np.shape(extra_skin) != rgb.shape[:2]:
         raise InvalidParameterError(
             f"extra_skin must be a mask of shape {rgb.shape[:2]}, got {np.shape(extra_skin)}")
