@@ -19,6 +19,10 @@ __all__ = ["QualityIssue", "PhotoQuality", "assess_photo", "FramingDifference", 
 
 # Thresholds, checked on the synthetic series (see tests/core/test_quality.py).
 _MIN_SHARPNESS = 0.02
+#: The longest side _MIN_SHARPNESS holds at. A reduced photo reads sharper (its
+#: blur spans fewer pixels), so the threshold scales with this over the photo's
+#: longest side: the upload check judges a photo alike at 900 px and at 1024 px.
+_SHARPNESS_REFERENCE_SIDE = 1024
 _MAX_CLIPPED_HIGH = 0.03
 _MAX_CLIPPED_LOW = 0.20
 _MIN_MEDIAN_BRIGHTNESS = 50
@@ -95,8 +99,9 @@ def assess_photo(
     Parameters
     ----------
     rgb : ndarray of uint8, shape (H, W, 3)
-        The photo at working resolution (about 1000 px on the long side; the
-        sharpness scale depends on resolution).
+        The photo at working resolution (about 1000 px on the long side). Its
+        sharpness depends on resolution; the blur threshold follows the photo's
+        size (see ``_SHARPNESS_REFERENCE_SIDE``).
     marker : MarkerDetection, optional
         The scale marker found in it, if any.
     skin : ndarray of bool, shape (H, W), optional
@@ -121,7 +126,7 @@ def assess_photo(
     glare = float(highlight.mean() / max(region.mean(), 1e-6))
 
     issues: list[QualityIssue] = []
-    if sharpness < _MIN_SHARPNESS:
+    if sharpness < _MIN_SHARPNESS * _SHARPNESS_REFERENCE_SIDE / max(grey.shape):
         issues.append(QualityIssue("blurred", "The photo is blurred: hold the phone still, tap the patch to focus, "
                                               "and keep 20-30 cm away."))
     if clipped_high > _MAX_CLIPPED_HIGH or median > _MAX_MEDIAN_BRIGHTNESS:
