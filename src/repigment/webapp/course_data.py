@@ -77,6 +77,18 @@ def plain_reason(reason: str | None, code: str | None = None, coverage: float | 
     return text[:1].upper() + text[1:]
 
 
+def plain_visit_reason(entry: dict[str, Any]) -> str:
+    """Why a visit of the results document has no figure, in plain words for patients (see :func:`plain_reason`).
+
+    Examples
+    --------
+    >>> plain_visit_reason({"error": "the photo shows only 80% of the baseline patch; frame the whole patch as at "
+    ...                     "baseline", "error_code": "out_of_frame", "footprint_coverage": 0.8})
+    'The photo shows only 80% of the patch in your first photo. Take it again with the whole patch in view.'
+    """
+    return plain_reason(entry.get("error"), entry.get("error_code"), entry.get("footprint_coverage"))
+
+
 def visit_status(entry: dict[str, Any]) -> tuple[bool, str]:
     """``(measured, short status)`` of a visit of the results document."""
     if entry.get("repigmentation_pct") is not None and not entry.get("error"):
@@ -270,8 +282,7 @@ def visits_table(
                 "White area (cm²)": entry["depigmented_area_cm2"] if measured else None,
                 "Result": ("✗ Could not be measured" if not measured else
                            "⚠ Measured, to be checked by your clinician" if entry.get("needs_review") else "✓ Measured"),
-                "What to do": (plain_reason(entry["error"], entry.get("error_code"), entry.get("footprint_coverage"))
-                               if entry.get("error") else
+                "What to do": (plain_visit_reason(entry) if entry.get("error") else
                                "Your clinician will look at this photo before its figure counts."
                                if entry.get("needs_review") else check),
             })

@@ -235,7 +235,7 @@ def _failures(ctx: common.Context, document: dict[str, Any]) -> None:
     if not failed:
         return
     if ctx.patient_mode:
-        lines = [f"- {e['date']}: {course_data.plain_reason(e.get('error'))}" for e in failed]
+        lines = [f"- {e['date']}: {course_data.plain_visit_reason(e)}" for e in failed]
         head = (f"**{len(failed)} photo{'s' if len(failed) > 1 else ''} could not be compared** with your first "
                 "photo (✕ on the chart):")
     else:

@@ -72,8 +72,8 @@ def _review(ctx: common.Context, result: PatchAnalysis) -> None:
     mask = _image(ctx, files.mask_sha256, ".png", mask=True) if files else None
     if not measured:
         reason = entry.get("error") or status
-        st.warning((f"**{status}:** {reason}") if not ctx.patient_mode else course_data.plain_reason(reason),
-                   icon=":material/warning:")
+        plain = course_data.plain_visit_reason(entry) or course_data.plain_reason(status)
+        st.warning((f"**{status}:** {reason}") if not ctx.patient_mode else plain, icon=":material/warning:")
     elif not ctx.patient_mode:
         if entry.get("own_strokes"):
             st.caption("This visit is judged by the strokes drawn on its own photo (Strokes tab), not by the "
