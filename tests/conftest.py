@@ -219,7 +219,8 @@ def analyze_to(series_dir, out_dir, **options):
     """:func:`repigment.analyze_series` with its files written as the CLI writes them.
 
     The full-resolution masks while the series runs, then ``results.json`` and
-    ``results.csv`` into ``out_dir``; returns the result.
+    ``results.csv`` into ``out_dir`` (without the CLI's clinical block); returns
+    the result.
     """
     from repigment import analyze_series
     from repigment.series.results import MaskWriter, write_results

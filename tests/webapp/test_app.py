@@ -379,7 +379,7 @@ def test_a_palm_photo_without_a_marker_gets_one_line(app_env):
 
     photo, _ = synthetic_hand_photo(5)
     image = np.array(Image.open(io.BytesIO(photo)))
-    image[int(190 * 4):, int(165 * 4):] = 25  # cover the marker with background (as in test_handunit)
+    image[int(190 * 4):, int(165 * 4):] = 25  # cover the marker with background (as in test_hand_units)
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     at = open_app("patients")

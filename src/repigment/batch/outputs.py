@@ -225,7 +225,6 @@ class BatchResult:
         return not self.failures
 
 
-
 def _csv_bytes(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
     from ..series.results import csv_text
 

@@ -45,7 +45,6 @@ from .runners import (
     _sigterm_interrupts,
 )
 
-
 # ---------------------------------------------------------------------------------------------
 # The run
 
@@ -75,7 +74,6 @@ def _check_options(workers: int | None, scheduler: str | None) -> int:
                 "workers applies to local workers only; an existing Dask cluster runs on the workers it has"
             )
     return workers if workers is not None else _default_workers()
-
 
 
 def score_manifest(

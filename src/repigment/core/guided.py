@@ -21,7 +21,6 @@ from .color import rgb_to_lab
 from .regions import LABEL_DEPIGMENTED, LABEL_NORMAL_SKIN, LABEL_NOT_SKIN, LABEL_UNLABELLED, _dilate_coarsely
 from .skin import _broad_skin, _keeps_redness, lab_whiteness
 
-
 # Full depigmentation must stand this many standard deviations of normal skin
 # above it to count as a distinct depigmented class.
 _MIN_CONTRAST_SIGMAS = 3.0

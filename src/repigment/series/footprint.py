@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # footprint is settled on the visits of these first weeks.
 _EARLY_WEEKS = 8.0
 
+
 def _full_resolution_mask(
     working_mask: np.ndarray, homography_work: np.ndarray | None, work_shape: tuple[int, int],
     baseline_size: tuple[int, int],

@@ -97,6 +97,7 @@ class PreparedPhoto:
             usable &= ~marker_exclusion_mask((height, width), self.marker, margin=0.5)
         return usable
 
+
 @dataclass(frozen=True)
 class CalibratedPhoto:
     """A photo loaded at working resolution, its scale marker found and its colour normalised.

@@ -8,7 +8,9 @@ with the series.
 A visit that cannot be scored (unreadable, not aligned, patch out of frame) is
 reported with its reason and the series goes on. Each visit keeps only its
 small working-resolution mask in memory (and, on request, its registered
-working image); full-resolution masks are written out and dropped.
+working image); full-resolution masks go to the caller's mask writer and are
+dropped. Nothing is written here: callers write the results (see
+:mod:`repigment.series.results`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from ..core.calibration import DEFAULT_MARKER_MM, MarkerDetection, plane_area_mm2
 from ..core.registration import (
-    REGISTRATION_METHOD,  # noqa: F401  (re-exported)
+    REGISTRATION_METHOD,
     ImageFeatures,
     Registration,
     compose_scaling,
@@ -55,6 +57,7 @@ from .visit import _check_against_evidence, _register_visit, _surrounding_skin
 
 __all__ = [
     "DEFAULT_WORKING_SIZE",
+    "REGISTRATION_METHOD",
     "SEGMENTATION_METHOD",
     "PreparedPhoto",
     "VisitResult",
@@ -484,6 +487,7 @@ def _register(
             visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None, residual_px=0.0)
             staged.segmentation, staged.h_work = ctx.base.segmentation, np.eye(3)
             staged.scale, staged.coverage = ctx.base.scale, 1.0
+            visit.footprint_coverage = 1.0
             if ctx.keep_images:
                 visit.registered_rgb = ctx.base.rgb
         else:

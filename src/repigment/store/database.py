@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import InvalidParameterError
 from ..vocabulary import DEFAULT_MARKER_MM, BodyRegion, EventKind
-from .blobs import _DERIVED_EXTENSIONS, _PreparedPhoto, _display_name, _prepare_photo, content_path
+from .blobs import _DERIVED_EXTENSIONS, _display_name, _prepare_photo, _PreparedPhoto, content_path
 from .common import DEFAULT_REGIMEN, StoreError, _utcnow
 from .records import (
     NewPhoto,

@@ -21,7 +21,6 @@ from .blobs import content_path
 from .common import BODY_REGIONS, DEFAULT_REGIMEN, EVENT_KINDS
 from .schema import AnalysisRow, PatchRow, PatientRow, PhotoRow, TreatmentEventRow, VisitRow
 
-
 # ---------------------------------------------------------------------------
 # Records handed out by the store
 

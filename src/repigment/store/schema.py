@@ -21,7 +21,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from ..vocabulary import DEFAULT_MARKER_MM
 from .common import DEFAULT_REGIMEN, StoreError, _utcnow
 
-
 # ---------------------------------------------------------------------------
 # Schema: ORM models (the current shape) ...
 

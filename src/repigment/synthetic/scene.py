@@ -18,13 +18,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .fields import _Field, _apply_h, _intersect, _smoothstep, _translation
+from .fields import _apply_h, _Field, _intersect, _smoothstep, _translation
 from .skin import (
-    FITZPATRICK_TYPES,
     _BASE_REFLECTANCE,
     _EUMELANIN,
     _HAEMOGLOBIN,
     _MELANIN_BY_TYPE,
+    FITZPATRICK_TYPES,
     _srgb_to_linear,
     _type_absorbance,
 )
