@@ -19,6 +19,7 @@ import pytest
 from conftest import analyze_to
 
 from repigment._version import __version__
+from repigment.errors import SeriesError
 from repigment.series import results
 from repigment.series.results import (
     CSV_COLUMNS,
@@ -355,3 +356,52 @@ def test_masks_written_by_the_run_hold_each_visits_area(analysed):
         mask = cv2.imread(str(out / visit.mask_path), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (height, width)
         assert int((mask > 0).sum()) == visit.score.area_px
+
+
+# -- reading results.json back --------------------------------------------------------
+
+
+def test_results_json_reads_back_as_the_result_that_wrote_it(analysed):
+    result, out = analysed
+    saved = results.read_results(out)
+    assert saved.path == out / "results.json"
+    assert saved == results.read_results(out / "results.json")
+    assert (saved.treatment_start, saved.baseline, saved.baseline_size) == (
+        result.treatment_start, result.baseline, result.baseline_size)
+    assert saved.mm_per_px == pytest.approx(result.mm_per_px, rel=1e-5)
+    assert saved.milestones == result.milestones
+    assert saved.repigment_version == __version__ and saved.clinical is None
+    assert [v.image for v in saved.visits] == [v.image for v in result.visits]
+    for visit, back in zip(result.visits, saved.visits):
+        assert back.date == visit.date and back.weeks_since_start == visit.weeks_since_start
+        assert back.measured and back.registered and back.error is None and back.error_code is None
+        assert back.depigmented_area_px == visit.score.area_px
+        assert back.repigmentation_pct == pytest.approx(visit.score.repigmentation_pct, abs=1e-3)
+        low, high = visit.intervals["repigmentation_pct"]
+        assert back.repigmentation_interval == pytest.approx((low, high), abs=1e-3)
+        assert back.needs_review == visit.needs_review and back.notes == tuple(visit.notes)
+
+
+def test_a_failed_visit_reads_back_with_its_code(result, tmp_path):
+    failed = dataclasses.replace(result.visits[1], score=None)
+    failed.fail(results.VisitErrorCode.NOT_ALIGNED, FAILED_ERROR)
+    results.write_results(dataclasses.replace(result, visits=[result.visits[0], failed, *result.visits[2:]]),
+                          tmp_path)
+    back = results.read_results(tmp_path).visits[1]
+    assert not back.measured and back.repigmentation_pct is None
+    assert back.error == FAILED_ERROR and back.error_code is results.VisitErrorCode.NOT_ALIGNED
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "has no results.json"),
+    ("{not json", "not readable JSON"),
+    ('{"visits": []}', "not a repigment results file"),
+    ('{"schema_version": 99, "visits": [{}], "baseline": {}}', "schema version 99"),
+    ('{"schema_version": 1, "visits": [{}], "baseline": {}}', "is damaged"),
+])
+def test_an_unusable_results_file_is_a_one_line_series_error(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "results.json").write_text(content, encoding="utf-8")
+    with pytest.raises(SeriesError, match=message) as info:
+        results.read_results(tmp_path)
+    assert "\n" not in str(info.value)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
-import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +38,8 @@ import numpy as np
 from .._version import __version__
 from ..clinical.summary import TOTAL_IN_REVIEW_NOTE as _REVIEW_NOTE
 from ..clinical.summary import total_milestone_words
-from ..errors import InvalidParameterError, RepigmentError, SeriesError
-from ..series.results import SCHEMA_VERSION
+from ..errors import InvalidParameterError, RepigmentError
+from ..series.results import read_results
 
 __all__ = ["ReportEvent", "load_results", "report_pdf", "write_report"]
 
@@ -104,26 +103,10 @@ def _parse_events(events: Iterable) -> list[ReportEvent]:
 
 
 def load_results(out_dir: str | Path) -> dict:
-    """Read and check ``results.json`` of an analysis folder.
-
-    Raises
-    ------
-    SeriesError
-        If the folder has no readable ``results.json`` with visits.
-    """
-    path = Path(out_dir) / "results.json"
-    if not path.is_file():
-        raise SeriesError(f"{out_dir} has no results.json; run `repigment analyze SERIES --out {out_dir}` first")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SeriesError(f"{path} is not readable JSON ({exc}); rerun `repigment analyze`") from None
-    if not isinstance(document, dict) or not document.get("visits") or "baseline" not in document:
-        raise SeriesError(f"{path} is not a repigment results file; rerun `repigment analyze`")
-    if document.get("schema_version") != SCHEMA_VERSION:
-        raise SeriesError(
-            f"{path} has schema version {document.get('schema_version')!r}; this version reads {SCHEMA_VERSION}")
-    return document
+    """The checked ``results.json`` document of an analysis folder (see
+    :func:`repigment.series.results.read_results`, which raises ``SeriesError``
+    with a one-line message when there is none)."""
+    return read_results(out_dir).document
 
 
 # --- drawing helpers -------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from ..core.scoring import (
     VisitScore,
 )
 from ..core.segmentation import SEGMENTATION_METHOD
-from ..errors import ImageLoadError, InvalidParameterError, ProcessingTimeLimitError
+from ..errors import ImageLoadError, InvalidParameterError, ProcessingTimeLimitError, SeriesError
 from ..io import atomic_write_bytes, encode_png
 from .intervals import DECISION_RANGE, DECISION_RANGE_WORDS
 
@@ -55,6 +55,9 @@ __all__ = [
     "write_results",
     "csv_text",
     "results_csv_text",
+    "SavedVisit",
+    "SavedResults",
+    "read_results",
 ]
 
 #: Version of the results.json layout; bump on any incompatible change.
@@ -554,3 +557,163 @@ def write_results(result, out_dir: str | os.PathLike, *, clinical: dict | None =
     document = json.dumps(result_to_dict(result, clinical=clinical), indent=2, allow_nan=False)
     atomic_write_bytes(out / "results.json", document.encode("utf-8"))
     return out / "results.json"
+
+
+# --- reading results.json back ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedVisit:
+    """One visit of a ``results.json``, read back (see :func:`read_results`).
+
+    The figures are those of :class:`VisitResult`, as saved: ``None`` where
+    the visit has none (see ``error`` and ``error_code``).
+    """
+
+    image: str
+    date: _dt.date
+    weeks_since_start: float
+    registered: bool
+    depigmented_area_px: int | None
+    depigmented_area_cm2: float | None
+    repigmentation_pct: float | None
+    repigmentation_interval: tuple[float, float] | None
+    vasi_residual_depigmentation: int | None
+    mask: str | None
+    error: str | None
+    error_code: VisitErrorCode | None
+    needs_review: bool
+    review_reasons: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def measured(self) -> bool:
+        """Whether the visit has a figure."""
+        return self.error is None and self.repigmentation_pct is not None
+
+
+@dataclass(frozen=True)
+class SavedResults:
+    """A ``results.json`` read back and checked: typed figures, and the document itself.
+
+    Attributes
+    ----------
+    path : Path or None
+        The file read (None when read from a document in memory, such as the
+        app's store).
+    repigment_version, created_utc : str
+        Which version wrote it, and when (UTC).
+    treatment_start : datetime.date
+    baseline : str
+        The baseline photo's file name.
+    baseline_size : tuple of int
+        ``(width, height)`` of the baseline photo, the frame of every mask.
+    mm_per_px : float or None
+        Scale from the marker; None without one.
+    milestones : Milestones
+    visits : tuple of SavedVisit
+        In date order; the first is the baseline.
+    clinical : dict or None
+        The clinical block, when the writer added one.
+    document : dict
+        The whole document, for what the types above do not cover.
+    """
+
+    path: Path | None
+    repigment_version: str
+    created_utc: str
+    treatment_start: _dt.date
+    baseline: str
+    baseline_size: tuple[int, int]
+    mm_per_px: float | None
+    milestones: Milestones
+    visits: tuple[SavedVisit, ...]
+    clinical: dict[str, Any] | None = field(default=None, repr=False)
+    document: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def read_results(source: str | os.PathLike | dict[str, Any]) -> SavedResults:
+    """Read and check a ``results.json``: an analysis folder, the file itself, or its document.
+
+    Parameters
+    ----------
+    source : path or dict
+        An output folder holding ``results.json``, the file, or an already
+        parsed document (the app keeps them in its store).
+
+    Returns
+    -------
+    SavedResults
+
+    Raises
+    ------
+    SeriesError
+        With a one-line message when there is no readable results file of this
+        schema version.
+
+    Examples
+    --------
+    >>> read_results({"schema_version": 0, "visits": [{}], "baseline": {}})
+    Traceback (most recent call last):
+    ...
+    repigment.errors.SeriesError: results.json has schema version 0; this version reads 1
+    """
+    path = None
+    if isinstance(source, dict):
+        document, name = source, "results.json"
+    else:
+        path = Path(source)
+        if path.is_dir():
+            path = path / "results.json"
+        name = str(path)
+        if not path.is_file():
+            folder = path.parent
+            raise SeriesError(f"{folder} has no results.json; run `repigment analyze SERIES --out {folder}` first")
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SeriesError(f"{path} is not readable JSON ({exc}); rerun `repigment analyze`") from None
+    if not isinstance(document, dict) or not document.get("visits") or "baseline" not in document:
+        raise SeriesError(f"{name} is not a repigment results file; rerun `repigment analyze`")
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise SeriesError(
+            f"{name} has schema version {document.get('schema_version')!r}; this version reads {SCHEMA_VERSION}")
+    try:
+        baseline, milestones = document["baseline"], document["milestones"]
+        return SavedResults(
+            path=path,
+            repigment_version=str(document["repigment_version"]),
+            created_utc=str(document.get("created_utc") or ""),
+            treatment_start=_dt.date.fromisoformat(document["treatment_start"]),
+            baseline=str(baseline["image"]),
+            baseline_size=(int(baseline["width"]), int(baseline["height"])),
+            mm_per_px=(document.get("scale") or {}).get("mm_per_px"),
+            milestones=Milestones(milestones["vasi50_week"], milestones["vasi75_week"], milestones["vasi90_week"]),
+            visits=tuple(_saved_visit(entry) for entry in document["visits"]),
+            clinical=document.get("clinical"),
+            document=document,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SeriesError(f"{name} is damaged ({type(exc).__name__}: {exc}); rerun `repigment analyze`") from None
+
+
+def _saved_visit(entry: dict[str, Any]) -> SavedVisit:
+    interval = (entry.get("intervals") or {}).get("repigmentation_pct")
+    code = entry.get("error_code")
+    return SavedVisit(
+        image=str(entry["image"]),
+        date=_dt.date.fromisoformat(entry["date"]),
+        weeks_since_start=float(entry["weeks_since_start"]),
+        registered=bool((entry.get("registration") or {}).get("ok", False)),
+        depigmented_area_px=entry.get("depigmented_area_px"),
+        depigmented_area_cm2=entry.get("depigmented_area_cm2"),
+        repigmentation_pct=entry.get("repigmentation_pct"),
+        repigmentation_interval=None if interval is None else (float(interval[0]), float(interval[1])),
+        vasi_residual_depigmentation=entry.get("vasi_residual_depigmentation"),
+        mask=entry.get("mask"),
+        error=entry.get("error"),
+        error_code=None if code is None else VisitErrorCode(code),
+        needs_review=bool(entry.get("needs_review", False)),
+        review_reasons=tuple(entry.get("review_reasons") or ()),
+        notes=tuple(entry.get("notes") or ()),
+    )
