@@ -124,7 +124,7 @@ def test_results_json_holds_every_figure_of_every_visit(result, document):
         assert saved["mask"] == visit.mask_path
         assert saved["error"] is None
         assert saved["needs_review"] is visit.needs_review
-        assert saved["review_reasons"] == visit.review_reasons
+        assert saved["review_reasons"] == list(visit.review_reasons)  # JSON keeps the tuple as a list
         for key, (low, high) in visit.intervals.items():
             assert saved["intervals"][key] == pytest.approx([low, high], abs=5e-4)
 
@@ -405,3 +405,16 @@ def test_an_unusable_results_file_is_a_one_line_series_error(tmp_path, content, 
     with pytest.raises(SeriesError, match=message) as info:
         results.read_results(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_a_series_result_is_final_once_the_series_is_done(result):
+    """Nothing after the series may change a figure it reported."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.threshold = 0.0
+    for visit in result.visits:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            visit.score = None
+        assert isinstance(visit.notes, tuple) and isinstance(visit.review_reasons, tuple)
+    copy = dataclasses.replace(result.visits[1], error="retake it")  # a copy is a new, open result
+    copy.error_code = results.VisitErrorCode.NOT_ALIGNED
+    assert copy.error_code == "not_aligned" and result.visits[1].error is None

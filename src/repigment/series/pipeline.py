@@ -249,6 +249,8 @@ def analyze_photos(
                 waiting.clear()
 
     _review_course(visits, weeks_list, improvement, implausible)
+    for visit in visits:
+        visit._finish()
     base_seg = ctx.base.segmentation
     # Milestones count only figures no evidence contradicts.
     reviewed = [None if visit.needs_review else value for visit, value in zip(visits, improvement)]

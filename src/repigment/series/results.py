@@ -17,7 +17,7 @@ import io as _io
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,11 @@ class VisitErrorCode(StrEnum):
 class VisitResult:
     """The scores of one visit photo.
 
+    The series fills it in stage by stage (registration, mask, score,
+    checks); once the series is done it is final: its lists become tuples and
+    setting a field raises ``dataclasses.FrozenInstanceError``. A copy made
+    with ``dataclasses.replace`` is a new, open result.
+
     Attributes
     ----------
     image : str
@@ -129,7 +134,7 @@ class VisitResult:
         Why the visit has no figures, in one line for people.
     error_code : VisitErrorCode or None
         The same for programs; set with ``error`` (see :meth:`fail`).
-    notes : list of str
+    notes : list of str, a tuple once final
         Remarks that do not prevent scoring.
     mask_baseline : ndarray of bool or None
         The visit's depigmented mask in the baseline's *working* frame (for
@@ -153,7 +158,7 @@ class VisitResult:
         Share of the baseline patch still depigmented judged by the footprint's
         contrast with the skin around it alone, without the mask
         (:func:`repigment.series.selfcheck.evidence_residual_fraction`).
-    review_reasons : list of str
+    review_reasons : list of str, a tuple once final
         Why this visit's figure is contradicted by evidence its mask did not
         use (see :mod:`repigment.series.selfcheck`); empty when it is not. A visit
         with reasons *needs review*: its range covers what the evidence
@@ -195,6 +200,17 @@ class VisitResult:
     error_code: VisitErrorCode | None = None
     footprint_coverage: float | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_final", False):
+            raise FrozenInstanceError(f"cannot set {name!r}: the visit's result is final once its series is done")
+        super().__setattr__(name, value)
+
+    def _finish(self) -> None:
+        """Make the result final (the series calls it once every check is done)."""
+        self.notes = tuple(self.notes)
+        self.review_reasons = tuple(self.review_reasons)
+        self.__dict__["_final"] = True
+
     def fail(self, code: VisitErrorCode, message: str) -> None:
         """Record why the visit has no figures: ``code`` for programs, ``message`` for people."""
         self.error_code = VisitErrorCode(code)
@@ -229,7 +245,7 @@ class SeriesResult:
     """Result of :func:`repigment.series.pipeline.analyze_series`.
 
     Built once, when every visit has been scored and checked, and not changed
-    afterwards (frozen).
+    afterwards (frozen, and so is each of its visits).
 
     Attributes
     ----------
