@@ -111,6 +111,13 @@ def test_change_map_colours_exactly_the_repigmented_kept_and_new_pixels(baseline
     assert np.array_equal(out, expected)
 
 
+@pytest.mark.parametrize("on", [1, 255])
+def test_change_map_of_integer_masks_is_that_of_bool_masks(baseline_and_visit, on):
+    baseline, visit = baseline_and_visit
+    as_int = [np.where(mask, np.uint8(on), np.uint8(0)) for mask in (baseline, visit)]
+    assert np.array_equal(change_map(*as_int), change_map(baseline, visit))
+
+
 def test_change_map_blends_its_colours_with_alpha(baseline_and_visit):
     baseline, visit = baseline_and_visit
     out = change_map(baseline, visit, alpha=0.5)

@@ -334,6 +334,15 @@ def test_a_figure_that_is_not_a_number_is_refused_not_written(result, tmp_path):
     assert (tmp_path / "results.json").read_text(encoding="utf-8") == '{"old": true}'
 
 
+def test_a_refused_figure_leaves_the_old_table_too(result, tmp_path):
+    """results.csv and results.json stay a pair: neither is replaced when the JSON cannot be made."""
+    (tmp_path / "results.json").write_text('{"old": true}', encoding="utf-8")
+    (tmp_path / "results.csv").write_text("old\n", encoding="utf-8")
+    with pytest.raises(ValueError):
+        write_results(dataclasses.replace(result, threshold=math.nan), tmp_path)
+    assert (tmp_path / "results.csv").read_text(encoding="utf-8") == "old\n"
+
+
 def test_mask_writer_writes_the_mask_under_masks_by_photo_stem(result, tmp_path):
     mask = np.zeros((36, 48), bool)
     mask[5:20, 10:30] = True

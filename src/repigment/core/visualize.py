@@ -72,7 +72,8 @@ def change_map(
     Parameters
     ----------
     baseline_mask, visit_mask : ndarray of bool, shape (H, W)
-        Depigmented skin at baseline and at the visit, in the baseline frame.
+        Depigmented skin at baseline and at the visit, in the baseline frame
+        (any non-zero value counts, so 0/1 or 0/255 masks draw the same).
     background : ndarray of uint8, shape (H, W, 3), optional
         Image to draw on (shown greyed); plain dark grey without it.
     alpha : float, optional
@@ -86,6 +87,8 @@ def change_map(
     """
     import cv2
 
+    # As bool: on a 0/1 uint8 mask, ~ and & are bitwise and indexing is by position.
+    baseline_mask, visit_mask = np.asarray(baseline_mask, bool), np.asarray(visit_mask, bool)
     if baseline_mask.shape != visit_mask.shape:
         raise ValueError(f"masks must have the same shape, got {baseline_mask.shape} and {visit_mask.shape}")
     if background is None:

@@ -567,10 +567,12 @@ def write_results(result, out_dir: str | os.PathLike, *, clinical: dict | None =
     Path
         The ``results.json`` written.
     """
+    # Both made before either is written: a figure JSON cannot hold (NaN) leaves both files as they were.
+    document = json.dumps(result_to_dict(result, clinical=clinical), indent=2, allow_nan=False)
+    table = results_csv_text(result)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "results.csv", results_csv_text(result).encode("utf-8"))
-    document = json.dumps(result_to_dict(result, clinical=clinical), indent=2, allow_nan=False)
+    atomic_write_bytes(out / "results.csv", table.encode("utf-8"))
     atomic_write_bytes(out / "results.json", document.encode("utf-8"))
     return out / "results.json"
 
