@@ -28,6 +28,12 @@ _MAX_CLIPPED_LOW = 0.20
 _MIN_MEDIAN_BRIGHTNESS = 50
 _MAX_MEDIAN_BRIGHTNESS = 235
 _MAX_GLARE = 0.01
+# Framing against the baseline: advice past these (visit-to-baseline scale, degrees of
+# rotation, and the patch centre's shift as a share of the photo's diagonal).
+_MAX_FRAMING_SCALE = 1.25
+_MIN_FRAMING_SCALE = 0.8
+_MAX_FRAMING_ROTATION_DEG = 15.0
+_MAX_FRAMING_SHIFT = 0.15
 
 
 @dataclass(frozen=True)
@@ -204,13 +210,13 @@ def framing_difference(homography: np.ndarray, image_shape: tuple[int, int]) -> 
     mapped = mapped[:2] / mapped[2]
     shift = float(np.linalg.norm(mapped - centre[:2]) / np.hypot(width, height))
     advice = []
-    if scale > 1.25:
+    if scale > _MAX_FRAMING_SCALE:
         advice.append("come closer")
-    elif scale < 0.8:
+    elif scale < _MIN_FRAMING_SCALE:
         advice.append("step back a little")
-    if abs(rotation) > 15:
+    if abs(rotation) > _MAX_FRAMING_ROTATION_DEG:
         advice.append(f"hold the phone at the baseline's angle (now {abs(rotation):.0f}° off)")
-    if shift > 0.15:
+    if shift > _MAX_FRAMING_SHIFT:
         advice.append("centre the patch as in the baseline photo")
     issue = None
     if advice:

@@ -2,7 +2,7 @@
 
 Every figure is also kept as a measurement record (what it is, its value, its
 unit, the method that made it), in the manner of PlantCV's observations, and
-every file carries the package version and the time of the run (UTC).
+``results.json`` carries the package version and the time of the run (UTC).
 
 Files are written to a temporary name in the same folder and renamed into
 place, so an interrupted run leaves either the old file or the new one.
