@@ -427,3 +427,12 @@ def test_a_series_result_is_final_once_the_series_is_done(result):
     copy = dataclasses.replace(result.visits[1], error="retake it")  # a copy is a new, open result
     copy.error_code = results.VisitErrorCode.NOT_ALIGNED
     assert copy.error_code == "not_aligned" and result.visits[1].error is None
+
+
+def test_each_visit_makes_its_records_when_its_figures_are_final(result, document):
+    """The records are the visit's own, made by the series, and results.json holds them."""
+    for visit in result.visits:
+        assert visit.measurements and list(visit.measurements) == results.visit_measurements(visit)
+    saved = [Measurement(**record) for record in document["measurements"]]
+    assert saved == [record for visit in result.visits for record in visit.measurements]
+    assert dataclasses.replace(result.visits[1]).measurements == ()  # a copy makes its own when asked

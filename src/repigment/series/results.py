@@ -111,6 +111,43 @@ class VisitErrorCode(StrEnum):
         return cls.FAILED
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """One figure with its provenance.
+
+    Attributes
+    ----------
+    image : str
+        The photo it was measured on.
+    variable : str
+        What it is (``depigmented_area``, ``repigmentation`` ...).
+    value : float, int or None
+    unit : str
+        ``px``, ``cm2``, ``percent``, ``weeks`` or ``1``.
+    method : str
+        The id of the method that produced it (the stage's ``*_METHOD``
+        constant, with the segmentation model it scored).
+    interval : tuple of (float, float) or None
+        Its plausible range (``VisitResult.intervals``), where it has one.
+    """
+
+    image: str
+    variable: str
+    value: float | int | None
+    unit: str
+    method: str
+    interval: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if self.interval is not None:  # read back from JSON as a list
+            object.__setattr__(self, "interval", tuple(self.interval))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON holds it (its interval a list)."""
+        return {"image": self.image, "variable": self.variable, "value": self.value, "unit": self.unit,
+                "method": self.method, "interval": None if self.interval is None else list(self.interval)}
+
+
 @dataclass
 class VisitResult:
     """The scores of one visit photo.
@@ -177,6 +214,10 @@ class VisitResult:
         where the baseline's model has no level of full depigmentation).
     footprint_coverage : float or None
         Share of the baseline footprint this photo shows, once registered.
+    measurements : tuple of Measurement
+        The visit's figures as records, made when its figures are final (the
+        course checks may widen a range after the visit is scored); empty
+        until then, and in a copy (:func:`visit_measurements` makes them).
     """
 
     image: str
@@ -199,6 +240,7 @@ class VisitResult:
     lighter_skin_share: float = 0.0
     error_code: VisitErrorCode | None = None
     footprint_coverage: float | None = None
+    measurements: tuple[Measurement, ...] = field(default=(), init=False, compare=False, repr=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if self.__dict__.get("_final", False):
@@ -206,9 +248,10 @@ class VisitResult:
         super().__setattr__(name, value)
 
     def _finish(self) -> None:
-        """Make the result final (the series calls it once every check is done)."""
+        """Make the result final and its records (the series calls it once every check is done)."""
         self.notes = tuple(self.notes)
         self.review_reasons = tuple(self.review_reasons)
+        self.measurements = tuple(visit_measurements(self))
         self.__dict__["_final"] = True
 
     def fail(self, code: VisitErrorCode, message: str) -> None:
@@ -308,43 +351,6 @@ class SeriesResult:
         return [v for v in self.visits if not v.ok]
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """One figure with its provenance.
-
-    Attributes
-    ----------
-    image : str
-        The photo it was measured on.
-    variable : str
-        What it is (``depigmented_area``, ``repigmentation`` ...).
-    value : float, int or None
-    unit : str
-        ``px``, ``cm2``, ``percent``, ``weeks`` or ``1``.
-    method : str
-        The id of the method that produced it (the stage's ``*_METHOD``
-        constant, with the segmentation model it scored).
-    interval : tuple of (float, float) or None
-        Its plausible range (``VisitResult.intervals``), where it has one.
-    """
-
-    image: str
-    variable: str
-    value: float | int | None
-    unit: str
-    method: str
-    interval: tuple[float, float] | None = None
-
-    def __post_init__(self):
-        if self.interval is not None:  # read back from JSON as a list
-            object.__setattr__(self, "interval", tuple(self.interval))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as JSON holds it (its interval a list)."""
-        return {"image": self.image, "variable": self.variable, "value": self.value, "unit": self.unit,
-                "method": self.method, "interval": None if self.interval is None else list(self.interval)}
-
-
 class MaskWriter:
     """Writes each visit's full-resolution mask to ``OUT_DIR/masks/<stem>.png``."""
 
@@ -402,8 +408,12 @@ def _visit_dict(visit) -> dict[str, Any]:
 
 
 def measurements(result) -> list[Measurement]:
-    """Every figure of a series result as a measurement record, with its range where it has one."""
-    return [record for visit in result.visits for record in visit_measurements(visit)]
+    """Every figure of a series result as a measurement record, with its range where it has one.
+
+    The records each visit made when its figures became final; a visit without
+    them (a copy, or one built by hand) has them made now.
+    """
+    return [record for visit in result.visits for record in (visit.measurements or visit_measurements(visit))]
 
 
 def visit_measurements(visit: VisitResult) -> list[Measurement]:
