@@ -26,11 +26,11 @@ from repigment.store import (
     Store,
     StoreError,
     default_data_dir,
+    demo,
     migrate,
     schema_version,
 )
 from repigment.store import analyses as analysis
-from repigment.webapp import demo
 
 
 def jpeg(seed: int = 0, *, gps: bool = False, size=(320, 240)) -> bytes:

@@ -24,9 +24,8 @@ CHART = "vega_lite_chart"
 def demo_data(tmp_path_factory, samples_root) -> Path:
     """A data folder with the demo patient imported and its first patch analysed (built once per run)."""
     from repigment.series import intake as checks
-    from repigment.store import Store
+    from repigment.store import Store, demo
     from repigment.store import analyses as analysis
-    from repigment.webapp import demo
 
     folder = tmp_path_factory.mktemp("demo") / "data"
     with Store(folder) as store:

@@ -20,9 +20,8 @@ import numpy as np
 import streamlit as st
 
 from ..series import intake
-from ..store import Store, content_path
+from ..store import Store, content_path, demo
 from ..store import analyses as analysis
-from . import demo
 
 __all__ = [
     "alignment_check",

@@ -10,9 +10,9 @@ import datetime as _dt
 import pandas as pd
 import streamlit as st
 
-from repigment.store import DEFAULT_REGIMEN, accounts
+from repigment.store import DEFAULT_REGIMEN, accounts, hand_units
 from repigment.vocabulary import DEFAULT_MARKER_MM, BodyRegion, EventKind
-from repigment.webapp import common, downloads, hand_units
+from repigment.webapp import common, downloads
 
 _REGIONS = [region.value for region in BodyRegion]
 _EVENT_KINDS = [kind.value for kind in EventKind]

@@ -1,15 +1,15 @@
 """A patient's VASI hand unit: measured, estimated or typed in, and kept in the store.
 
-No Streamlit here: the Patients page calls these; errors are repigment errors
-with one-line messages, which the page shows as they are.
+The app's Patients page calls these; errors are repigment errors with one-line
+messages, which the page shows as they are.
 """
 
 from __future__ import annotations
 
 from ..clinical.vasi import HandUnit
 from ..errors import InvalidParameterError
-from ..store import Patient, Store
 from ..vocabulary import DEFAULT_MARKER_MM
+from . import Patient, Store
 
 __all__ = ["describe", "enter_and_save", "estimate_and_save", "measure_and_save", "save"]
 

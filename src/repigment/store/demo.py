@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InvalidParameterError, RepigmentError
-from ..store import NewPhoto, NewVisit, Patch, Patient, Store, StoreError
 from ..vocabulary import DEFAULT_MARKER_MM, BodyRegion
+from . import NewPhoto, NewVisit, Patch, Patient, Store, StoreError
 
 __all__ = ["DEMO_CODE", "ensure_demo", "import_series", "sample_series_dirs"]
 
