@@ -488,8 +488,7 @@ def _register(
         if prepared_visit is None:
             visit.registration = Registration(ok=True, homography=np.eye(3), score=1.0, reason=None, residual_px=0.0)
             staged.segmentation, staged.h_work = ctx.base.segmentation, np.eye(3)
-            staged.scale, staged.coverage = ctx.base.scale, 1.0
-            visit.footprint_coverage = 1.0
+            staged.scale, visit.footprint_coverage = ctx.base.scale, 1.0
             if ctx.keep_images:
                 visit.registered_rgb = ctx.base.rgb
         else:
@@ -508,7 +507,7 @@ def _register(
                 visit.notes.append("judged by the clinician's strokes on this photo rather than the "
                                    "baseline's threshold")
             if aligned is not None:
-                staged.segmentation, staged.h_work, staged.scale, staged.coverage = aligned
+                staged.segmentation, staged.h_work, staged.scale = aligned
                 staged.prepared = prepared
     except RepigmentError as exc:
         visit.fail(VisitErrorCode.of(exc), str(exc))
@@ -555,7 +554,7 @@ def _score_visit(ctx: _SeriesContext, footprint: _Footprint, staged: _StagedVisi
                 full_mask &= ctx.region_full
             area_cm2 = None if ctx.marker_full is None else plane_area_mm2(full_mask, ctx.marker_full) / 100.0
             # Any unseen part of the baseline footprint is extrapolated (with a wider range).
-            visible = None if staged.coverage >= 0.999 else visible_in_baseline(
+            visible = None if visit.footprint_coverage >= 0.999 else visible_in_baseline(
                 segmentation.mask.shape, h_full, full_mask.shape)
             visit.score, visit.intervals = _score_with_intervals(
                 footprint.full, full_mask, area_cm2, visible,
@@ -707,7 +706,6 @@ class _StagedVisit:
     segmentation: Segmentation | None = None
     h_work: np.ndarray | None = None  # its working frame to the baseline's
     scale: float = 1.0  # its working scale
-    coverage: float = 1.0  # the share of the baseline footprint it shows
     prepared: PreparedPhoto | None = None  # for the evidence checks; None for the baseline
 
 

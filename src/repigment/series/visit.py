@@ -48,7 +48,7 @@ def _register_visit(
     | None = None,
     own_strokes: bool = False,
     base_set_aside: np.ndarray | None = None,
-) -> tuple[Segmentation, np.ndarray, float, float] | None:
+) -> tuple[Segmentation, np.ndarray, float] | None:
     """Register one prepared visit photo.
 
     Fills ``visit`` (registration, notes, working-frame mask, or the error),
@@ -58,8 +58,9 @@ def _register_visit(
     judged by its ``own_strokes`` (then the baseline's strokes do not carry
     either, nor the skin the baseline set aside, ``base_set_aside``), and
     returns the visit's segmentation, the homography from its working frame
-    to the baseline's working frame, its working scale and the share of the
-    baseline footprint it shows, or ``None`` when it cannot be scored.
+    to the baseline's working frame and its working scale, or ``None`` when
+    it cannot be scored. The share of the baseline footprint it shows is
+    ``visit.footprint_coverage``.
     """
     visit.notes.extend(prepared.segmentation.notes)
     moving_skin = features.mask
@@ -118,7 +119,7 @@ def _register_visit(
     visit.mask_baseline = warp_to_baseline(prepared.segmentation.mask, registration.homography, base_mask_work.shape)
     if region_work is not None:
         visit.mask_baseline &= region_work
-    return prepared.segmentation, registration.homography, prepared.scale, coverage
+    return prepared.segmentation, registration.homography, prepared.scale
 
 
 #: A visit is segmented again, colour-matched to the baseline, when the light's
